@@ -1,0 +1,113 @@
+"""One exception hierarchy for everything pixpack raises on purpose.
+
+::
+
+    PixpackError                      base of every expected error
+    ├── UsageError                    a bad option or argument (CLI exit code 2)
+    ├── SourceError                   the input dataset cannot be packed
+    │   ├── EmptySourceError          no images / an empty class folder
+    │   ├── SourceFormatError         a bad CSV row, an unknown label ...
+    │   └── ImageDecodeError          one image is unreadable (skipped unless strict)
+    ├── PackError                     a pack file cannot be used
+    │   ├── NotAPackError             no pixpack header (or an unfinished write)
+    │   ├── UnsupportedVersionError   written by a newer pixpack
+    │   ├── CorruptPackError          checksums or structure do not match
+    │   │   └── TruncatedPackError    the file is shorter than its header says
+    │   └── UnsupportedModeError      a sample's storage mode is unknown to this version
+    ├── ResumeError                   --resume found nothing compatible to resume
+    └── LoaderError                   a sample failed inside the loader (carries the index)
+
+Every message names the file (or sample) and says how to fix it, in one line, so
+the CLI can print it without a traceback. Subclasses of built-in errors are mixed in
+where callers already expect them (``FileNotFoundError``, ``ValueError``).
+"""
+
+from __future__ import annotations
+
+import os
+
+__all__ = [
+    "PixpackError",
+    "UsageError",
+    "SourceError",
+    "EmptySourceError",
+    "SourceFormatError",
+    "ImageDecodeError",
+    "PackError",
+    "NotAPackError",
+    "UnsupportedVersionError",
+    "CorruptPackError",
+    "TruncatedPackError",
+    "UnsupportedModeError",
+    "ResumeError",
+    "LoaderError",
+]
+
+
+class PixpackError(Exception):
+    """Base class of every error pixpack raises on purpose."""
+
+
+class UsageError(PixpackError, ValueError):
+    """An invalid option value or argument combination."""
+
+
+class SourceError(PixpackError):
+    """The dataset to pack cannot be read."""
+
+
+class EmptySourceError(SourceError, FileNotFoundError):
+    """The source holds no images, or a class folder is empty."""
+
+
+class SourceFormatError(SourceError, ValueError):
+    """A malformed source description (CSV row, label, path)."""
+
+
+class ImageDecodeError(SourceError):
+    """One image could not be decoded. ``path`` and ``reason`` say which and why."""
+
+    def __init__(self, path: str | os.PathLike[str], reason: str) -> None:
+        self.path = os.fspath(path)
+        self.reason = reason
+        super().__init__(f"{self.path}: {reason}")
+
+
+class PackError(PixpackError):
+    """A pack file cannot be opened or read. ``path`` names it."""
+
+    def __init__(self, message: str, path: str | os.PathLike[str] | None = None) -> None:
+        self.path = None if path is None else os.fspath(path)
+        super().__init__(message)
+
+
+class NotAPackError(PackError):
+    """The file has no valid pixpack header."""
+
+
+class UnsupportedVersionError(PackError):
+    """The pack was written by a newer, incompatible pixpack."""
+
+
+class CorruptPackError(PackError):
+    """The pack's structure or checksums are inconsistent."""
+
+
+class TruncatedPackError(CorruptPackError):
+    """The file is shorter than its header records."""
+
+
+class UnsupportedModeError(PackError):
+    """A sample uses a storage mode this version cannot decode."""
+
+
+class ResumeError(PixpackError):
+    """``resume=True`` found a partial pack that cannot be continued."""
+
+
+class LoaderError(PixpackError):
+    """A sample failed while loading. ``index`` is the sample's index in the pack."""
+
+    def __init__(self, message: str, index: int | None = None) -> None:
+        self.index = index
+        super().__init__(message)

@@ -1,0 +1,176 @@
+"""The pixpack on-disk format: layouts and codes only, no file I/O.
+
+A pack is one file::
+
+    offset 0                 +--------------------------------------+
+                             | Header (HEADER_DTYPE, 128 bytes)     |  written LAST: the commit record
+    DATA_ALIGN (4096)        +--------------------------------------+
+                             | sample 0 bytes (raw pixels or JPEG)  |  each sample starts on a
+                             | sample 1 bytes ...                   |  SAMPLE_ALIGN boundary
+                             | ...                                  |
+    header.index_offset      +--------------------------------------+
+                             | Index: num_samples x INDEX_DTYPE     |  memory-mapped as a numpy
+                             |   (entry_size bytes per entry)       |  structured array
+    header.meta_offset       +--------------------------------------+
+                             | Metadata: UTF-8 JSON                 |  classes, source, options,
+                             |                                      |  skipped files, mean/std ...
+    header.file_size         +--------------------------------------+
+
+Writers stream samples, then write the index and the metadata, fsync, and only then
+write the header (whose magic is all zeros until that moment) and rename the temp file
+onto its final name. A file without a valid header is therefore never a pack.
+
+Compatibility rules:
+- ``FORMAT_MAJOR`` changes only when an old reader could misread a new file; readers
+  refuse a newer major version with :class:`~pixpack.errors.UnsupportedVersionError`.
+- ``FORMAT_MINOR`` grows when fields are *appended*: new index columns go after the
+  existing ones (``entry_size`` tells the reader the stride, so it ignores columns it
+  does not know), new sections (bounding boxes, masks, shard tables) are listed in the
+  metadata's ``"sections"`` mapping as ``{name: {"offset", "nbytes", "dtype", "shape"}}``.
+- New storage modes get new ``MODE_*`` codes; a reader that meets an unknown code
+  raises :class:`~pixpack.errors.UnsupportedModeError` for that sample only.
+
+Everything is little-endian and every offset is absolute, so a pack can be read
+with HTTP range requests: fetch the header, then the index and metadata, then
+samples by ``(offset, nbytes)``.
+"""
+
+from __future__ import annotations
+
+import json
+import zlib
+from typing import Any
+
+import numpy as np
+
+__all__ = [
+    "MAGIC",
+    "FORMAT_MAJOR",
+    "FORMAT_MINOR",
+    "HEADER_DTYPE",
+    "HEADER_SIZE",
+    "INDEX_DTYPE",
+    "DATA_ALIGN",
+    "SAMPLE_ALIGN",
+    "MODE_RAW",
+    "MODE_JPEG",
+    "MODE_NAMES",
+    "DTYPE_CODES",
+    "DTYPE_FROM_CODE",
+    "NO_LABEL",
+    "align",
+    "checksum",
+    "encode_header",
+    "decode_header",
+    "header_crc_ok",
+    "encode_metadata",
+    "decode_metadata",
+]
+
+MAGIC = b"PIXPACK\x00"
+FORMAT_MAJOR = 1
+FORMAT_MINOR = 0
+
+DATA_ALIGN = 4096  # data region starts on a page boundary
+SAMPLE_ALIGN = 64  # each sample starts on a cache-line boundary (aligned SIMD loads)
+
+HEADER_DTYPE = np.dtype(
+    [
+        ("magic", "S8"),
+        ("major", "<u2"),
+        ("minor", "<u2"),
+        ("flags", "<u4"),
+        ("num_samples", "<u8"),
+        ("data_offset", "<u8"),
+        ("index_offset", "<u8"),
+        ("entry_size", "<u4"),
+        ("index_crc32", "<u4"),  # over the whole index; checked by verify, not on open
+        ("meta_offset", "<u8"),
+        ("meta_nbytes", "<u8"),
+        ("meta_crc32", "<u4"),  # metadata is small: checked on every open
+        ("header_crc32", "<u4"),  # over all header bytes before this field
+        ("file_size", "<u8"),
+    ]
+)
+HEADER_SIZE = 128
+assert HEADER_DTYPE.itemsize <= HEADER_SIZE  # layout invariant, not input validation
+
+# One entry per sample. 40 bytes, 8-byte aligned.
+INDEX_DTYPE = np.dtype(
+    [
+        ("offset", "<u8"),  # absolute file offset of the sample's bytes
+        ("nbytes", "<u8"),  # stored length
+        ("label", "<i8"),  # class index, or NO_LABEL
+        ("height", "<u4"),  # decoded height in pixels
+        ("width", "<u4"),  # decoded width in pixels
+        ("checksum", "<u4"),  # zlib.crc32 of the stored bytes
+        ("channels", "u1"),  # 1, 3 or 4
+        ("dtype", "u1"),  # DTYPE_CODES
+        ("mode", "u1"),  # MODE_* (per sample: a jpeg pack stores 16-bit images raw)
+        ("flags", "u1"),  # reserved, 0
+    ]
+)
+assert INDEX_DTYPE.itemsize == 40
+
+MODE_RAW = 0  # C-contiguous HWC pixels, little-endian
+MODE_JPEG = 1  # baseline/progressive JPEG bytes, 8-bit, 1 or 3 channels
+MODE_NAMES = {MODE_RAW: "raw", MODE_JPEG: "jpeg"}
+
+DTYPE_CODES = {np.dtype("uint8"): 0, np.dtype("<u2"): 1}
+DTYPE_FROM_CODE = {code: dt for dt, code in DTYPE_CODES.items()}
+
+NO_LABEL = -1
+
+
+def align(value: int, alignment: int) -> int:
+    """Round ``value`` up to a multiple of ``alignment``."""
+    return (value + alignment - 1) // alignment * alignment
+
+
+def checksum(data: bytes | memoryview | np.ndarray) -> int:
+    """The per-sample checksum stored in the index (CRC-32, as unsigned)."""
+    return zlib.crc32(data) & 0xFFFFFFFF
+
+
+def encode_header(**fields: Any) -> bytes:
+    """Pack header fields into HEADER_SIZE bytes, filling magic, version and header CRC."""
+    header = np.zeros((), dtype=HEADER_DTYPE)
+    header["magic"] = MAGIC
+    header["major"] = FORMAT_MAJOR
+    header["minor"] = FORMAT_MINOR
+    for name, value in fields.items():
+        header[name] = value
+    raw = bytearray(header.tobytes())
+    crc_at = HEADER_DTYPE.fields["header_crc32"][1]
+    header["header_crc32"] = checksum(bytes(raw[:crc_at]))
+    return header.tobytes().ljust(HEADER_SIZE, b"\x00")
+
+
+def decode_header(raw: bytes) -> np.void | None:
+    """Parse header bytes. Returns None when the magic is absent (not a pack).
+
+    Version and CRC checks are left to the reader, which knows the file name to
+    put in the error message.
+    """
+    if len(raw) < HEADER_DTYPE.itemsize or raw[: len(MAGIC)] != MAGIC:
+        return None
+    return np.frombuffer(raw[: HEADER_DTYPE.itemsize], dtype=HEADER_DTYPE)[0]
+
+
+def header_crc_ok(raw: bytes) -> bool:
+    """True when the stored header CRC matches the header bytes."""
+    crc_at = HEADER_DTYPE.fields["header_crc32"][1]
+    stored = int(np.frombuffer(raw[crc_at : crc_at + 4], dtype="<u4")[0])
+    return checksum(raw[:crc_at]) == stored
+
+
+def encode_metadata(meta: dict[str, Any]) -> bytes:
+    """Metadata is plain JSON (never pickle: opening an untrusted pack runs no code)."""
+    return json.dumps(meta, ensure_ascii=False, sort_keys=True, allow_nan=False).encode("utf-8")
+
+
+def decode_metadata(raw: bytes) -> dict[str, Any]:
+    result = json.loads(raw.decode("utf-8"))
+    if not isinstance(result, dict):
+        raise ValueError("pack metadata is not a JSON object")
+    return result

@@ -1,0 +1,73 @@
+"""The contract every pipeline op follows: random parameters apart from pure kernels.
+
+As in torchvision v2, an op first *draws* its parameters (``make_params``, the only
+place randomness is used, from an injected generator), then *applies* a deterministic
+kernel (``apply``). Because every sample's generator is keyed by
+``(seed, epoch, sample index)`` (:func:`sample_rng`), the output never depends on how
+many threads ran the pipeline or in which order.
+
+Shapes are ``(height, width, channels)`` of HWC numpy images (uint8 or uint16).
+
+Ops that start with a crop (:class:`RegionOp`) expose the source box they read, so
+the loader can decode only that region of a JPEG, at a reduced DCT scale, instead of
+decoding the whole image and throwing most of it away.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+
+__all__ = ["Shape", "Op", "RegionOp", "Region", "sample_rng"]
+
+Shape = tuple[int, int, int]  # (height, width, channels)
+
+
+def sample_rng(seed: int, epoch: int, index: int) -> np.random.Generator:
+    """The generator for one sample's random parameters (Philox, keyed, counter-based)."""
+    return np.random.Generator(np.random.Philox(key=[seed, (epoch << 40) ^ index]))
+
+
+@dataclass(frozen=True)
+class Region:
+    """A source box ``(top, left, height, width)`` resized to ``size=(out_h, out_w)``."""
+
+    top: int
+    left: int
+    height: int
+    width: int
+    size: tuple[int, int]
+
+
+@runtime_checkable
+class Op(Protocol):
+    """One pipeline step.
+
+    ``make_params`` draws everything random for one sample, given the input shape.
+    ``apply`` is deterministic given its params; it may return a view or a new array
+    but never modifies its input. ``output_shape`` is the shape ``apply`` returns.
+    Implementations are picklable (plain attributes only) and thread-safe.
+    """
+
+    def make_params(self, rng: np.random.Generator, shape: Shape) -> Any: ...
+
+    def apply(self, image: np.ndarray, params: Any) -> np.ndarray: ...
+
+    def output_shape(self, shape: Shape) -> Shape: ...
+
+
+@runtime_checkable
+class RegionOp(Op, Protocol):
+    """An op that reads one box of its input and resizes it (crops, resizes).
+
+    ``region(params, shape)`` gives the box; ``apply_region(crop, params)`` produces
+    the output from the pixels of that box, which may have been decoded at a reduced
+    scale (the kernel must resize ``crop`` to ``region.size`` whatever its size).
+    ``apply(image, p)`` equals ``apply_region(image[box], p)``.
+    """
+
+    def region(self, params: Any, shape: Shape) -> Region: ...
+
+    def apply_region(self, crop: np.ndarray, params: Any) -> np.ndarray: ...

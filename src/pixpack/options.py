@@ -1,0 +1,144 @@
+"""Frozen option dataclasses shared by the Python API and the CLI.
+
+Each CLI flag maps 1:1 to a field here, so the two cannot drift. Validation lives in
+``__post_init__`` and raises :class:`~pixpack.errors.UsageError` with a one-line fix.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from .errors import UsageError
+
+__all__ = ["PackOptions", "LoaderOptions", "default_workers"]
+
+StorageMode = Literal["raw", "jpeg"]
+ErrorPolicy = Literal["raise", "skip", "warn"]
+
+
+def default_workers() -> int:
+    """Cores this process may use (respects taskset/cgroup affinity)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover - non-Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def _check(condition: bool, message: str) -> None:
+    if not condition:
+        raise UsageError(message)
+
+
+@dataclass(frozen=True)
+class PackOptions:
+    """How a dataset is converted into a pack.
+
+    mode: ``"raw"`` stores decoded pixels (exact; uint8/uint16; 1, 3 or 4 channels);
+        ``"jpeg"`` re-encodes 8-bit 1/3-channel images at ``quality`` (others stay raw).
+    quality: JPEG quality 1-100 for ``mode="jpeg"``.
+    max_side: if set, images whose longer side exceeds it are downscaled (Lanczos,
+        aspect kept) so the longer side equals it. Never upscales.
+    channels: ``None`` keeps each image's own channel count (grayscale stays 1);
+        1, 3 or 4 converts every image to that many channels.
+    workers: processes used to decode/encode (default: all usable cores).
+    strict: the first unreadable image aborts the pack instead of being skipped.
+    resume: continue an interrupted pack of the same source and options.
+    quiet: no progress bar.
+    """
+
+    mode: StorageMode = "raw"
+    quality: int = 90
+    max_side: int | None = None
+    channels: int | None = None
+    workers: int = dataclasses.field(default_factory=default_workers)
+    strict: bool = False
+    resume: bool = False
+    quiet: bool = False
+
+    def __post_init__(self) -> None:
+        _check(self.mode in ("raw", "jpeg"), f"mode must be 'raw' or 'jpeg' (got {self.mode!r}).")
+        _check(
+            isinstance(self.quality, int) and 1 <= self.quality <= 100,
+            f"quality must be an integer from 1 to 100 (got {self.quality!r}).",
+        )
+        _check(
+            self.max_side is None or (isinstance(self.max_side, int) and self.max_side >= 8),
+            f"max_side must be an integer >= 8 or None (got {self.max_side!r}).",
+        )
+        _check(
+            self.channels in (None, 1, 3, 4),
+            f"channels must be None, 1, 3 or 4 (got {self.channels!r}).",
+        )
+        _check(
+            isinstance(self.workers, int) and self.workers >= 1,
+            f"workers must be a positive integer (got {self.workers!r}).",
+        )
+
+    def content_key(self) -> dict[str, Any]:
+        """The options that change the pack's bytes (used in cache fingerprints)."""
+        return {
+            "mode": self.mode,
+            "quality": self.quality if self.mode == "jpeg" else None,
+            "max_side": self.max_side,
+            "channels": self.channels,
+        }
+
+
+@dataclass(frozen=True)
+class LoaderOptions:
+    """How :class:`pixpack.Loader` batches and schedules work.
+
+    batch_size: samples per batch.
+    shuffle: a fresh permutation every epoch, a pure function of (seed, epoch).
+    seed: base seed for ordering and for every sample's random augmentation.
+    drop_last: drop the final incomplete batch.
+    workers: threads decoding and augmenting (default: all usable cores).
+    prefetch: batches prepared ahead of the consumer.
+    device: ``"cpu"`` or a CUDA device; uint8 crosses the bus, normalisation runs there.
+    on_error: what a failing sample does: ``"raise"``, ``"skip"`` or ``"warn"`` (skip + warning).
+    rank, world_size: this process's shard of every epoch (torch.distributed style).
+    """
+
+    batch_size: int = 64
+    shuffle: bool = True
+    seed: int = 0
+    drop_last: bool = False
+    workers: int = dataclasses.field(default_factory=default_workers)
+    prefetch: int = 2
+    device: str = "cpu"
+    on_error: ErrorPolicy = "raise"
+    rank: int = 0
+    world_size: int = 1
+
+    def __post_init__(self) -> None:
+        _check(
+            isinstance(self.batch_size, int) and self.batch_size >= 1,
+            f"batch_size must be a positive integer (got {self.batch_size!r}).",
+        )
+        _check(
+            isinstance(self.seed, int) and self.seed >= 0,
+            f"seed must be a non-negative integer (got {self.seed!r}).",
+        )
+        _check(
+            isinstance(self.workers, int) and self.workers >= 1,
+            f"workers must be a positive integer (got {self.workers!r}).",
+        )
+        _check(
+            isinstance(self.prefetch, int) and self.prefetch >= 1,
+            f"prefetch must be a positive integer (got {self.prefetch!r}).",
+        )
+        _check(
+            self.on_error in ("raise", "skip", "warn"),
+            f"on_error must be 'raise', 'skip' or 'warn' (got {self.on_error!r}).",
+        )
+        _check(
+            isinstance(self.world_size, int) and self.world_size >= 1,
+            f"world_size must be a positive integer (got {self.world_size!r}).",
+        )
+        _check(
+            isinstance(self.rank, int) and 0 <= self.rank < self.world_size,
+            f"rank must be in [0, world_size={self.world_size}) (got {self.rank!r}).",
+        )
