@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# Installs pixpack (editable, with its native JPEG decoder) and the given extras.
+# Idempotent: a second run only re-checks. Needs Python >= 3.10, pip and gcc.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+extras="${1:-test}"
+python3 -m pip install --disable-pip-version-check -q --upgrade "pip>=23" setuptools wheel
+# torch first, pinned to the release this project is tested with (taken from local disk
+# where the machine provides it, from PyPI otherwise).
+python3 -m pip install --disable-pip-version-check -q "torch==2.14.1" "torchvision==0.29.1"
+python3 -m pip install --disable-pip-version-check -q -e ".[${extras}]"
+python3 -c "import pixpack, pixpack.read.jpeg as j; print('pixpack', pixpack.__version__, '| native JPEG decoder:', j.native_available())"
