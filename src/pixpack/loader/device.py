@@ -1,0 +1,106 @@
+"""Moving batches to a CUDA device: uint8 over the bus, the float math on the GPU.
+
+With ``device="cuda[:k]"`` workers fill *pinned* uint8 NHWC staging buffers; this
+stage then, on a side CUDA stream,
+
+1. copies the uint8 batch with ``tensor.to(device, non_blocking=True)`` (a quarter of
+   the bytes of float32; the copy engine overlaps it with compute on other streams),
+2. converts layout, dtype and Normalize there (``x * alpha + beta``),
+3. records an event; the consumer's current stream waits on it (``wait_event``), so
+   the batch is never read early, and ``record_stream`` tells the caching allocator
+   the output is used on the consumer stream.
+
+The same event guards the pinned buffer: before a worker rewrites it the loader
+synchronizes on the event, so an in-flight copy never reads half-new pixels.
+Everything CUDA is behind :func:`cuda_device`; without CUDA nothing here runs.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from ..errors import UsageError
+from .buffers import BatchBuffer
+from .convert import OutputSpec
+
+__all__ = ["cuda_device", "pin_memory_available", "DeviceStage"]
+
+_TORCH_DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+
+
+def cuda_device(device: str | torch.device) -> torch.device | None:
+    """The CUDA device for ``device``, None for the CPU; a usage error when CUDA is
+    asked for and absent."""
+    dev = torch.device(device)
+    if dev.type == "cpu":
+        return None
+    if dev.type != "cuda":
+        raise UsageError(f"device must be 'cpu' or 'cuda[:k]' (got {device!r}).")
+    if not torch.cuda.is_available():
+        raise UsageError(
+            f"device={str(device)!r} but CUDA is not available here; use device='cpu' "
+            "or install a CUDA build of torch."
+        )
+    if dev.index is None:
+        dev = torch.device("cuda", torch.cuda.current_device())
+    return dev
+
+
+def pin_memory_available() -> bool:
+    """Pinned host memory only helps (and only works) with CUDA."""
+    return torch.cuda.is_available()
+
+
+class DeviceStage:
+    """Turns a filled pinned host buffer into the final device tensors."""
+
+    def __init__(self, device: torch.device, spec: OutputSpec) -> None:
+        self.device = device
+        self.spec = spec  # the final (device-side) spec
+        self.stream: Any = torch.cuda.Stream(device=device)
+        shape = (1, spec.channels, 1, 1)
+        self.alpha = torch.tensor(spec.alpha, dtype=torch.float32, device=device).view(shape)
+        self.beta = torch.tensor(spec.beta, dtype=torch.float32, device=device).view(shape)
+
+    def transfer(self, buf: BatchBuffer, count: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Issue copy + conversion of the first ``count`` samples of ``buf`` (pinned NHWC)."""
+        spec = self.spec
+        consumer = torch.cuda.current_stream(self.device)
+        with torch.cuda.stream(self.stream):
+            # Do not overtake work the consumer already queued on the previous batches.
+            self.stream.wait_stream(consumer)
+            nhwc = buf.storage[:count].to(self.device, non_blocking=True)
+            y = buf.labels[:count].to(self.device, non_blocking=True)
+            x = nhwc.permute(0, 3, 1, 2)  # NCHW view of NHWC memory (channels_last)
+            if spec.is_float:
+                memory_format = (
+                    torch.contiguous_format if spec.layout == "NCHW" else torch.channels_last
+                )
+                out = torch.empty(
+                    x.shape,
+                    dtype=_TORCH_DTYPES[spec.dtype],
+                    device=self.device,
+                    memory_format=memory_format,
+                )
+                if spec.dtype == "float32":
+                    out.copy_(x).mul_(self.alpha).add_(self.beta)
+                else:  # normalise in float32, round once
+                    out.copy_(x.float().mul_(self.alpha).add_(self.beta))
+            else:
+                out = x.contiguous() if spec.layout == "NCHW" else x
+            event = torch.cuda.Event()
+            event.record(self.stream)
+        consumer.wait_event(event)
+        out.record_stream(consumer)
+        y.record_stream(consumer)
+        buf.event = event
+        return out, y
+
+    @staticmethod
+    def wait_reusable(buf: BatchBuffer) -> None:
+        """Block until the last copy out of ``buf`` has finished."""
+        event, buf.event = buf.event, None
+        if event is not None:
+            event.synchronize()

@@ -1,0 +1,349 @@
+"""``Loader``: deterministic, resumable batches of augmented images from a pack.
+
+Pieces (one module each): :mod:`.ordering` decides which samples form each batch,
+:mod:`.batching` runs the pipeline per sample into :mod:`.buffers`, :mod:`.pool` owns
+the threads, :mod:`.convert` fuses Normalize/dtype/layout, :mod:`.device` moves
+uint8 to the GPU, :mod:`.state` keeps the epoch protocol and the resume state.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import warnings
+import weakref
+from collections import deque
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+
+from .. import format as fmt
+from ..errors import LoaderError, UsageError
+from ..options import LoaderOptions, default_workers
+from .batching import Pipeline, SampleReader, run_chunk
+from .buffers import BatchBuffer
+from .convert import OutputSpec, affine
+from .device import DeviceStage, cuda_device
+from .ordering import batch_slices, epoch_order, num_batches, shard, shard_length
+from .pool import WorkerPool
+from .state import EpochState
+
+__all__ = ["Loader"]
+
+Batch = tuple[torch.Tensor, torch.Tensor]
+
+
+def _split_normalize(ops: Sequence[Any]) -> tuple[list[Any], Any]:
+    """Take a trailing ``Normalize`` out of the pipeline: it is fused into the output
+    conversion instead of running as a float op per sample."""
+    ops = list(ops)
+    if (
+        ops
+        and type(ops[-1]).__name__ == "Normalize"
+        and hasattr(ops[-1], "mean")
+        and hasattr(ops[-1], "std")
+    ):
+        return ops[:-1], ops[-1]
+    return ops, None
+
+
+class Loader:
+    """Batches ``(images, labels)`` of a pack, augmented by ``pipeline``, as torch tensors.
+
+    ``images`` is ``(N, C, H, W)`` (``layout="channels_last"``: the same shape with
+    NHWC memory, torch's ``channels_last`` format) of ``dtype``; ``labels`` is int64.
+    Float outputs are scaled to [0, 1] and then normalised by a trailing
+    ``Normalize(mean, std)`` of the pipeline (fused, [0, 1] units); ``dtype="uint8"``
+    gives the raw pixels (uint16 for 16-bit packs). Images with fewer channels than
+    the pack's widest (gray in an RGB pack) are replicated to ``channels``.
+
+    Batches are a pure function of ``(seed, epoch, rank, world_size, batch_size,
+    shuffle, drop_last)``: bit-identical whatever ``workers``. Unless
+    ``reuse_buffers=False``, a yielded batch lives in a reused buffer that is
+    overwritten once the consumer asks for the next batch: ``.clone()`` what you keep.
+
+    ``on_error``: ``"raise"`` raises :class:`~pixpack.errors.LoaderError` (``.index``,
+    cause chained) from the iteration; ``"skip"`` drops the failing sample so that
+    batch is smaller; ``"warn"`` skips with a warning.
+    """
+
+    def __init__(
+        self,
+        pack: Any,
+        batch_size: int = 64,
+        *,
+        pipeline: Sequence[Any] = (),
+        shuffle: bool = True,
+        seed: int = 0,
+        drop_last: bool = False,
+        workers: int | None = None,
+        device: str = "cpu",
+        prefetch: int = 2,
+        on_error: str = "raise",
+        rank: int = 0,
+        world_size: int = 1,
+        dtype: str = "float32",
+        layout: str = "NCHW",
+        channels: int | None = None,
+        reuse_buffers: bool = True,
+    ) -> None:
+        self.options = LoaderOptions(
+            batch_size=batch_size,
+            shuffle=bool(shuffle),
+            seed=seed,
+            drop_last=bool(drop_last),
+            workers=default_workers() if workers is None else workers,
+            prefetch=prefetch,
+            device=str(device),
+            on_error=on_error,  # type: ignore[arg-type]
+            rank=rank,
+            world_size=world_size,
+        )
+        if isinstance(pack, (str, os.PathLike)):
+            from ..read.pack import open_pack
+
+            pack = open_pack(pack)
+        self.pack = pack
+        self.num_samples = len(pack)
+        if self.num_samples == 0:
+            raise UsageError(
+                f"{getattr(pack, 'path', 'the pack')}: the pack is empty; pack some images first."
+            )
+        ops, normalize = _split_normalize(pipeline)
+        self.pipeline = Pipeline(ops)
+        self.reuse_buffers = bool(reuse_buffers)
+        self._device = cuda_device(self.options.device)
+        self.spec = self._output_spec(normalize, dtype, layout, channels)
+        self._reader = SampleReader(pack, self.pipeline, seed)
+        self._targets = np.asarray(pack.index["label"])
+        self._pool = WorkerPool(self.options.workers)
+        self._finalizer = weakref.finalize(self, self._pool.close)
+        self._state = EpochState()
+        self._ring: list[BatchBuffer] = []
+        self._active: weakref.ReferenceType[Any] | None = None
+        self._stage: DeviceStage | None = None
+        # Where the pixels cross to the device as uint8 and are converted there.
+        self._host_spec = self.spec
+        if self._device is not None and self.spec.pixel_dtype == np.uint8:
+            self._host_spec = dataclasses.replace(self.spec, dtype="uint8", layout="channels_last")
+        self._chunk = max(4, -(-self.options.batch_size // (2 * self.options.workers)))
+
+    def _output_spec(
+        self, normalize: Any, dtype: str, layout: str, channels: int | None
+    ) -> OutputSpec:
+        index = self.pack.index
+        pixel_dtype = fmt.DTYPE_FROM_CODE[int(np.max(index["dtype"]))]
+        widest = int(np.max(index["channels"]))
+        first = (int(index["height"][0]), int(index["width"][0]), widest)
+        height, width, out_c = self.pipeline.output_shape(first)
+        if channels is not None:
+            if channels not in (1, 3, 4):
+                raise UsageError(f"channels must be None, 1, 3 or 4 (got {channels!r}).")
+            out_c = channels
+        if normalize is not None and dtype == "uint8":
+            raise UsageError(
+                "Normalize needs a float dtype; use dtype='float32' (or drop Normalize)."
+            )
+        mean = getattr(normalize, "mean", None)
+        std = getattr(normalize, "std", None)
+        alpha, beta = affine(out_c, np.dtype(pixel_dtype), mean, std)
+        return OutputSpec(
+            int(height), int(width), int(out_c), dtype, layout, np.dtype(pixel_dtype), alpha, beta
+        )
+
+    # -- sizes and state -----------------------------------------------------------------
+    def __len__(self) -> int:
+        """Batches per epoch on this rank (the same on every rank)."""
+        o = self.options
+        return num_batches(
+            shard_length(self.num_samples, o.world_size, o.drop_last), o.batch_size, o.drop_last
+        )
+
+    def set_epoch(self, epoch: int) -> None:
+        """Run ``epoch`` on the next ``iter()`` (otherwise each ``iter()`` advances by one)."""
+        self._state.set_epoch(epoch)
+
+    @property
+    def epoch(self) -> int:
+        """The epoch the next ``iter()`` will run."""
+        return self._state.next_epoch
+
+    def _config(self) -> dict[str, Any]:
+        o = self.options
+        return {
+            "seed": o.seed,
+            "batch_size": o.batch_size,
+            "num_samples": self.num_samples,
+            "world_size": o.world_size,
+            "rank": o.rank,
+            "shuffle": o.shuffle,
+            "drop_last": o.drop_last,
+        }
+
+    def state_dict(self) -> dict[str, Any]:
+        """``{"epoch", "batches_yielded", "samples_yielded", "seed", ...}``: enough for a
+        new Loader with the same arguments to yield exactly the remaining batches."""
+        return self._state.snapshot(self._config())
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Resume: the next ``iter()`` continues ``state["epoch"]`` after its
+        ``batches_yielded`` first batches."""
+        self._stop_active()
+        self._state.restore(state, self._config())
+
+    # -- lifecycle -----------------------------------------------------------------------
+    def close(self) -> None:
+        """Stop the running iteration, join the threads and free the buffers."""
+        self._stop_active()
+        self._finalizer()
+        self._ring = []
+
+    def __enter__(self) -> Loader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _stop_active(self) -> None:
+        gen = self._active() if self._active is not None else None
+        self._active = None
+        if gen is not None:
+            try:
+                gen.close()
+            except ValueError:  # closing from inside itself: it is finishing anyway
+                pass
+
+    # -- iteration -----------------------------------------------------------------------
+    def __iter__(self) -> Iterator[Batch]:
+        self._stop_active()
+        if not self._finalizer.alive:
+            raise LoaderError("the loader was closed; create a new Loader to iterate again")
+        epoch, skip = self._state.begin()
+        gen = self._iterate(epoch, skip)
+        self._active = weakref.ref(gen)
+        return gen
+
+    def _buffers(self) -> list[BatchBuffer]:
+        if not self._ring:
+            pin = self._device is not None
+            size = self.options.prefetch + 1
+            self._ring = [
+                BatchBuffer(self._host_spec, self.options.batch_size, pin=pin) for _ in range(size)
+            ]
+            if self._device is not None and self._host_spec is not self.spec:
+                self._stage = DeviceStage(self._device, self.spec)
+        return self._ring
+
+    def _iterate(self, epoch: int, skip: int) -> Iterator[Batch]:
+        o = self.options
+        order = shard(
+            epoch_order(self.num_samples, o.seed, epoch, o.shuffle),
+            o.rank,
+            o.world_size,
+            o.drop_last,
+        )
+        slices = batch_slices(len(order), o.batch_size, o.drop_last)[skip:]
+        free = deque(self._buffers())
+        pending: deque[tuple[BatchBuffer, list[Any]]] = deque()
+        cursor = 0
+        pool, reader, spec, chunk = self._pool, self._reader, self._host_spec, self._chunk
+        raise_errors = o.on_error == "raise"
+        path = getattr(self.pack, "path", "pack")
+
+        def schedule() -> None:
+            nonlocal cursor
+            while free and cursor < len(slices) and len(pending) < o.prefetch:
+                buf = free.popleft()
+                DeviceStage.wait_reusable(buf)
+                start, stop = slices[cursor]
+                cursor += 1
+                indices = order[start:stop]
+                n = stop - start
+                buf.size = n
+                buf.labels_np[:n] = self._targets[indices]
+                buf.failures = []
+                futures = [
+                    pool.submit(
+                        _task,
+                        reader,
+                        indices[a : a + chunk],
+                        epoch,
+                        buf,
+                        a,
+                        min(a + chunk, n),
+                        spec,
+                        raise_errors,
+                        path,
+                    )
+                    for a in range(0, n, chunk)
+                ]
+                pending.append((buf, futures))
+
+        try:
+            schedule()
+            while pending:
+                buf, futures = pending[0]
+                pool.wait(futures)
+                pending.popleft()
+                for index, exc in buf.failures:
+                    if o.on_error == "warn":
+                        warnings.warn(f"{path}: skipped sample {index}: {exc}", stacklevel=2)
+                out = self._deliver(buf)
+                self._state.yielded += 1
+                self._state.samples += len(out[1])
+                yield out
+                free.append(buf)
+                schedule()
+            self._state.finished = True
+        finally:
+            for _, futures in pending:
+                pool.cancel(futures)
+
+    def _deliver(self, buf: BatchBuffer) -> Batch:
+        if self._stage is None:
+            images, labels = buf.batch(fresh=not self.reuse_buffers)
+            if self._device is not None:  # 16-bit packs: converted on the host, then moved
+                images = images.to(self._device, non_blocking=True)
+                labels = labels.to(self._device, non_blocking=True)
+            return images, labels
+        images, labels = self._stage.transfer(buf, buf.size)
+        ok = buf.ok[: buf.size]
+        if not ok.all():
+            keep = torch.from_numpy(np.flatnonzero(ok)).to(self._device)
+            images, labels = images.index_select(0, keep), labels.index_select(0, keep)
+        return images, labels
+
+    def __repr__(self) -> str:
+        o = self.options
+        return (
+            f"<pixpack.Loader {self.num_samples} samples, batch_size={o.batch_size}, "
+            f"{len(self)} batches/epoch, workers={o.workers}, device={o.device!r}>"
+        )
+
+
+def _task(
+    reader: SampleReader,
+    indices: np.ndarray,
+    epoch: int,
+    buf: BatchBuffer,
+    start: int,
+    stop: int,
+    spec: OutputSpec,
+    raise_errors: bool,
+    path: Any,
+) -> None:
+    """One chunk of one batch, run on a worker thread (holds no loader reference)."""
+
+    def fail(index: int, exc: BaseException) -> None:
+        if raise_errors:
+            raise LoaderError(
+                f"{path}: sample {index} failed ({type(exc).__name__}: {exc}); "
+                "fix or re-pack it, or pass on_error='skip'",
+                index,
+            ) from exc
+        buf.failures.append((index, exc))
+
+    run_chunk(reader, indices, epoch, buf.work[start:stop], spec, buf.ok[start:stop], fail)
+    buf.finish_chunk(start, stop)

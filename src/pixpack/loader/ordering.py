@@ -1,0 +1,78 @@
+"""Which samples go into which batch: pure functions of integers.
+
+Nothing here touches a pack, a thread or a tensor, so every property (a permutation,
+disjoint equal shards, batches covering the shard) is tested exhaustively over sizes
+and world sizes. The loader composes them per epoch::
+
+    order = epoch_order(n, seed, epoch, shuffle)        # the whole dataset, permuted
+    mine = shard(order, rank, world_size, drop_last)    # this rank's equal share
+    for start, stop in batch_slices(len(mine), batch_size, drop_last): ...
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["epoch_order", "shard", "shard_length", "batch_slices", "num_batches"]
+
+# Keeps the ordering stream apart from the per-sample augmentation streams
+# (``ops.base.sample_rng``), which are keyed by (seed, epoch, index).
+_ORDER_STREAM = 0x0D3E5
+
+
+def epoch_order(n: int, seed: int, epoch: int, shuffle: bool) -> np.ndarray:
+    """Sample indices for one epoch: ``arange(n)``, or a permutation keyed by (seed, epoch).
+
+    A fresh full permutation every epoch; the same (seed, epoch) always gives the same
+    one, whatever the number of threads or processes.
+    """
+    if n < 0:
+        raise ValueError(f"n must be >= 0 (got {n})")
+    if not shuffle:
+        return np.arange(n, dtype=np.int64)
+    rng = np.random.Generator(np.random.PCG64(np.random.SeedSequence([seed, epoch, _ORDER_STREAM])))
+    return rng.permutation(n).astype(np.int64, copy=False)
+
+
+def shard_length(n: int, world_size: int, drop_last: bool) -> int:
+    """Samples every rank gets: ``n // world_size`` (drop) or ``ceil(n / world_size)`` (pad)."""
+    if drop_last:
+        return n // world_size
+    return -(-n // world_size)
+
+
+def shard(order: np.ndarray, rank: int, world_size: int, drop_last: bool) -> np.ndarray:
+    """This rank's share of ``order``, the same length on every rank.
+
+    Like ``torch.utils.data.DistributedSampler``: with ``drop_last`` the tail that does
+    not divide evenly is dropped; otherwise the order is padded by wrapping around to
+    its start, so a few samples appear twice in the epoch. Equal lengths mean equal
+    batch counts, so no rank waits forever in a collective for a batch that never comes.
+    Ranks take interleaved positions (``rank::world_size``).
+    """
+    if not 0 <= rank < world_size:
+        raise ValueError(f"rank must be in [0, {world_size}) (got {rank})")
+    n = len(order)
+    per_rank = shard_length(n, world_size, drop_last)
+    total = per_rank * world_size
+    if total > n:
+        if n == 0:
+            return order[:0]
+        reps = -(-total // n)
+        order = np.tile(order, reps)[:total]
+    else:
+        order = order[:total]
+    return order[rank:total:world_size]
+
+
+def num_batches(length: int, batch_size: int, drop_last: bool) -> int:
+    """Batches in a shard of ``length`` samples."""
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1 (got {batch_size})")
+    return length // batch_size if drop_last else -(-length // batch_size)
+
+
+def batch_slices(length: int, batch_size: int, drop_last: bool) -> list[tuple[int, int]]:
+    """``(start, stop)`` positions of each batch in a shard of ``length`` samples."""
+    count = num_batches(length, batch_size, drop_last)
+    return [(b * batch_size, min((b + 1) * batch_size, length)) for b in range(count)]
