@@ -1,0 +1,83 @@
+"""Write a pack back out as an ImageFolder tree (``pixpack export``).
+
+Raw samples become lossless PNG (8- or 16-bit, 1/3/4 channels); JPEG samples are
+written as their stored bytes, never re-encoded, so export then re-pack loses
+nothing. Files are named by sample index, ``OUT/<class>/<index:08d>.png|.jpg``;
+unlabelled samples go to ``OUT/_unlabeled``.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import UsageError
+from ._progress import progress_bar
+from .pack import Pack, open_pack
+
+__all__ = ["export", "class_dir_name"]
+
+UNLABELED = "_unlabeled"
+
+
+def class_dir_name(name: str) -> str:
+    """A class name as one safe path component (non-ASCII kept as is)."""
+    safe = name.replace("/", "_").replace("\\", "_").replace("\x00", "_")
+    return "_" + safe if safe in ("", ".", "..") else safe
+
+
+def _png(image: np.ndarray) -> bytes:
+    import cv2  # lazy: only exporting needs OpenCV's PNG encoder (16-bit, RGBA)
+
+    c = image.shape[2]
+    if c == 3:
+        image = image[:, :, ::-1]  # OpenCV writes BGR
+    elif c == 4:
+        image = image[:, :, [2, 1, 0, 3]]
+    ok, encoded = cv2.imencode(".png", np.ascontiguousarray(image))
+    if not ok:  # pragma: no cover - cv2 encodes every uint8/uint16 1/3/4-channel array
+        raise RuntimeError("PNG encoding failed")
+    return encoded.tobytes()
+
+
+def export(
+    pack_or_path: Pack | str | os.PathLike[str],
+    out_dir: str | os.PathLike[str],
+    *,
+    progress: bool | None = None,
+) -> int:
+    """Write every sample of a pack into ``out_dir`` as an ImageFolder tree.
+
+    Returns the number of files written. ``out_dir`` may exist but must not already
+    hold files for these classes (nothing is overwritten).
+    """
+    pack = pack_or_path if isinstance(pack_or_path, Pack) else open_pack(pack_or_path)
+    out = Path(out_dir)
+    classes = pack.classes
+    names = [class_dir_name(c) for c in classes]
+    labels = pack.targets
+    used = np.unique(labels).tolist()
+    for label in used:
+        folder = out / (names[label] if 0 <= label < len(names) else UNLABELED)
+        if folder.exists() and any(folder.iterdir()):
+            raise UsageError(
+                f"{folder} already exists and is not empty; export into a new directory"
+            )
+        folder.mkdir(parents=True, exist_ok=True)
+    with progress_bar(len(pack), f"export {pack.path.name}", progress) as bar:
+        for i in range(len(pack)):
+            label = int(labels[i])
+            folder = out / (names[label] if 0 <= label < len(names) else UNLABELED)
+            if pack.sample_mode(i) == "jpeg":
+                data: bytes | memoryview = pack.sample_bytes(i)
+                suffix = ".jpg"
+            else:
+                data = _png(pack.read_image(i))
+                suffix = ".png"
+            with open(folder / f"{i:08d}{suffix}", "xb") as f:
+                f.write(data)
+            bar.update(1)
+    return len(pack)
+

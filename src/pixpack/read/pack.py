@@ -1,0 +1,352 @@
+"""Opening a pack: validate the header once, map the file, read samples by index.
+
+Opening costs the same for ten samples or ten million: one 128-byte read for the
+header, one read for the (small) JSON metadata, one ``mmap``. The index is never
+copied or scanned; it is a numpy structured *view* of the mapped file, so
+``pack.targets`` is a strided int64 view whose pages belong to the page cache, not
+to this process's anonymous memory.
+
+Every sample read checks its index entry against the header (the sample must lie in
+the data region, and raw samples must hold exactly ``h*w*c*itemsize`` bytes) before
+touching the map, so a corrupted index raises :class:`CorruptPackError` instead of
+reading past the end of the file. What this cannot prevent: if another process
+*truncates the file after it was opened*, touching the lost pages raises SIGBUS,
+as with any memory map. Packs are written to a temp file and renamed, so rewriting
+a pack never does this; only editing the file in place does.
+
+Packs pickle as their path and options; the map reopens lazily in the receiving
+process, so a :class:`Pack` is safe to hand to DataLoader worker processes.
+"""
+
+from __future__ import annotations
+
+import operator
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .. import format as fmt
+from ..errors import CorruptPackError, UnsupportedModeError
+from ._open import OpenedFile, open_file
+from .jpeg import decode_jpeg
+
+__all__ = ["Pack", "open_pack"]
+
+
+class Pack:
+    """A read-only, memory-mapped pack. Use :func:`open_pack` (``pixpack.open``).
+
+    ``pack[i]`` returns ``(image, label)`` with a writable HWC copy of the image;
+    :meth:`read_image` with ``copy=False`` returns a read-only zero-copy view for
+    raw samples. ``check_checksums=True`` verifies each sample's CRC-32 on read.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        in_memory: bool = False,
+        check_checksums: bool = False,
+    ) -> None:
+        self._path = Path(path)
+        self._in_memory = bool(in_memory)
+        self._check = bool(check_checksums)
+        self._expected_header: bytes | None = None
+        self._closed = False
+        self._reset()
+        self._load()
+
+    # -- opening ---------------------------------------------------------------------------
+    def _reset(self) -> None:
+        self._file: OpenedFile | None = None
+        self._mv: memoryview | None = None
+        self._u8: Any = None
+        self._index: np.ndarray | None = None
+        self._labels: Any = None
+        self._heights: Any = None
+        self._widths: Any = None
+        self._channels: Any = None
+
+    def _load(self) -> np.ndarray:
+        """Open (or reopen after unpickling) and return the index view."""
+        if self._closed:
+            raise ValueError(f"{self._path}: the pack is closed; open it again with pixpack.open")
+        opened = open_file(self._path, in_memory=self._in_memory)
+        if self._expected_header is not None and opened.header_bytes != self._expected_header:
+            opened.close()
+            raise CorruptPackError(
+                f"{self._path} changed on disk since it was opened (re-packed?); "
+                "open it again with pixpack.open",
+                self._path,
+            )
+        self._expected_header = opened.header_bytes
+        self._file = opened
+        self._mv = memoryview(opened.buffer)
+        self._u8 = np.frombuffer(opened.buffer, dtype=np.uint8)
+        self._data_offset = int(opened.header["data_offset"])
+        self._index_offset = int(opened.header["index_offset"])
+        self._n = int(opened.header["num_samples"])
+        self._index = opened.index
+        # Cached column views (strided, zero-copy): the hot paths index these.
+        self._labels = opened.index["label"]
+        self._heights = opened.index["height"]
+        self._widths = opened.index["width"]
+        self._channels = opened.index["channels"]
+        meta = opened.metadata
+        self._metadata = meta
+        classes = meta.get("classes") or []
+        self._classes = [str(c) for c in classes]
+        self._class_to_idx = {c: i for i, c in enumerate(self._classes)}
+        return opened.index
+
+    def _idx(self) -> np.ndarray:
+        index = self._index
+        return index if index is not None else self._load()
+
+    # -- pickling and lifetime -------------------------------------------------------------
+    def __getstate__(self) -> dict[str, Any]:
+        return {
+            "path": self._path,
+            "in_memory": self._in_memory,
+            "check_checksums": self._check,
+            "header": self._expected_header,
+        }
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self._path = state["path"]
+        self._in_memory = state["in_memory"]
+        self._check = state["check_checksums"]
+        self._expected_header = state["header"]
+        self._closed = False
+        self._reset()  # reopened lazily, on first use in this process
+
+    def close(self) -> None:
+        """Release the map. Arrays and memoryviews handed out keep their pages alive."""
+        self._closed = True
+        file, mv = self._file, self._mv
+        self._reset()
+        if mv is not None:
+            try:
+                mv.release()
+            except BufferError:  # pragma: no cover - a view of it is still exported
+                pass
+        if file is not None:
+            file.close()
+
+    def __enter__(self) -> Pack:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        if self._closed:
+            return f"<pixpack.Pack {str(self._path)!r} (closed)>"
+        self._idx()
+        return (
+            f"<pixpack.Pack {str(self._path)!r}: {self._n} samples, "
+            f"{len(self._classes)} classes>"
+        )
+
+    # -- whole-pack properties -------------------------------------------------------------
+    def __len__(self) -> int:
+        self._idx()
+        return self._n
+
+    @property
+    def path(self) -> Path:
+        return self._path
+
+    @property
+    def metadata(self) -> dict[str, Any]:
+        self._idx()
+        return self._metadata
+
+    @property
+    def classes(self) -> list[str]:
+        self._idx()
+        return self._classes
+
+    @property
+    def class_to_idx(self) -> dict[str, int]:
+        self._idx()
+        return self._class_to_idx
+
+    @property
+    def targets(self) -> np.ndarray:
+        """Labels as a read-only int64 view of the index (no copy, no per-sample objects)."""
+        self._idx()
+        return self._labels
+
+    @property
+    def index(self) -> np.ndarray:
+        """The index as a read-only numpy structured view (``format.INDEX_DTYPE`` fields)."""
+        return self._idx()
+
+    @property
+    def header(self) -> dict[str, int]:
+        """The decoded header fields (offsets, sizes, version, CRCs)."""
+        self._idx()
+        assert self._file is not None  # set by _load
+        h = self._file.header
+        return {name: (h[name] if name == "magic" else int(h[name])) for name in h.dtype.names}
+
+    # -- per-sample access (hot paths: keep lean) ------------------------------------------
+    def _entry(self, i: int) -> tuple[int, tuple[int, ...]]:
+        """(normalised index, index entry as a tuple of ints) after all bounds checks.
+
+        One ``.item()`` converts the whole entry at once: cheaper than ten column reads.
+        """
+        index = self._index
+        if index is None:
+            index = self._load()
+        n = self._n
+        i = operator.index(i)
+        if i < 0:
+            i += n
+        if not 0 <= i < n:
+            raise IndexError(f"sample index {i} out of range for a pack of {n} samples")
+        entry = index[i].item()
+        offset, nbytes = entry[0], entry[1]
+        if offset < self._data_offset or offset + nbytes > self._index_offset:
+            raise CorruptPackError(
+                f"{self._path}: sample {i} points outside the data region "
+                f"(offset {offset}, {nbytes} bytes); run `pixpack verify {self._path}`",
+                self._path,
+            )
+        if self._check and fmt.checksum(self._mv[offset : offset + nbytes]) != entry[5]:  # type: ignore[index]
+            raise CorruptPackError(
+                f"{self._path}: sample {i} does not match its checksum; "
+                f"the file is damaged — run `pixpack verify {self._path}` and re-pack",
+                self._path,
+            )
+        return i, entry
+
+    def sample_bytes(self, i: int) -> memoryview:
+        """The stored bytes of sample ``i`` (zero-copy view of the map)."""
+        _, (offset, nbytes, *_) = self._entry(i)
+        return self._mv[offset : offset + nbytes]  # type: ignore[index]
+
+    def sample_shape(self, i: int) -> tuple[int, int, int]:
+        """``(height, width, channels)`` of the decoded sample, from the index."""
+        if self._index is None:
+            self._load()
+        return int(self._heights[i]), int(self._widths[i]), int(self._channels[i])
+
+    def sample_mode(self, i: int) -> str:
+        """``"raw"`` or ``"jpeg"``: how sample ``i`` is stored."""
+        code = int(self._idx()["mode"][i])
+        return fmt.MODE_NAMES.get(code, f"unknown({code})")
+
+    def sample_info(self, i: int) -> dict[str, Any]:
+        """Everything the index records about sample ``i``."""
+        index = self._idx()
+        i = operator.index(i)
+        entry = index[i]
+        mode = int(entry["mode"])
+        dtype = fmt.DTYPE_FROM_CODE.get(int(entry["dtype"]))
+        return {
+            "index": i + self._n if i < 0 else i,
+            "offset": int(entry["offset"]),
+            "nbytes": int(entry["nbytes"]),
+            "height": int(entry["height"]),
+            "width": int(entry["width"]),
+            "channels": int(entry["channels"]),
+            "dtype": str(dtype) if dtype is not None else f"unknown({int(entry['dtype'])})",
+            "mode": fmt.MODE_NAMES.get(mode, f"unknown({mode})"),
+            "label": int(entry["label"]),
+            "checksum": int(entry["checksum"]),
+        }
+
+    def label(self, i: int) -> int:
+        if self._index is None:
+            self._load()
+        return int(self._labels[i])
+
+    def read_image(self, i: int, *, copy: bool = False) -> np.ndarray:
+        """Sample ``i`` decoded to an HWC uint8/uint16 array.
+
+        Raw samples with ``copy=False`` are read-only views of the map (no copy at
+        all); ``copy=True`` always returns a writable array of its own.
+        """
+        return self._read(i, copy)[0]
+
+    def __getitem__(self, i: int) -> tuple[np.ndarray, int]:
+        """``(image, label)``: a writable HWC copy of the decoded image and its class."""
+        return self._read(i, True)
+
+    def _read(self, i: int, copy: bool) -> tuple[np.ndarray, int]:
+        i, (offset, nbytes, label, h, w, _, c, dtype_code, mode, _) = self._entry(i)
+        dtype = _DTYPES.get(dtype_code)
+        if dtype is None:
+            raise UnsupportedModeError(
+                f"{self._path}: sample {i} uses pixel type code {dtype_code}, "
+                "unknown to this pixpack; upgrade pixpack",
+                self._path,
+            )
+        if mode == fmt.MODE_RAW:
+            if nbytes != h * w * c * dtype.itemsize:
+                raise CorruptPackError(
+                    f"{self._path}: sample {i} holds {nbytes} bytes but its index says "
+                    f"{h}x{w}x{c} {dtype}; run `pixpack verify {self._path}`",
+                    self._path,
+                )
+            # Slicing a frombuffer base keeps a buffer export on the map, so close()
+            # cannot unmap pages under an array still in use (np.ndarray(buffer=) would).
+            image = self._u8[offset : offset + nbytes]
+            if dtype is not _U8:
+                image = image.view(dtype)
+            image = image.reshape(h, w, c)
+            return (image.copy() if copy else image), label
+        if mode == fmt.MODE_JPEG:
+            return self._decode_jpeg(i, offset, nbytes, (h, w, c)), label
+        raise UnsupportedModeError(
+            f"{self._path}: sample {i} uses storage mode {mode}, unknown to this pixpack; "
+            "upgrade pixpack",
+            self._path,
+        )
+
+    def _decode_jpeg(self, i: int, offset: int, nbytes: int, shape: tuple[int, ...]) -> np.ndarray:
+        data = self._mv[offset : offset + nbytes]  # type: ignore[index]
+        try:
+            image = decode_jpeg(data, channels=shape[2])
+        except (ValueError, RuntimeError, OSError) as exc:
+            raise CorruptPackError(
+                f"{self._path}: sample {i} is not a decodable JPEG ({exc}); "
+                f"run `pixpack verify {self._path}` and re-pack",
+                self._path,
+            ) from None
+        if image.ndim == 2:
+            image = image[:, :, None]
+        if image.shape != shape:
+            raise CorruptPackError(
+                f"{self._path}: sample {i} decodes to {image.shape[0]}x{image.shape[1]}"
+                f"x{image.shape[2]} but its index says {shape[0]}x{shape[1]}x{shape[2]}; "
+                f"run `pixpack verify {self._path}`",
+                self._path,
+            )
+        return image
+
+    def __iter__(self) -> Iterator[tuple[np.ndarray, int]]:
+        for i in range(len(self)):
+            yield self._read(i, True)
+
+
+_DTYPES = dict(fmt.DTYPE_FROM_CODE)
+_U8 = np.dtype(np.uint8)
+def open_pack(
+    path: str | os.PathLike[str], *, in_memory: bool = False, check_checksums: bool = False
+) -> Pack:
+    """Open a pack (``pixpack.open``).
+
+    in_memory: read the whole file into RAM instead of mapping it (for network file
+        systems where mmap page faults are slow, or to survive the file being replaced).
+    check_checksums: verify every sample's CRC-32 when it is read.
+
+    Raises :class:`NotAPackError`, :class:`UnsupportedVersionError`,
+    :class:`TruncatedPackError` or :class:`CorruptPackError` with a one-line fix.
+    """
+    return Pack(path, in_memory=in_memory, check_checksums=check_checksums)
