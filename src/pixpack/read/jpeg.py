@@ -201,6 +201,16 @@ def decode_jpeg(
     _check_scale(scale)
     if channels is not None:
         _channels(channels, 3)
+    if out is not None and not (
+        isinstance(out, np.ndarray)
+        and out.dtype == np.uint8
+        and out.flags.c_contiguous
+        and out.flags.writeable
+    ):
+        raise UsageError(
+            "out must be a writable C-contiguous uint8 numpy array of output_shape(...) "
+            f"(got {type(out).__name__} {getattr(out, 'dtype', '')} {getattr(out, 'shape', '')})."
+        )
     if backend is None:
         backend = "native" if _native is not None else "simplejpeg"
     if backend == "native":
@@ -280,11 +290,8 @@ def _decode_fallback(
     view = full[y : y + h, x : x + w]
     if out is None:
         return np.ascontiguousarray(view)
-    if out.dtype != np.uint8 or out.shape != view.shape or not out.flags.c_contiguous:
-        raise UsageError(
-            f"out must be a writable C-contiguous uint8 array of shape {view.shape} "
-            f"(got {out.dtype} {out.shape})."
-        )
+    if out.shape != view.shape:
+        raise UsageError(f"out must have shape {view.shape} (got {out.shape}).")
     np.copyto(out, view)
     return out
 
