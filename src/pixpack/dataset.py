@@ -1,0 +1,120 @@
+"""PackDataset: a map-style torch Dataset over a pack, a drop-in for ImageFolder.
+
+Replace ``torchvision.datasets.ImageFolder(root, transform=t)`` with
+``PackDataset("train.pixpack", transform=t)`` and an unchanged torchvision pipeline
+keeps working: items are ``(transform(PIL image), target_transform(label))`` and
+``classes`` / ``class_to_idx`` / ``targets`` are there.
+
+One deliberate difference: ``targets`` is a read-only numpy int64 array (a view of the
+pack's index), not a Python list, so a million-sample dataset does not create a
+million int objects in every worker. It supports ``len``, indexing, iteration,
+``np.bincount`` and ``torch.as_tensor``; call ``.tolist()`` where a list is required.
+``samples`` (file paths) does not exist: there are no files.
+
+DataLoader workers: the dataset pickles as the pack's path, and each worker maps the
+file lazily on first use, so ``num_workers > 0`` works with fork, spawn and forkserver.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from typing import Any, Literal
+
+import numpy as np
+import torch
+from PIL import Image
+
+from .errors import UsageError
+from .read.pack import Pack, open_pack
+
+__all__ = ["PackDataset", "to_pil", "to_tensor_chw"]
+
+Output = Literal["pil", "numpy", "tensor"]
+
+
+def to_pil(image: np.ndarray) -> Image.Image:
+    """HWC array to PIL: uint8 1/3/4 channels -> 'L'/'RGB'/'RGBA'; uint16 1 channel -> 'I;16'."""
+    channels = image.shape[2]
+    if image.dtype == np.uint16 and channels != 1:
+        raise UsageError(
+            f"PIL has no {channels}-channel 16-bit mode; use PackDataset(..., "
+            "output='numpy') or output='tensor' for this pack"
+        )
+    return Image.fromarray(image[:, :, 0] if channels == 1 else image)
+
+
+def to_tensor_chw(image: np.ndarray) -> torch.Tensor:
+    """HWC array to a contiguous CHW tensor of the same dtype (uint8 or uint16), no scaling."""
+    return torch.from_numpy(image.transpose(2, 0, 1).copy())  # a copy: views may be read-only
+
+
+class PackDataset(torch.utils.data.Dataset):
+    """Map-style dataset over a pack.
+
+    path_or_pack: a pack path, or an open :class:`~pixpack.read.pack.Pack`.
+    transform: applied to the image (PIL image, HWC array or CHW tensor, see ``output``).
+    target_transform: applied to the integer label.
+    output: ``"pil"`` (default, for unchanged torchvision pipelines), ``"numpy"``
+        (HWC uint8/uint16, writable) or ``"tensor"`` (CHW uint8/uint16, not scaled).
+    """
+
+    def __init__(
+        self,
+        path_or_pack: str | os.PathLike[str] | Pack,
+        transform: Callable[[Any], Any] | None = None,
+        target_transform: Callable[[int], Any] | None = None,
+        output: Output = "pil",
+    ) -> None:
+        if output not in ("pil", "numpy", "tensor"):
+            raise UsageError(f"output must be 'pil', 'numpy' or 'tensor' (got {output!r}).")
+        self.pack = path_or_pack if isinstance(path_or_pack, Pack) else open_pack(path_or_pack)
+        self.transform = transform
+        self.target_transform = target_transform
+        self.output = output
+
+    @property
+    def root(self) -> str:
+        return str(self.pack.path)
+
+    @property
+    def classes(self) -> list[str]:
+        return self.pack.classes
+
+    @property
+    def class_to_idx(self) -> dict[str, int]:
+        return self.pack.class_to_idx
+
+    @property
+    def targets(self) -> np.ndarray:
+        """Labels, a read-only int64 numpy view (not a list; see the module docstring)."""
+        return self.pack.targets
+
+    def __len__(self) -> int:
+        return len(self.pack)
+
+    def __getitem__(self, index: int) -> tuple[Any, Any]:
+        if self.output == "numpy":
+            image, label = self.pack[index]
+            sample: Any = image
+        else:
+            view = self.pack.read_image(index)  # zero-copy for raw; converted once below
+            label = self.pack.label(index)
+            sample = to_pil(view) if self.output == "pil" else to_tensor_chw(view)
+        if self.transform is not None:
+            sample = self.transform(sample)
+        target: Any = label
+        if self.target_transform is not None:
+            target = self.target_transform(label)
+        return sample, target
+
+    def __repr__(self) -> str:
+        lines = [
+            f"Dataset {type(self).__name__}",
+            f"    Number of datapoints: {len(self)}",
+            f"    Pack: {self.pack.path}",
+            f"    Output: {self.output}",
+        ]
+        if self.transform is not None:
+            lines.append(f"    Transform: {self.transform!r}")
+        return "\n".join(lines)
