@@ -1,0 +1,113 @@
+"""``cached()``: pack a dataset once, reuse the pack until the dataset changes.
+
+The cache key is a sha256 over the source's fingerprint (file list, sizes and
+modification times: computed with ``stat`` only, no image is read), the options that
+change the pack's bytes (:meth:`PackOptions.content_key`) and the format's major
+version. The pack lives at ``<cache_dir>/<key>.pixpack``:
+
+- present and valid: opened and returned, nothing else happens;
+- absent (or damaged): one process takes ``<key>.lock`` (``filelock``), checks
+  again, builds the pack with :func:`pixpack.pack` (temp file + atomic rename) and
+  opens it. Other processes asking for the same key meanwhile wait on the lock, then
+  find the finished pack; nobody ever sees a half-written one.
+
+Old packs of a changed dataset are left in place (their key no longer matches);
+delete the cache directory to reclaim the space.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import warnings
+from pathlib import Path
+from typing import Any
+
+from . import format as fmt
+from .errors import PackError, UsageError
+from .options import PackOptions
+from .read.pack import Pack, open_pack
+
+__all__ = ["cached", "cache_key", "default_cache_dir"]
+
+
+def default_cache_dir() -> Path:
+    """``$XDG_CACHE_HOME/pixpack``, else ``~/.cache/pixpack`` (the XDG default)."""
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "pixpack"
+
+
+def cache_key(source: Any, options: PackOptions, key: str | None = None) -> str:
+    """The hex digest naming ``source`` packed with ``options`` in the cache."""
+    from .write.sources import resolve_source
+
+    src = resolve_source(source)
+    fingerprint = src.fingerprint()
+    if fingerprint is None and key is None:
+        raise UsageError(
+            "this source (in-memory Python data) has no fingerprint to detect changes; "
+            "pass cached(..., key='<a name that changes when the data changes>')."
+        )
+    payload = {
+        "fingerprint": fingerprint,
+        "key": key,
+        "options": options.content_key(),
+        "format_major": fmt.FORMAT_MAJOR,
+    }
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+
+
+def _open_if_valid(path: Path) -> Pack | None:
+    try:
+        return open_pack(path)
+    except FileNotFoundError:
+        return None
+    except PackError as exc:
+        warnings.warn(f"rebuilding a damaged cached pack: {exc}", stacklevel=3)
+        return None
+
+
+def cached(
+    source: Any,
+    cache_dir: str | os.PathLike[str] | None = None,
+    *,
+    key: str | None = None,
+    **pack_options: Any,
+) -> Pack:
+    """Open the cached pack of ``source``, building it first if needed.
+
+    source: what :func:`pixpack.pack` accepts (a directory, a CSV file, a sequence).
+    cache_dir: where packs are kept (default: :func:`default_cache_dir`).
+    key: required for sources without a fingerprint (in-memory data): a name that
+        changes whenever the data does.
+    pack_options: :class:`PackOptions` fields (``mode="jpeg"``, ``max_side=512`` ...).
+    """
+    known = {f.name for f in dataclasses.fields(PackOptions)}
+    unknown = sorted(set(pack_options) - known)
+    if unknown:
+        raise UsageError(
+            f"unknown pack option(s) {', '.join(unknown)}; valid: {', '.join(sorted(known))}."
+        )
+    options = PackOptions(**pack_options)
+    if options.resume:
+        raise UsageError("cached() manages its own builds; resume=True is not allowed here.")
+    directory = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    digest = cache_key(source, options, key)
+    path = directory / f"{digest}.pixpack"
+    found = _open_if_valid(path)
+    if found is not None:
+        return found
+    from filelock import FileLock
+
+    from .write.packer import pack
+
+    directory.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(directory / f"{digest}.lock")):
+        found = _open_if_valid(path)  # another process may have built it meanwhile
+        if found is not None:
+            return found
+        path.unlink(missing_ok=True)
+        pack(source, path, options)
+    return open_pack(path)
