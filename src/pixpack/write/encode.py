@@ -1,0 +1,64 @@
+"""Turn a decoded image array into the bytes a pack stores.
+
+- ``raw``: ``array.tobytes()`` of the C-contiguous HWC little-endian pixels; exact.
+- ``jpeg``: libjpeg-turbo through ``simplejpeg`` (releases the GIL), 4:2:0 chroma
+  subsampling for colour. Only 8-bit 1- or 3-channel images can be JPEGs: 16-bit and
+  4-channel images are stored raw even in a jpeg pack. The index records the mode of
+  every sample, so readers never guess.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .. import format as fmt
+from ..errors import UsageError
+
+__all__ = ["EncodedSample", "encode_sample", "jpeg_encodable"]
+
+
+@dataclass(frozen=True)
+class EncodedSample:
+    """Stored bytes plus the index fields that describe them."""
+
+    data: bytes
+    height: int
+    width: int
+    channels: int
+    dtype_code: int
+    mode_code: int
+
+
+def jpeg_encodable(array: np.ndarray) -> bool:
+    """True when the array can be stored as JPEG (8-bit, 1 or 3 channels)."""
+    return array.dtype == np.uint8 and array.ndim == 3 and array.shape[2] in (1, 3)
+
+
+def encode_sample(array: np.ndarray, *, mode: str = "raw", quality: int = 90) -> EncodedSample:
+    """Encode one HWC uint8/uint16 array; ``mode`` is ``"raw"`` or ``"jpeg"``."""
+    if array.ndim != 3 or array.shape[2] not in (1, 3, 4):
+        raise UsageError(
+            f"encode_sample needs an HWC array with 1, 3 or 4 channels (got {array.shape})."
+        )
+    dtype = array.dtype.newbyteorder("<")
+    if dtype not in fmt.DTYPE_CODES:
+        raise UsageError(f"encode_sample needs uint8 or uint16 pixels (got {array.dtype}).")
+    height, width, channels = (int(n) for n in array.shape)
+    dtype_code = fmt.DTYPE_CODES[dtype]
+    if mode == "jpeg" and jpeg_encodable(array):
+        import simplejpeg
+
+        gray = channels == 1
+        data = simplejpeg.encode_jpeg(
+            np.ascontiguousarray(array),
+            quality=quality,
+            colorspace="GRAY" if gray else "RGB",
+            colorsubsampling="Gray" if gray else "420",
+        )
+        return EncodedSample(data, height, width, channels, dtype_code, fmt.MODE_JPEG)
+    if mode not in ("raw", "jpeg"):
+        raise UsageError(f"mode must be 'raw' or 'jpeg' (got {mode!r}).")
+    data = np.ascontiguousarray(array, dtype=dtype).tobytes()
+    return EncodedSample(data, height, width, channels, dtype_code, fmt.MODE_RAW)

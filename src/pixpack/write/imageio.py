@@ -1,0 +1,395 @@
+"""Decode one source image into the array a pack stores.
+
+:func:`load_image` returns HWC, C-contiguous, little-endian ``uint8`` or ``uint16``
+with the channel axis always present. EXIF orientation is applied. Modes convert
+like this (the conversion is reported by :func:`load_image_info` so the pack's
+metadata can count it):
+
+=================================  ==========================================
+source mode                        stored as
+=================================  ==========================================
+``1`` (bilevel)                    ``L`` (1 channel, 0/255)
+``L``                              ``L`` (grayscale stays 1 channel)
+``LA`` / ``La``                    ``L``, alpha dropped (``RGBA`` if channels=4)
+``P`` without transparency         ``RGB``
+``P`` with transparency, ``PA``    ``RGBA``
+``RGB`` / ``RGBA``                 unchanged (alpha kept, never composited)
+``RGBX`` / ``RGBa``                ``RGB`` / ``RGBA`` (un-premultiplied)
+``CMYK``, ``YCbCr``, ``LAB``,      ``RGB`` (Pillow's conversion)
+``HSV``
+``I;16``, ``I;16B``, ``I;16L``     ``uint16``, 1 channel
+``I`` (32-bit int)                 ``uint16`` when every value fits, else rejected
+``F`` (32-bit float)               rejected: convert to 8/16-bit first
+16-bit RGB/RGBA PNG                ``uint16`` 3/4 channels (decoded by OpenCV:
+                                   Pillow would truncate them to 8 bits)
+16-bit RGB/RGBA TIFF               ``uint16`` 3/4 channels (``tifffile``)
+=================================  ==========================================
+
+``channels`` forces 1, 3 or 4 channels afterwards: colour to gray uses Pillow's
+ITU-R 601-2 luma (``L = (19595 R + 38470 G + 7471 B + 2**15) >> 16``, like
+torchvision's ``Grayscale``); gray to colour replicates; a missing alpha is opaque;
+an alpha channel is dropped (not composited) when going to 1 or 3 channels.
+
+``max_side`` downscales so the longer side equals it (never upscales): JPEGs are
+first reduced in the DCT domain (libjpeg-turbo scaled IDCT) while the result stays
+>= 2x the target, like ``Image.thumbnail(reducing_gap=2.0)``, then resized with
+Lanczos; ``uint16`` images use OpenCV's ``INTER_AREA``.
+
+Unreadable, corrupt, truncated, empty or non-image files raise
+:class:`~pixpack.errors.ImageDecodeError`. A truncated file is an error, never
+silently padded: this relies on Pillow's default ``ImageFile.LOAD_TRUNCATED_IMAGES =
+False`` (not mutated here), and JPEGs are decoded by libjpeg-turbo in strict mode,
+so damaged entropy-coded data is rejected where Pillow would return garbled blocks.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from ..errors import ImageDecodeError
+
+__all__ = ["LoadedImage", "load_image", "load_image_info", "target_size"]
+
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+_JPEG_SOI = b"\xff\xd8\xff"
+_ORIENTATION_TAG = 0x0112
+# Harmless libjpeg warnings: the image data itself is intact.
+_BENIGN_JPEG_WARNINGS = (
+    "extraneous bytes before marker",
+    "Invalid SOS parameters",
+    "unknown JFIF revision",
+    "thumbnail image size does not match",
+)
+_TO_RGB_MODES = ("CMYK", "YCbCr", "LAB", "HSV", "RGBX")
+_UINT16_MODES = ("I;16", "I;16L", "I;16B", "I;16N")
+
+
+@dataclass(frozen=True)
+class LoadedImage:
+    """A decoded image plus what was done to it (for the pack's metadata)."""
+
+    array: np.ndarray
+    source_mode: str  # Pillow mode (or "array", "RGB;16" ...) before conversion
+    conversion: str | None  # e.g. "CMYK->RGB"; None when stored as decoded
+    orientation: int = 1  # the EXIF orientation that was applied (1: none)
+
+
+def load_image(
+    item: Any, *, channels: int | None = None, max_side: int | None = None
+) -> np.ndarray:
+    """Decode ``item`` (path, ``PIL.Image`` or ``ndarray``) to an HWC uint8/uint16 array."""
+    return load_image_info(item, channels=channels, max_side=max_side).array
+
+
+def load_image_info(
+    item: Any, *, channels: int | None = None, max_side: int | None = None
+) -> LoadedImage:
+    """Like :func:`load_image`, also reporting the source mode and conversion."""
+    if isinstance(item, (str, os.PathLike)):
+        path = os.fspath(item)
+        try:
+            with open(path, "rb") as f:
+                data = f.read()
+        except FileNotFoundError:
+            raise ImageDecodeError(path, "file not found") from None
+        except OSError as e:
+            raise ImageDecodeError(path, f"cannot read file ({e.strerror or e})") from None
+        if not data:
+            raise ImageDecodeError(path, "empty file (0 bytes)")
+        array, mode, orientation = _decode_bytes(data, path, channels, max_side)
+    elif isinstance(item, Image.Image):
+        path = getattr(item, "filename", "") or "<PIL.Image>"
+        array, mode, orientation = _from_pil(item, path, channels, max_side, draft=False)
+    else:
+        path = "<array>"
+        array, mode = _from_array(item, max_side)
+        orientation = 1
+    array = _force_channels(_orient(array, orientation), channels)
+    if mode in _UINT16_MODES:
+        mode = "I;16"
+    after = _mode_name(array)
+    conversion = None if after == mode else f"{mode}->{after}"
+    return LoadedImage(np.ascontiguousarray(array), mode, conversion, orientation)
+
+
+def target_size(height: int, width: int, max_side: int | None) -> tuple[int, int]:
+    """(height, width) after the ``max_side`` downscale (unchanged when already small)."""
+    longer = max(height, width)
+    if max_side is None or longer <= max_side:
+        return height, width
+    scale = max_side / longer
+    if height >= width:
+        return max_side, max(1, round(width * scale))
+    return max(1, round(height * scale)), max_side
+
+
+# -- decoding ------------------------------------------------------------------------------
+def _decode_bytes(
+    data: bytes, path: str, channels: int | None, max_side: int | None
+) -> tuple[np.ndarray, str, int]:
+    try:
+        img = Image.open(io.BytesIO(data))
+    except Image.DecompressionBombError as e:
+        raise ImageDecodeError(path, f"image too large ({e})") from None
+    except Exception as e:  # Pillow raises many types for non-images
+        reason = "not an image (unrecognised format)" if "identify" in str(e) else str(e)
+        raise ImageDecodeError(path, reason) from None
+    orientation = _exif_orientation(img)
+    if data.startswith(_JPEG_SOI) and img.mode in ("L", "RGB"):
+        return _decode_jpeg(data, img, path, max_side), img.mode, orientation
+    deep = _sixteen_bit_colour(data, img)
+    if deep is not None:
+        array = _decode_deep(data, deep, path)
+        mode = f"{'RGBA' if array.shape[2] == 4 else 'RGB'};16"
+        if deep == "LA":  # 16-bit gray+alpha: OpenCV returns it as BGRA
+            array = array[:, :, :1] if channels != 4 else array
+            mode = "LA;16"
+        return _resize_array(array, max_side), mode, orientation
+    array, mode, _ = _from_pil(img, path, channels, max_side, draft=True)
+    return array, mode, orientation
+
+
+def _decode_jpeg(data: bytes, img: Image.Image, path: str, max_side: int | None) -> np.ndarray:
+    """libjpeg-turbo via simplejpeg: strict, GIL-free, with DCT-domain reduction."""
+    import simplejpeg
+
+    width, height = img.size
+    th, tw = target_size(height, width, max_side)
+    # Reduce in the DCT domain only while the result stays >= 2x the target.
+    min_h, min_w = (2 * th, 2 * tw) if (th, tw) != (height, width) else (0, 0)
+    colorspace = "GRAY" if img.mode == "L" else "RGB"
+    try:
+        array = simplejpeg.decode_jpeg(
+            data, colorspace=colorspace, min_height=min_h, min_width=min_w, strict=True
+        )
+    except ValueError as e:
+        message = str(e)
+        if not any(w in message for w in _BENIGN_JPEG_WARNINGS):
+            raise ImageDecodeError(path, f"corrupt JPEG data ({message})") from None
+        try:
+            array = simplejpeg.decode_jpeg(
+                data, colorspace=colorspace, min_height=min_h, min_width=min_w, strict=False
+            )
+        except ValueError as e2:
+            raise ImageDecodeError(path, f"corrupt JPEG data ({e2})") from None
+    if array.ndim == 2:
+        array = array[:, :, None]
+    return _resize_array(array, max_side)
+
+
+def _from_pil(
+    img: Image.Image, path: str, channels: int | None, max_side: int | None, *, draft: bool
+) -> tuple[np.ndarray, str, int]:
+    """Decode through Pillow. ``draft`` allows JPEG DCT reduction (not on callers' images)."""
+    orientation = _exif_orientation(img)
+    mode = img.mode
+    if draft and max_side is not None and img.format == "JPEG":
+        width, height = img.size
+        th, tw = target_size(height, width, max_side)
+        if (th, tw) != (height, width):
+            img.draft(None, (2 * tw, 2 * th))
+    try:
+        img.load()
+    except Image.DecompressionBombError as e:
+        raise ImageDecodeError(path, f"image too large ({e})") from None
+    except (OSError, SyntaxError, ValueError, EOFError, MemoryError) as e:
+        reason = str(e) or type(e).__name__
+        if "truncated" in reason:
+            reason = f"truncated file ({reason})"
+        raise ImageDecodeError(path, reason) from None
+    img = _normalise_mode(img, path, channels)
+    if img.mode in _UINT16_MODES:
+        array = np.asarray(img).astype("<u2")[:, :, None]
+        return _resize_array(array, max_side), mode, orientation
+    img = _resize_pil(img, max_side)
+    array = np.asarray(img)
+    if array.ndim == 2:
+        array = array[:, :, None]
+    return array, mode, orientation
+
+
+def _normalise_mode(img: Image.Image, path: str, channels: int | None) -> Image.Image:
+    """Map every Pillow mode onto L, RGB, RGBA or I;16 (see the module table)."""
+    mode = img.mode
+    if mode in ("L", "RGB", "RGBA") or mode in _UINT16_MODES:
+        return img
+    if mode == "1":
+        return img.convert("L")
+    if mode in ("LA", "La"):
+        return img.convert("RGBA") if channels == 4 else img.convert("L")
+    if mode == "P":
+        return img.convert("RGBA" if "transparency" in img.info else "RGB")
+    if mode in ("PA", "RGBa"):
+        return img.convert("RGBA")
+    if mode in _TO_RGB_MODES:
+        return img.convert("RGB")
+    if mode == "I":
+        values = np.asarray(img)
+        if values.size and (values.min() < 0 or values.max() > 65535):
+            raise ImageDecodeError(
+                path, "32-bit integer pixels outside 0..65535; convert to 16-bit first"
+            )
+        return Image.fromarray(values.astype(np.uint16))
+    if mode == "F":
+        raise ImageDecodeError(path, "32-bit float images are not supported; convert to 8/16-bit")
+    try:
+        return img.convert("RGB")
+    except ValueError:
+        raise ImageDecodeError(path, f"unsupported image mode {mode!r}") from None
+
+
+def _sixteen_bit_colour(data: bytes, img: Image.Image) -> str | None:
+    """'RGB'/'RGBA'/'LA' when a 16-bit colour image would be truncated by Pillow."""
+    if data.startswith(_PNG_SIGNATURE) and len(data) >= 26 and data[24] == 16:
+        return {2: "RGB", 6: "RGBA", 4: "LA"}.get(data[25])
+    if img.format == "TIFF" and img.mode not in _UINT16_MODES:
+        bits = img.tag_v2.get(258)  # BitsPerSample
+        if isinstance(bits, tuple) and len(bits) >= 3 and bits[0] == 16:
+            return "TIFF"
+    return None
+
+
+def _decode_deep(data: bytes, kind: str, path: str) -> np.ndarray:
+    if kind == "TIFF":
+        try:
+            import tifffile
+        except ImportError:
+            raise ImageDecodeError(
+                path, "16-bit colour TIFF needs tifffile: pip install 'pixpack[tiff]'"
+            ) from None
+        try:
+            array = np.asarray(tifffile.imread(io.BytesIO(data), key=0))
+        except Exception as e:  # tifffile raises many types on damaged files
+            raise ImageDecodeError(path, f"cannot decode 16-bit TIFF ({e})") from None
+        if array.ndim == 3 and array.shape[0] in (3, 4) and array.shape[-1] not in (3, 4):
+            array = np.moveaxis(array, 0, -1)  # planar configuration
+        if array.dtype != np.uint16 or array.ndim != 3 or array.shape[2] not in (3, 4):
+            raise ImageDecodeError(path, f"unsupported TIFF layout {array.shape} {array.dtype}")
+        return array.astype("<u2")
+    import cv2
+
+    array = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+    if array is None or array.dtype != np.uint16:
+        raise ImageDecodeError(path, "corrupt or truncated 16-bit PNG")
+    if array.ndim == 2:
+        array = array[:, :, None]
+    elif array.shape[2] == 3:
+        array = array[:, :, ::-1]
+    elif array.shape[2] == 4:
+        array = array[:, :, [2, 1, 0, 3]]
+    return array.astype("<u2")
+
+
+def _from_array(item: Any, max_side: int | None) -> tuple[np.ndarray, str]:
+    if type(item).__module__.startswith("torch"):  # a CHW uint8 tensor from a dataset
+        item = item.numpy()
+        if item.ndim == 3 and item.shape[0] in (1, 3, 4) and item.shape[2] not in (1, 3, 4):
+            item = np.moveaxis(item, 0, -1)
+    if not isinstance(item, np.ndarray):
+        raise ImageDecodeError(
+            "<item>",
+            f"unsupported image type {type(item).__name__}; give a path, PIL.Image or ndarray",
+        )
+    if item.dtype.kind != "u" or item.dtype.itemsize not in (1, 2):
+        raise ImageDecodeError(
+            "<array>", f"array dtype {item.dtype} is not uint8/uint16; convert it first"
+        )
+    if item.ndim == 2:
+        item = item[:, :, None]
+    if item.ndim != 3 or item.shape[2] not in (1, 3, 4) or 0 in item.shape:
+        raise ImageDecodeError(
+            "<array>", f"array shape {item.shape} is not HW or HWC with 1, 3 or 4 channels"
+        )
+    item = item.astype(item.dtype.newbyteorder("<"), copy=False)
+    mode = _mode_name(item)
+    return _resize_array(item, max_side), mode
+
+
+# -- geometry ------------------------------------------------------------------------------
+def _resize_pil(img: Image.Image, max_side: int | None) -> Image.Image:
+    th, tw = target_size(img.height, img.width, max_side)
+    if (th, tw) == (img.height, img.width):
+        return img
+    return img.resize((tw, th), Image.Resampling.LANCZOS, reducing_gap=2.0)
+
+
+def _resize_array(array: np.ndarray, max_side: int | None) -> np.ndarray:
+    h, w = array.shape[:2]
+    th, tw = target_size(h, w, max_side)
+    if (th, tw) == (h, w):
+        return array
+    if array.dtype == np.uint8:
+        img = Image.fromarray(array[:, :, 0] if array.shape[2] == 1 else array)
+        out = np.asarray(_resize_pil(img, max_side))
+        return out[:, :, None] if out.ndim == 2 else out
+    import cv2
+
+    out = cv2.resize(np.ascontiguousarray(array), (tw, th), interpolation=cv2.INTER_AREA)
+    return out[:, :, None] if out.ndim == 2 else out
+
+
+def _exif_orientation(img: Image.Image) -> int:
+    try:
+        value = img.getexif().get(_ORIENTATION_TAG, 1)
+    except Exception:  # a damaged EXIF block must not make the image unreadable
+        return 1
+    return value if isinstance(value, int) and 1 <= value <= 8 else 1
+
+
+def _orient(array: np.ndarray, orientation: int) -> np.ndarray:
+    """Apply an EXIF orientation, like ``ImageOps.exif_transpose`` (views, copied later)."""
+    if orientation == 2:
+        return array[:, ::-1]
+    if orientation == 3:
+        return array[::-1, ::-1]
+    if orientation == 4:
+        return array[::-1]
+    if orientation == 5:
+        return array.transpose(1, 0, 2)
+    if orientation == 6:
+        return np.rot90(array, -1)
+    if orientation == 7:
+        return np.rot90(array, -1)[::-1]
+    if orientation == 8:
+        return np.rot90(array, 1)
+    return array
+
+
+# -- channels ------------------------------------------------------------------------------
+def _mode_name(array: np.ndarray) -> str:
+    if array.dtype == np.uint8:
+        return {1: "L", 3: "RGB", 4: "RGBA"}[array.shape[2]]
+    return {1: "I;16", 3: "RGB;16", 4: "RGBA;16"}[array.shape[2]]
+
+
+def _force_channels(array: np.ndarray, channels: int | None) -> np.ndarray:
+    have = array.shape[2]
+    if channels is None or channels == have:
+        return array
+    if channels == 1:
+        return _luma(array)
+    if have == 1:
+        gray = np.repeat(array, 3, axis=2)
+        return gray if channels == 3 else _add_alpha(gray)
+    if channels == 3:
+        return array[:, :, :3]
+    return _add_alpha(array)
+
+
+def _add_alpha(array: np.ndarray) -> np.ndarray:
+    opaque = np.iinfo(array.dtype).max
+    alpha = np.full((*array.shape[:2], 1), opaque, dtype=array.dtype)
+    return np.concatenate([array, alpha], axis=2)
+
+
+def _luma(array: np.ndarray) -> np.ndarray:
+    """Pillow's RGB->L fixed-point ITU-R 601-2 luma, for uint8 and uint16."""
+    rgb = array[:, :, :3].astype(np.uint64)
+    luma = (rgb[:, :, 0] * 19595 + rgb[:, :, 1] * 38470 + rgb[:, :, 2] * 7471 + 0x8000) >> 16
+    return luma.astype(array.dtype)[:, :, None]

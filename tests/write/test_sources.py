@@ -1,0 +1,178 @@
+"""Sources: ImageFolder equals torchvision's, CSV rules and errors, Python sequences."""
+
+from __future__ import annotations
+
+import os
+import shutil
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from pixpack.errors import EmptySourceError, SourceFormatError, UsageError
+from pixpack.write.sources import CsvSource, ImageFolderSource, SequenceSource, resolve_source
+
+
+def _img(path, value=0):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(np.full((4, 5, 3), value, np.uint8)).save(path, format="PNG")
+
+
+@pytest.fixture
+def tricky_tree(tmp_path):
+    root = tmp_path / "tree"
+    for rel in [
+        "dog/b.png",
+        "dog/A.PNG",  # upper-case extension
+        "dog/nested/deeper/c.JPG",
+        "dog/nested/a.png",
+        "Cat/z.jpeg",
+        "Cat/ünï 写真.png",  # non-ASCII name
+        "bird/1.webp",
+        "bird/x.tiff",
+        "zebra_10/a.bmp",
+        "zebra_2/a.png",
+    ]:
+        _img(root / rel)
+    (root / "dog" / "notes.txt").write_text("not an image")
+    (root / "dog" / "weird.jpg.bak").write_bytes(b"x")
+    (root / "README.md").write_text("top-level files are not classes")
+    return root
+
+
+def test_image_folder_equals_torchvision(tricky_tree):
+    tv = pytest.importorskip("torchvision.datasets")
+    ours = ImageFolderSource(tricky_tree)
+    theirs = tv.ImageFolder(str(tricky_tree))
+    assert ours.classes == theirs.classes
+    assert ours.class_to_idx == theirs.class_to_idx
+    assert ours.samples == theirs.samples
+    assert [ours.load(i) for i in range(len(ours))] == theirs.samples
+    assert not any(p.endswith((".txt", ".bak")) for p, _ in ours.samples)
+
+
+def test_image_folder_equals_torchvision_on_photos(photo_folder):
+    tv = pytest.importorskip("torchvision.datasets")
+    assert ImageFolderSource(photo_folder).samples == tv.ImageFolder(str(photo_folder)).samples
+
+
+def test_empty_class_folder_is_named(tricky_tree):
+    (tricky_tree / "empty_class").mkdir()
+    (tricky_tree / "empty_class" / "x.txt").write_text("")
+    with pytest.raises(EmptySourceError, match="empty_class") as info:
+        ImageFolderSource(tricky_tree)
+    assert isinstance(info.value, FileNotFoundError)
+
+
+def test_no_classes(tmp_path):
+    with pytest.raises(EmptySourceError, match="no class folders"):
+        ImageFolderSource(tmp_path)
+
+
+def test_fingerprint_sees_changes_without_reading(tricky_tree):
+    first = ImageFolderSource(tricky_tree).fingerprint()
+    assert first == ImageFolderSource(tricky_tree).fingerprint()
+    target = tricky_tree / "dog" / "b.png"
+    st = target.stat()
+    os.utime(target, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000))
+    assert ImageFolderSource(tricky_tree).fingerprint() != first
+    shutil.rmtree(tricky_tree / "bird")
+    assert ImageFolderSource(tricky_tree).fingerprint() != first
+
+
+def _csv(tmp_path, text, name="list.csv"):
+    path = tmp_path / name
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_csv_names_relative_paths_and_header(tmp_path):
+    _img(tmp_path / "imgs" / "a.png")
+    _img(tmp_path / "imgs" / "b.png")
+    path = _csv(tmp_path, "path,label\nimgs/a.png,zebra\n\nimgs/b.png,ant\n")
+    src = CsvSource(path)
+    assert src.classes == ["ant", "zebra"]
+    assert src.load(0) == (str(tmp_path / "imgs" / "a.png"), 1)
+    assert src.load(1) == (str(tmp_path / "imgs" / "b.png"), 0)
+    assert len(src) == 2 and src.fingerprint() is not None
+
+
+def test_csv_int_labels_and_tsv(tmp_path):
+    path = _csv(tmp_path, "a.png\t3\n/abs/b.png\t0\n", "list.tsv")
+    src = CsvSource(path)
+    assert src.classes == ["0", "1", "2", "3"]
+    assert src.load(1) == ("/abs/b.png", 0)
+    named = CsvSource(path, classes=["a", "b", "c", "d"])
+    assert named.classes == ["a", "b", "c", "d"]
+    with pytest.raises(SourceFormatError, match="out of range"):
+        CsvSource(path, classes=["a"])
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "what"),
+    [
+        ("a.png,1\nb.png\n", 2, "expected 2 fields"),
+        ("a.png,1\nb.png,1,extra\n", 2, "expected 2 fields"),
+        ("path,label\na.png,1\n,2\n", 3, "empty path"),
+        ("a.png,cat\nb.png,3\n", 2, "mixes class names"),
+        ("a.png,1\nb.png,\n", 2, "empty label"),
+    ],
+)
+def test_csv_bad_rows_name_file_and_line(tmp_path, text, line, what):
+    path = _csv(tmp_path, text)
+    with pytest.raises(SourceFormatError) as info:
+        CsvSource(path)
+    message = str(info.value)
+    assert message.startswith(f"{path}:{line}: ")
+    assert what in message and "\n" not in message
+
+
+def test_csv_empty_and_missing(tmp_path):
+    with pytest.raises(EmptySourceError):
+        CsvSource(_csv(tmp_path, "path,label\n"))
+    with pytest.raises(EmptySourceError):
+        resolve_source(tmp_path / "missing.csv")
+
+
+def test_sequence_source_variants(rng):
+    arrays = [(rng.integers(0, 256, (4, 4, 3), dtype=np.uint8), i % 2) for i in range(4)]
+    src = SequenceSource(arrays)
+    assert len(src) == 4 and src.classes == [] and src.fingerprint() is None
+    assert src.load(3)[1] == 1
+    named = SequenceSource([("a.png", "dog"), ("b.png", "cat")])
+    assert named.classes == ["cat", "dog"] and named.load(0) == ("a.png", 1)
+    assert named.path_of(1) == "b.png"
+    unlabeled = SequenceSource([(arrays[0][0], None)])
+    assert unlabeled.load(0)[1] == -1
+    with pytest.raises(SourceFormatError, match="out of range"):
+        SequenceSource(arrays, classes=["only"]).load(1)
+    with pytest.raises(UsageError):
+        SequenceSource(42)
+
+
+def test_sequence_source_from_torchvision_dataset(photo_folder):
+    tv = pytest.importorskip("torchvision.datasets")
+    ds = tv.ImageFolder(str(photo_folder))
+    src = resolve_source(ds)
+    assert isinstance(src, SequenceSource)
+    assert src.classes == ds.classes
+    assert src.path_of(5) == ds.samples[5][0]
+    item, label = src.load(5)
+    assert isinstance(item, Image.Image) and label == ds.targets[5]
+    assert src.describe()["root"] == str(photo_folder)
+
+
+def test_resolve_source(tmp_path, photo_folder):
+    assert isinstance(resolve_source(photo_folder), ImageFolderSource)
+    assert isinstance(resolve_source(str(photo_folder)), ImageFolderSource)
+    src = ImageFolderSource(photo_folder)
+    assert resolve_source(src) is src
+    missing = tmp_path / "nowhere"
+    with pytest.raises(EmptySourceError, match="no such file") as info:
+        resolve_source(missing)
+    assert isinstance(info.value, FileNotFoundError)
+    (tmp_path / "x.txt").write_text("")
+    with pytest.raises(SourceFormatError, match=r"\.csv"):
+        resolve_source(tmp_path / "x.txt")
+    with pytest.raises(UsageError):
+        resolve_source(photo_folder, classes=["a"])
