@@ -26,7 +26,7 @@ def test_epoch_order_deterministic_and_reshuffled_each_epoch():
     assert not np.array_equal(a, np.arange(500))
 
 
-@pytest.mark.parametrize("n", list(range(0, 23)) + [97, 100])
+@pytest.mark.parametrize("n", [*list(range(0, 23)), 97, 100])
 @pytest.mark.parametrize("world_size", [1, 2, 3, 4, 7, 8])
 @pytest.mark.parametrize("drop_last", [False, True])
 def test_shards_disjoint_equal_and_covering(n, world_size, drop_last):

@@ -27,14 +27,48 @@ from typing import Any
 import numpy as np
 
 from .. import format as fmt
+from ..errors import UsageError
 from ..ops.base import sample_rng
 from .convert import OutputSpec, write_sample
 
-__all__ = ["Pipeline", "SampleReader", "run_chunk"]
+__all__ = ["SamplePlan", "SampleReader", "run_chunk", "split_pipeline"]
 
 
-class Pipeline:
-    """The ops of a pipeline, split into an optional leading region op and the rest.
+def split_pipeline(pipeline: Any) -> tuple[list[Any], Any, Any]:
+    """``(augmentations, Normalize or None, ToOutput or None)`` of a pipeline.
+
+    ``pipeline`` is a :class:`pixpack.ops.Pipeline` or a plain list of ops, in which a
+    ``Normalize`` and a ``ToOutput`` (from :mod:`pixpack.ops`) describe the fused final
+    conversion. Plain callables are allowed in a list (run as ``fn(image)``).
+    """
+    from ..ops import Normalize, ToOutput
+
+    if hasattr(pipeline, "ops") and hasattr(pipeline, "normalize") and hasattr(pipeline, "output"):
+        return list(pipeline.ops), pipeline.normalize, pipeline.output
+    ops, normalize, output = [], None, None
+    for op in pipeline:
+        if isinstance(op, ToOutput):
+            if output is not None:
+                raise UsageError("pipeline: ToOutput given twice; keep one, at the end.")
+            output = op
+        elif isinstance(op, Normalize):
+            if normalize is not None:
+                raise UsageError("pipeline: Normalize given twice; keep one, after the ops.")
+            normalize = op
+        elif normalize is not None or output is not None:
+            raise UsageError(
+                f"pipeline: {type(op).__name__} comes after Normalize/ToOutput; "
+                "put augmentations first."
+            )
+        elif not (_is_op(op) or callable(op)):
+            raise UsageError(f"pipeline: {op!r} is neither an op nor a callable.")
+        else:
+            ops.append(op)
+    return ops, normalize, output
+
+
+class SamplePlan:
+    """The augmentation ops, split into an optional leading region op and the rest.
 
     ``steps`` is a tuple of ``(make_params, apply)`` pairs; a plain callable becomes
     ``(None, fn)``.
@@ -50,8 +84,8 @@ class Pipeline:
         )
 
     def output_shape(self, shape: tuple[int, int, int]) -> tuple[int, int, int]:
-        """Shape of the pipeline's output for an input of ``shape`` (plain callables
-        are assumed to keep the shape)."""
+        """Shape of the output for an input of ``shape`` (plain callables are assumed
+        to keep the shape)."""
         for op in self.ops:
             if _is_op(op):
                 shape = tuple(op.output_shape(shape))  # type: ignore[assignment]
@@ -73,7 +107,7 @@ class SampleReader:
     no per-epoch growth).
     """
 
-    def __init__(self, pack: Any, pipeline: Pipeline, seed: int) -> None:
+    def __init__(self, pack: Any, pipeline: SamplePlan, seed: int) -> None:
         index = pack.index
         self.pack = pack
         self.pipeline = pipeline

@@ -51,8 +51,9 @@ class BatchBuffer:
         else:
             self.work = np.empty(shape, np.float32)
             self._cast = True
-        # The yielded view: NCHW shape whatever the memory layout.
-        self.images = storage if spec.layout == "NCHW" else storage.permute(0, 3, 1, 2)
+        # The yielded view: NCHW shape over NHWC memory for channels_last.
+        channels_last = spec.layout == "channels_last"
+        self.images = storage.permute(0, 3, 1, 2) if channels_last else storage
         self.labels = torch.empty(batch_size, dtype=torch.int64, pin_memory=pin)
         self.labels_np = self.labels.numpy()
         self.ok = np.ones(batch_size, dtype=bool)

@@ -8,7 +8,8 @@ channel plane while releasing the GIL (numpy's mixed-type multiply is ~2x slower
 
 Layouts: ``"NCHW"`` buffers are contiguous ``(N, C, H, W)``; ``"channels_last"``
 buffers are contiguous ``(N, H, W, C)`` handed out as the ``(N, C, H, W)`` view that
-torch calls ``memory_format=torch.channels_last``.
+torch calls ``memory_format=torch.channels_last``; ``"NHWC"`` hands the same memory
+out with the ``(N, H, W, C)`` shape.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from ..errors import UsageError
 __all__ = ["OutputSpec", "DTYPES", "LAYOUTS", "write_sample"]
 
 DTYPES = ("float32", "float16", "bfloat16", "uint8")
-LAYOUTS = ("NCHW", "channels_last")
+LAYOUTS = ("NCHW", "channels_last", "NHWC")
 
 
 @dataclass(frozen=True)

@@ -75,21 +75,20 @@ class DeviceStage:
             y = buf.labels[:count].to(self.device, non_blocking=True)
             x = nhwc.permute(0, 3, 1, 2)  # NCHW view of NHWC memory (channels_last)
             if spec.is_float:
-                memory_format = (
-                    torch.contiguous_format if spec.layout == "NCHW" else torch.channels_last
-                )
+                fmt = torch.contiguous_format if spec.layout == "NCHW" else torch.channels_last
                 out = torch.empty(
-                    x.shape,
-                    dtype=_TORCH_DTYPES[spec.dtype],
-                    device=self.device,
-                    memory_format=memory_format,
+                    x.shape, dtype=_TORCH_DTYPES[spec.dtype], device=self.device, memory_format=fmt
                 )
                 if spec.dtype == "float32":
                     out.copy_(x).mul_(self.alpha).add_(self.beta)
                 else:  # normalise in float32, round once
                     out.copy_(x.float().mul_(self.alpha).add_(self.beta))
             else:
-                out = x.contiguous() if spec.layout == "NCHW" else x
+                out = x
+            if spec.layout == "NCHW":
+                out = out.contiguous()
+            elif spec.layout == "NHWC":
+                out = out.permute(0, 2, 3, 1)
             event = torch.cuda.Event()
             event.record(self.stream)
         consumer.wait_event(event)

@@ -22,7 +22,7 @@ import torch
 from .. import format as fmt
 from ..errors import LoaderError, UsageError
 from ..options import LoaderOptions, default_workers
-from .batching import Pipeline, SampleReader, run_chunk
+from .batching import SamplePlan, SampleReader, run_chunk, split_pipeline
 from .buffers import BatchBuffer
 from .convert import OutputSpec, affine
 from .device import DeviceStage, cuda_device
@@ -33,20 +33,6 @@ from .state import EpochState
 __all__ = ["Loader"]
 
 Batch = tuple[torch.Tensor, torch.Tensor]
-
-
-def _split_normalize(ops: Sequence[Any]) -> tuple[list[Any], Any]:
-    """Take a trailing ``Normalize`` out of the pipeline: it is fused into the output
-    conversion instead of running as a float op per sample."""
-    ops = list(ops)
-    if (
-        ops
-        and type(ops[-1]).__name__ == "Normalize"
-        and hasattr(ops[-1], "mean")
-        and hasattr(ops[-1], "std")
-    ):
-        return ops[:-1], ops[-1]
-    return ops, None
 
 
 class Loader:
@@ -84,8 +70,8 @@ class Loader:
         on_error: str = "raise",
         rank: int = 0,
         world_size: int = 1,
-        dtype: str = "float32",
-        layout: str = "NCHW",
+        dtype: str | None = None,
+        layout: str | None = None,
         channels: int | None = None,
         reuse_buffers: bool = True,
     ) -> None:
@@ -111,8 +97,12 @@ class Loader:
             raise UsageError(
                 f"{getattr(pack, 'path', 'the pack')}: the pack is empty; pack some images first."
             )
-        ops, normalize = _split_normalize(pipeline)
-        self.pipeline = Pipeline(ops)
+        ops, normalize, output = split_pipeline(pipeline)
+        if dtype is None:
+            dtype = output.dtype if output is not None else ("float32" if normalize else "uint8")
+        if layout is None:
+            layout = output.layout if output is not None else "NCHW"
+        self.pipeline = SamplePlan(ops)
         self.reuse_buffers = bool(reuse_buffers)
         self._device = cuda_device(self.options.device)
         self.spec = self._output_spec(normalize, dtype, layout, channels)
