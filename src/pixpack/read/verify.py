@@ -51,7 +51,7 @@ class VerifyReport:
         if self.ok:
             return (
                 f"{self.path}: ok — {self.num_samples} samples, index and every sample "
-                f"checksum match ({self.bytes_checked / 1e6:.1f} MB checked)"
+                f"checksum match ({_size(self.bytes_checked)} checked)"
             )
         bad = sorted(self.bad_samples)
         shown = ", ".join(map(str, bad[:20])) + (" ..." if len(bad) > 20 else "")
@@ -62,6 +62,15 @@ class VerifyReport:
             parts.append("index checksum mismatch")
         parts += self.structure_errors
         return f"{self.path}: FAILED — " + "; ".join(parts) + "; re-pack it from the source"
+
+
+def _size(nbytes: float) -> str:
+    units = ("B", "kB", "MB", "GB", "TB")
+    power = 0
+    while nbytes >= 1000 and power < len(units) - 1:
+        nbytes /= 1000
+        power += 1
+    return f"{nbytes:.0f} B" if power == 0 else f"{nbytes:.1f} {units[power]}"
 
 
 def _structure(
