@@ -227,16 +227,23 @@ def _join_alpha(rgb: np.ndarray, alpha: np.ndarray | None) -> np.ndarray:
 
 
 def _blend(a: np.ndarray, b: np.ndarray | float, ratio: float) -> np.ndarray:
-    """``a * ratio + b * (1 - ratio)`` saturated to the dtype (b: image or constant)."""
+    """``a * ratio + b * (1 - ratio)`` saturated to the dtype (b: image or constant).
+
+    torchvision truncates the float result where cv2 rounds: the -0.499 offset turns
+    cv2's rounding into truncation (exact for brightness and contrast).
+    """
     if isinstance(b, np.ndarray):
-        return cv2.addWeighted(a, ratio, b, 1.0 - ratio, 0.0)
-    return cv2.addWeighted(a, ratio, a, 0.0, b * (1.0 - ratio))
+        return cv2.addWeighted(a, ratio, b, 1.0 - ratio, -_TRUNC)
+    return cv2.addWeighted(a, ratio, a, 0.0, b * (1.0 - ratio) - _TRUNC)
+
+
+_TRUNC = 0.499
+# torchvision's luma weights, with the truncation offset: floor(0.2989 R + 0.587 G + 0.114 B).
+_GRAY_MATRIX = np.array([[0.2989, 0.587, 0.114, -_TRUNC]])
 
 
 def _gray(rgb: np.ndarray) -> np.ndarray:
-    # cv2 uses 0.299/0.587/0.114 with rounding, torchvision 0.2989/0.587/0.114 then
-    # floor: at most one level apart.
-    return cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
+    return cv2.transform(rgb, _GRAY_MATRIX)
 
 
 def adjust_brightness(src: np.ndarray, factor: float) -> np.ndarray:
@@ -247,7 +254,10 @@ def adjust_brightness(src: np.ndarray, factor: float) -> np.ndarray:
 def adjust_contrast(src: np.ndarray, factor: float) -> np.ndarray:
     """Blend with the mean of the grayscale image (torchvision's definition)."""
     rgb, alpha = _split_alpha(src)
-    mean = cv2.mean(_gray(rgb) if rgb.shape[2] == 3 else rgb)[0]
+    if rgb.shape[2] == 3:
+        mean = cv2.mean(_gray(rgb))[0]
+    else:
+        mean = cv2.mean(rgb)[0]
     return _join_alpha(_blend(rgb, float(mean), factor), alpha)
 
 
