@@ -1,2 +1,107 @@
-"""pixpack: pack image datasets once, train on them at hardware speed."""
+"""pixpack: pack an image dataset once, train on it at hardware speed from PyTorch.
+
+::
+
+    import pixpack
+    pixpack.pack("data/train", "train.pixpack", mode="jpeg", max_side=256)
+    pack = pixpack.open("train.pixpack")           # milliseconds, any size
+    loader = pixpack.Loader(pack, 64, pipeline=[...])
+
+Heavy modules (torch, OpenCV) load on first use of the names that need them, so
+``import pixpack`` and the CLI start quickly.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from .errors import (
+    CorruptPackError,
+    EmptySourceError,
+    ImageDecodeError,
+    LoaderError,
+    NotAPackError,
+    PackError,
+    PixpackError,
+    ResumeError,
+    SourceError,
+    SourceFormatError,
+    TruncatedPackError,
+    UnsupportedModeError,
+    UnsupportedVersionError,
+    UsageError,
+)
+from .options import LoaderOptions, PackOptions
+
 __version__ = "0.1.0"
+
+__all__ = [
+    "__version__",
+    "open",
+    "pack",
+    "cached",
+    "verify",
+    "export",
+    "Pack",
+    "PackSummary",
+    "PackDataset",
+    "Loader",
+    "PackOptions",
+    "LoaderOptions",
+    "ops",
+    "PixpackError",
+    "UsageError",
+    "SourceError",
+    "EmptySourceError",
+    "SourceFormatError",
+    "ImageDecodeError",
+    "PackError",
+    "NotAPackError",
+    "UnsupportedVersionError",
+    "CorruptPackError",
+    "TruncatedPackError",
+    "UnsupportedModeError",
+    "ResumeError",
+    "LoaderError",
+]
+
+# public name -> (module, attribute); resolved on first access
+_LAZY = {
+    "open": ("pixpack.read.pack", "open_pack"),
+    "Pack": ("pixpack.read.pack", "Pack"),
+    "verify": ("pixpack.read.verify", "verify"),
+    "export": ("pixpack.read.export", "export"),
+    "pack": ("pixpack.write.packer", "pack"),
+    "PackSummary": ("pixpack.write.packer", "PackSummary"),
+    "cached": ("pixpack.cache", "cached"),
+    "PackDataset": ("pixpack.dataset", "PackDataset"),
+    "Loader": ("pixpack.loader.loader", "Loader"),
+    "ops": ("pixpack.ops", None),
+}
+
+if TYPE_CHECKING:
+    from . import ops
+    from .cache import cached
+    from .dataset import PackDataset
+    from .loader.loader import Loader
+    from .read.export import export
+    from .read.pack import Pack
+    from .read.pack import open_pack as open
+    from .read.verify import verify
+    from .write.packer import PackSummary, pack
+
+
+def __getattr__(name: str) -> Any:
+    try:
+        module_name, attribute = _LAZY[name]
+    except KeyError:
+        raise AttributeError(f"module 'pixpack' has no attribute {name!r}") from None
+    module = importlib.import_module(module_name)
+    value = module if attribute is None else getattr(module, attribute)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
