@@ -1,0 +1,5 @@
+"""``python -m pixpack``: the same as the ``pixpack`` command."""
+
+from pixpack.cli.main import main
+
+raise SystemExit(main())

@@ -1,0 +1,184 @@
+"""``pixpack info | verify | export``: look inside a pack, check it, write it back out."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any
+
+import numpy as np
+
+from .. import format as fmt
+from .pack_cmd import _size
+
+__all__ = ["add_parsers", "pack_info", "run_info", "run_verify", "run_export"]
+
+
+def add_parsers(subparsers: Any) -> None:
+    info = subparsers.add_parser(
+        "info", help="summarise a pack", description="Samples, classes, storage, sizes, stats."
+    )
+    info.add_argument("pack", metavar="PACK")
+    info.add_argument("--json", action="store_true", help="print the summary as JSON")
+    info.set_defaults(run=run_info)
+
+    verify = subparsers.add_parser(
+        "verify",
+        help="recompute every checksum",
+        description="Check the index and every sample against their checksums and the "
+        "layout. Exits 1 and names the damaged samples on any mismatch.",
+    )
+    verify.add_argument("pack", metavar="PACK")
+    verify.set_defaults(run=run_verify)
+
+    export = subparsers.add_parser(
+        "export",
+        help="write a pack back out as an ImageFolder tree",
+        description="Write DIR/<class>/<index>.png (raw samples, lossless) or .jpg "
+        "(JPEG samples, their stored bytes, not re-encoded).",
+    )
+    export.add_argument("pack", metavar="PACK")
+    export.add_argument("out_dir", metavar="DIR")
+    export.set_defaults(run=run_export)
+
+
+def _stats(values: np.ndarray) -> dict[str, int]:
+    if len(values) == 0:
+        return {"min": 0, "median": 0, "max": 0}
+    return {
+        "min": int(values.min()),
+        "median": int(np.median(values)),
+        "max": int(values.max()),
+    }
+
+
+def _histogram(values: np.ndarray, names: dict[int, str]) -> dict[str, int]:
+    keys, counts = np.unique(values, return_counts=True)
+    return {
+        names.get(int(k), f"unknown({int(k)})"): int(c)
+        for k, c in zip(keys.tolist(), counts.tolist(), strict=True)
+    }
+
+
+def pack_info(path: str) -> dict[str, Any]:
+    """Everything ``pixpack info`` reports, computed from the header, index and metadata."""
+    from ..read.pack import open_pack
+
+    with open_pack(path) as pack:
+        header, meta, index = pack.header, pack.metadata, pack.index
+        labels = np.asarray(index["label"])
+        heights, widths = np.asarray(index["height"]), np.asarray(index["width"])
+        channels = np.asarray(index["channels"])
+        dtypes = np.asarray(index["dtype"])
+        nbytes = np.asarray(index["nbytes"])
+        itemsize = np.ones(len(index), dtype=np.int64)
+        for code, dtype in fmt.DTYPE_FROM_CODE.items():
+            itemsize[dtypes == code] = dtype.itemsize
+        decoded = int((heights.astype(np.int64) * widths * channels * itemsize).sum())
+        classes = pack.classes
+        counts = np.bincount(labels[labels >= 0], minlength=len(classes)) if len(labels) else []
+        stored = int(nbytes.sum())
+        info = {
+            "path": str(pack.path),
+            "format_version": f"{header['major']}.{header['minor']}",
+            "pixpack_version": meta.get("pixpack_version"),
+            "created": meta.get("created"),
+            "samples": len(pack),
+            "classes": [
+                {"index": i, "name": name, "count": int(counts[i]) if i < len(counts) else 0}
+                for i, name in enumerate(classes)
+            ],
+            "unlabeled": int((labels < 0).sum()),
+            "modes": _histogram(np.asarray(index["mode"]), fmt.MODE_NAMES),
+            "dtypes": _histogram(dtypes, {c: str(d) for c, d in fmt.DTYPE_FROM_CODE.items()}),
+            "channels": _histogram(channels, {c: str(c) for c in (1, 2, 3, 4)}),
+            "height": _stats(heights),
+            "width": _stats(widths),
+            "bytes": {
+                "file": int(header["file_size"]),
+                "samples": stored,
+                "index": len(pack) * int(header["entry_size"]),
+                "metadata": int(header["meta_nbytes"]),
+                "decoded": decoded,
+            },
+            "mean": meta.get("mean"),
+            "std": meta.get("std"),
+            "skipped": meta.get("skipped", []),
+            "source": meta.get("source"),
+            "options": meta.get("options"),
+        }
+    return info
+
+
+def _format_info(info: dict[str, Any]) -> str:
+    b = info["bytes"]
+    ratio = b["decoded"] / b["samples"] if b["samples"] else 1.0
+    lines = [
+        f"pack:      {info['path']}",
+        f"format:    {info['format_version']} (pixpack {info['pixpack_version'] or '?'}, "
+        f"created {info['created'] or '?'})",
+        f"samples:   {info['samples']}" + (
+            f" ({info['unlabeled']} unlabeled)" if info["unlabeled"] else ""
+        ),
+        "storage:   " + ", ".join(f"{k} {v}" for k, v in info["modes"].items()),
+        "pixels:    " + ", ".join(f"{k} {v}" for k, v in info["dtypes"].items())
+        + "; channels " + ", ".join(f"{k}: {v}" for k, v in info["channels"].items()),
+        "size:      height {min}/{median}/{max}".format(**info["height"])
+        + ", width {min}/{median}/{max} (min/median/max)".format(**info["width"]),
+        f"on disk:   {_size(b['file'])} (samples {_size(b['samples'])}, index "
+        f"{_size(b['index'])}, metadata {_size(b['metadata'])}); decoded "
+        f"{_size(b['decoded'])}, {ratio:.1f}x",
+    ]
+    if info["mean"]:
+        lines.append(
+            "mean/std:  " + ", ".join(f"{m:.4f}" for m in info["mean"]) + " / "
+            + ", ".join(f"{s:.4f}" for s in info["std"])
+        )
+    classes = info["classes"]
+    lines.append(f"classes:   {len(classes)}")
+    shown = classes if len(classes) <= 30 else classes[:25]
+    width = max((len(c["name"]) for c in shown), default=0)
+    lines += [f"  {c['index']:>5}  {c['name']:<{width}}  {c['count']}" for c in shown]
+    if len(shown) < len(classes):
+        lines.append(f"  ... {len(classes) - len(shown)} more (pixpack info --json lists all)")
+    skipped = info["skipped"]
+    lines.append(f"skipped:   {len(skipped)} unreadable file(s)")
+    lines += [f"  {s.get('path')}: {s.get('reason')}" for s in skipped[:20]]
+    if len(skipped) > 20:
+        lines.append(f"  ... {len(skipped) - 20} more (pixpack info --json lists all)")
+    return "\n".join(lines)
+
+
+def run_info(args: argparse.Namespace) -> int:
+    info = pack_info(args.pack)
+    if args.json:
+        print(json.dumps(info, indent=2, ensure_ascii=False))
+    else:
+        print(_format_info(info))
+    return 0
+
+
+def run_verify(args: argparse.Namespace) -> int:
+    import sys
+
+    from ..read.verify import verify
+
+    report = verify(args.pack)
+    if report.ok:
+        print(report.summary())
+        return 0
+    problems = report.problems()
+    for line in problems[:100]:
+        print(line)
+    if len(problems) > 100:
+        print(f"... {len(problems) - 100} more")
+    print(f"error: {report.summary()}", file=sys.stderr)
+    return 1
+
+
+def run_export(args: argparse.Namespace) -> int:
+    from ..read.export import export
+
+    count = export(args.pack, args.out_dir)
+    print(f"exported {count} images to {args.out_dir}")
+    return 0
