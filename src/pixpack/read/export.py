@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import UsageError
-from ._progress import progress_bar
+from ..progress import Progress
 from .pack import Pack, open_pack
 
 __all__ = ["export", "class_dir_name"]
@@ -66,7 +66,7 @@ def export(
                 f"{folder} already exists and is not empty; export into a new directory"
             )
         folder.mkdir(parents=True, exist_ok=True)
-    with progress_bar(len(pack), f"export {pack.path.name}", progress) as bar:
+    with Progress(len(pack), f"export {pack.path.name}", progress) as bar:
         for i in range(len(pack)):
             label = int(labels[i])
             folder = out / (names[label] if 0 <= label < len(names) else UNLABELED)

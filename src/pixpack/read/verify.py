@@ -16,8 +16,8 @@ from pathlib import Path
 import numpy as np
 
 from .. import format as fmt
+from ..progress import Progress
 from ._open import open_file
-from ._progress import progress_bar
 
 __all__ = ["VerifyReport", "verify"]
 
@@ -152,7 +152,7 @@ def verify(path: str | os.PathLike[str], *, progress: bool | None = None) -> Ver
     finally:
         opened.close()
 
-    bar = progress_bar(total, f"verify {path.name}", progress, unit="B")
+    bar = Progress(total, f"verify {path.name}", progress, unit="B")
     with open(path, "rb") as f, bar:
         fd = f.fileno()
         index_crc = _crc_range(fd, int(header["index_offset"]), entry_bytes)
