@@ -60,7 +60,7 @@ Buffer = bytes | bytearray | memoryview | np.ndarray  # anything with the buffer
 Region = tuple[int, int, int, int]
 
 try:  # the optional C extension; absent when libjpeg headers were missing at install
-    from pixpack._native import _jpeg as _native
+    from pixpack._native import _jpeg as _native  # type: ignore[attr-defined]
 except ImportError:  # pragma: no cover - depends on the build
     _native = None
 
