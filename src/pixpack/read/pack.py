@@ -89,7 +89,6 @@ class Pack:
         self._data_offset = int(opened.header["data_offset"])
         self._index_offset = int(opened.header["index_offset"])
         self._n = int(opened.header["num_samples"])
-        self._index = opened.index
         # Cached column views (strided, zero-copy): the hot paths index these.
         self._labels = opened.index["label"]
         self._heights = opened.index["height"]
@@ -100,6 +99,7 @@ class Pack:
         classes = meta.get("classes") or []
         self._classes = [str(c) for c in classes]
         self._class_to_idx = {c: i for i, c in enumerate(self._classes)}
+        self._index = opened.index  # last: other threads test it to see "opened"
         return opened.index
 
     def _idx(self) -> np.ndarray:
