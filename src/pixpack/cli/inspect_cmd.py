@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -73,10 +73,10 @@ def pack_info(path: str) -> dict[str, Any]:
         nbytes = np.asarray(index["nbytes"])
         itemsize = np.ones(len(index), dtype=np.int64)
         for code, dtype in fmt.DTYPE_FROM_CODE.items():
-            itemsize[dtypes == code] = dtype.itemsize
+            itemsize[dtypes == code] = cast(np.dtype, dtype).itemsize
         decoded = int((heights.astype(np.int64) * widths * channels * itemsize).sum())
         classes = pack.classes
-        counts = np.bincount(labels[labels >= 0], minlength=len(classes)) if len(labels) else []
+        counts = np.bincount(labels[labels >= 0], minlength=len(classes))
         stored = int(nbytes.sum())
         info = {
             "path": str(pack.path),

@@ -26,16 +26,15 @@ __all__ = ["OpenedFile", "open_file", "index_dtype"]
 @lru_cache(maxsize=8)
 def index_dtype(entry_size: int) -> np.dtype:
     """INDEX_DTYPE with a stride of ``entry_size``: columns appended later are skipped."""
-    fields = fmt.INDEX_DTYPE.fields
-    names = list(fmt.INDEX_DTYPE.names)
-    return np.dtype(
-        {
-            "names": names,
-            "formats": [fields[n][0] for n in names],
-            "offsets": [fields[n][1] for n in names],
-            "itemsize": entry_size,
-        }
-    )
+    fields: Any = fmt.INDEX_DTYPE.fields
+    names = list(fields)
+    spec: Any = {
+        "names": names,
+        "formats": [fields[n][0] for n in names],
+        "offsets": [fields[n][1] for n in names],
+        "itemsize": entry_size,
+    }
+    return np.dtype(spec)
 
 
 @dataclass

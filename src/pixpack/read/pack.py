@@ -24,7 +24,7 @@ import operator
 import os
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -192,7 +192,8 @@ class Pack:
         self._idx()
         assert self._file is not None  # set by _load
         h = self._file.header
-        return {name: (h[name] if name == "magic" else int(h[name])) for name in h.dtype.names}
+        names = h.dtype.names or ()
+        return {name: (h[name] if name == "magic" else int(h[name])) for name in names}
 
     # -- per-sample access (hot paths: keep lean) ------------------------------------------
     def _entry(self, i: int) -> tuple[int, tuple[int, ...]]:
@@ -335,7 +336,7 @@ class Pack:
             yield self._read(i, True)
 
 
-_DTYPES = dict(fmt.DTYPE_FROM_CODE)
+_DTYPES = cast(dict[int, np.dtype], dict(fmt.DTYPE_FROM_CODE))
 _U8 = np.dtype(np.uint8)
 def open_pack(
     path: str | os.PathLike[str], *, in_memory: bool = False, check_checksums: bool = False

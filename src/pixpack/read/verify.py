@@ -12,6 +12,7 @@ import os
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 
@@ -89,7 +90,7 @@ def _structure(
     known = np.zeros(len(index), dtype=bool)
     for code, dtype in fmt.DTYPE_FROM_CODE.items():
         hit = index["dtype"] == code
-        itemsize[hit], known[hit] = dtype.itemsize, True
+        itemsize[hit], known[hit] = cast(np.dtype, dtype).itemsize, True
     modes = index["mode"]
     known &= np.isin(modes, list(fmt.MODE_NAMES))
     for i in np.flatnonzero(~known)[:1000].tolist():
