@@ -25,7 +25,7 @@ from ..errors import UsageError
 from .buffers import BatchBuffer
 from .convert import OutputSpec
 
-__all__ = ["cuda_device", "pin_memory_available", "DeviceStage"]
+__all__ = ["cuda_device", "pin_memory_available", "convert_batch", "DeviceStage"]
 
 _TORCH_DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 
@@ -53,6 +53,30 @@ def pin_memory_available() -> bool:
     return torch.cuda.is_available()
 
 
+def convert_batch(
+    nhwc: torch.Tensor, spec: OutputSpec, alpha: torch.Tensor, beta: torch.Tensor
+) -> torch.Tensor:
+    """uint8 ``(N, H, W, C)`` -> the batch ``spec`` describes, with torch ops only, on
+    whatever device ``nhwc`` lives (``alpha``/``beta``: ``(1, C, 1, 1)`` float32)."""
+    x = nhwc.permute(0, 3, 1, 2)  # NCHW view of NHWC memory (channels_last)
+    if spec.is_float:
+        memory_format = torch.contiguous_format if spec.layout == "NCHW" else torch.channels_last
+        out = torch.empty(
+            x.shape, dtype=_TORCH_DTYPES[spec.dtype], device=x.device, memory_format=memory_format
+        )
+        if spec.dtype == "float32":
+            out.copy_(x).mul_(alpha).add_(beta)
+        else:  # normalise in float32, round once
+            out.copy_(x.float().mul_(alpha).add_(beta))
+    else:
+        out = x
+    if spec.layout == "NCHW":
+        return out.contiguous()
+    if spec.layout == "NHWC":
+        return out.permute(0, 2, 3, 1)
+    return out
+
+
 class DeviceStage:
     """Turns a filled pinned host buffer into the final device tensors."""
 
@@ -69,26 +93,11 @@ class DeviceStage:
         spec = self.spec
         consumer = torch.cuda.current_stream(self.device)
         with torch.cuda.stream(self.stream):
-            # Do not overtake work the consumer already queued on the previous batches.
-            self.stream.wait_stream(consumer)
+            # No wait_stream(consumer): the copy must overlap the consumer's queued
+            # compute. Memory reuse across streams is handled by record_stream below.
             nhwc = buf.storage[:count].to(self.device, non_blocking=True)
             y = buf.labels[:count].to(self.device, non_blocking=True)
-            x = nhwc.permute(0, 3, 1, 2)  # NCHW view of NHWC memory (channels_last)
-            if spec.is_float:
-                fmt = torch.contiguous_format if spec.layout == "NCHW" else torch.channels_last
-                out = torch.empty(
-                    x.shape, dtype=_TORCH_DTYPES[spec.dtype], device=self.device, memory_format=fmt
-                )
-                if spec.dtype == "float32":
-                    out.copy_(x).mul_(self.alpha).add_(self.beta)
-                else:  # normalise in float32, round once
-                    out.copy_(x.float().mul_(self.alpha).add_(self.beta))
-            else:
-                out = x
-            if spec.layout == "NCHW":
-                out = out.contiguous()
-            elif spec.layout == "NHWC":
-                out = out.permute(0, 2, 3, 1)
+            out = convert_batch(nhwc, spec, self.alpha, self.beta)
             event = torch.cuda.Event()
             event.record(self.stream)
         consumer.wait_event(event)
