@@ -226,24 +226,26 @@ def _join_alpha(rgb: np.ndarray, alpha: np.ndarray | None) -> np.ndarray:
     return np.concatenate([rgb, alpha], axis=2)
 
 
-def _blend(a: np.ndarray, b: np.ndarray | float, ratio: float) -> np.ndarray:
-    """``a * ratio + b * (1 - ratio)`` saturated to the dtype (b: image or constant).
+_TRUNC = 0.499
+_LUMA = (0.2989, 0.587, 0.114)  # torchvision's weights
+
+
+def _blend(a: np.ndarray, b: np.ndarray | float, ratio: float, bias: float = 0.0) -> np.ndarray:
+    """``a * ratio + (b + bias) * (1 - ratio)`` saturated to the dtype (b: image or constant).
 
     torchvision truncates the float result where cv2 rounds: the -0.499 offset turns
-    cv2's rounding into truncation (exact for brightness and contrast).
+    cv2's rounding into truncation.
     """
     if isinstance(b, np.ndarray):
-        return cv2.addWeighted(a, ratio, b, 1.0 - ratio, -_TRUNC)
-    return cv2.addWeighted(a, ratio, a, 0.0, b * (1.0 - ratio) - _TRUNC)
-
-
-_TRUNC = 0.499
-# torchvision's luma weights, with the truncation offset: floor(0.2989 R + 0.587 G + 0.114 B).
-_GRAY_MATRIX = np.array([[0.2989, 0.587, 0.114, -_TRUNC]])
+        return cv2.addWeighted(a, ratio, b, 1.0 - ratio, bias * (1.0 - ratio) - _TRUNC)
+    return cv2.addWeighted(a, ratio, a, 0.0, (b + bias) * (1.0 - ratio) - _TRUNC)
 
 
 def _gray(rgb: np.ndarray) -> np.ndarray:
-    return cv2.transform(rgb, _GRAY_MATRIX)
+    # cv2 rounds 0.299 R + 0.587 G + 0.114 B where torchvision floors its sum (1 level at
+    # most). cv2.transform with exact weights and a floor offset matches exactly but
+    # costs ~5x more, so callers correct the mean offset (-0.5) where it matters.
+    return cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
 
 
 def adjust_brightness(src: np.ndarray, factor: float) -> np.ndarray:
@@ -254,10 +256,12 @@ def adjust_brightness(src: np.ndarray, factor: float) -> np.ndarray:
 def adjust_contrast(src: np.ndarray, factor: float) -> np.ndarray:
     """Blend with the mean of the grayscale image (torchvision's definition)."""
     rgb, alpha = _split_alpha(src)
+    means = cv2.mean(rgb)
     if rgb.shape[2] == 3:
-        mean = cv2.mean(_gray(rgb))[0]
+        # mean(floor(gray)) from the channel means: flooring costs half a level on average.
+        mean = sum(w * m for w, m in zip(_LUMA, means, strict=False)) - 0.5
     else:
-        mean = cv2.mean(rgb)[0]
+        mean = means[0]
     return _join_alpha(_blend(rgb, float(mean), factor), alpha)
 
 
@@ -266,7 +270,7 @@ def adjust_saturation(src: np.ndarray, factor: float) -> np.ndarray:
         return src.copy()
     rgb, alpha = _split_alpha(src)
     gray = cv2.cvtColor(_gray(rgb), cv2.COLOR_GRAY2RGB)
-    return _join_alpha(_blend(rgb, gray, factor), alpha)
+    return _join_alpha(_blend(rgb, gray, factor, bias=-0.5), alpha)
 
 
 def adjust_hue(src: np.ndarray, factor: float) -> np.ndarray:
@@ -274,15 +278,16 @@ def adjust_hue(src: np.ndarray, factor: float) -> np.ndarray:
     if src.shape[2] == 1:
         return src.copy()
     rgb, alpha = _split_alpha(src)
-    peak = float(max_value(src.dtype))
-    hsv = cv2.cvtColor(rgb.astype(np.float32) * np.float32(1.0 / peak), cv2.COLOR_RGB2HSV)
-    hue = hsv[:, :, 0]
-    hue += np.float32(factor * 360.0)
-    np.mod(hue, np.float32(360.0), out=hue)
+    # H and S do not depend on the value scale, so HSV is taken on raw pixel values;
+    # cv2's float HSV2RGB wraps any hue into [0, 360) itself.
+    hsv = cv2.cvtColor(rgb.astype(np.float32), cv2.COLOR_RGB2HSV)
+    hsv = cv2.add(hsv, ((factor % 1.0) * 360.0, 0.0, 0.0, 0.0))
     back = cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB)
-    back *= np.float32(peak)
-    np.clip(back, 0.0, peak, out=back)
-    return _join_alpha(np.rint(back).astype(src.dtype), alpha)
+    # torchvision converts back with floor(x01 * (max + 1 - 1e-3)).
+    peak = float(max_value(src.dtype))
+    depth = cv2.CV_16U if src.dtype == np.uint16 else cv2.CV_8U
+    out = cv2.addWeighted(back, (peak + 1.0 - 1e-3) / peak, back, 0.0, -_TRUNC, dtype=depth)
+    return _join_alpha(out, alpha)
 
 
 def to_grayscale(src: np.ndarray) -> np.ndarray:
