@@ -30,6 +30,11 @@ def _set(obj: Any, name: str, value: Any) -> None:
     object.__setattr__(obj, name, value)
 
 
+def _uniform(rng: np.random.Generator, low: float, high: float) -> float:
+    # What rng.uniform computes, at a sixth of its per-call overhead.
+    return low + (high - low) * rng.random()
+
+
 def _center_offset(center: tuple[float, float] | None, shape: Shape) -> tuple[float, float]:
     # torchvision: centre in pixel coordinates, shifted so (0, 0) is the image centre.
     if center is None:
@@ -83,7 +88,7 @@ class RandomRotation:
         _set(self, "fill", parse_fill(name, self.fill))
 
     def make_params(self, rng: np.random.Generator, shape: Shape) -> float:
-        return float(rng.uniform(self.degrees[0], self.degrees[1]))  # type: ignore[index]
+        return _uniform(rng, self.degrees[0], self.degrees[1])  # type: ignore[index]
 
     def apply(self, image: np.ndarray, params: float, out: np.ndarray | None = None) -> np.ndarray:
         shape = image.shape
@@ -153,19 +158,19 @@ class RandomAffine:
 
     def make_params(self, rng: np.random.Generator, shape: Shape) -> AffineParams:
         height, width = shape[0], shape[1]
-        angle = float(rng.uniform(self.degrees[0], self.degrees[1]))  # type: ignore[index]
+        angle = _uniform(rng, self.degrees[0], self.degrees[1])  # type: ignore[index]
         tx = ty = 0
         if self.translate is not None:
             max_dx, max_dy = self.translate[0] * width, self.translate[1] * height
-            tx = round(rng.uniform(-max_dx, max_dx))
-            ty = round(rng.uniform(-max_dy, max_dy))
-        scale = float(rng.uniform(self.scale[0], self.scale[1])) if self.scale is not None else 1.0
+            tx = round(_uniform(rng, -max_dx, max_dx))
+            ty = round(_uniform(rng, -max_dy, max_dy))
+        scale = _uniform(rng, self.scale[0], self.scale[1]) if self.scale is not None else 1.0
         shear_x = shear_y = 0.0
         if self.shear is not None:
             s = self.shear
-            shear_x = float(rng.uniform(s[0], s[1]))  # type: ignore[index]
+            shear_x = _uniform(rng, s[0], s[1])  # type: ignore[index]
             if len(s) == 4:  # type: ignore[arg-type]
-                shear_y = float(rng.uniform(s[2], s[3]))  # type: ignore[index]
+                shear_y = _uniform(rng, s[2], s[3])  # type: ignore[index]
         return AffineParams(angle, (tx, ty), scale, (shear_x, shear_y))
 
     def apply(

@@ -82,7 +82,7 @@ class ColorJitter:
     def make_params(self, rng: np.random.Generator, shape: Shape) -> JitterParams:
         order = tuple(int(i) for i in rng.permutation(4))  # torch.randperm(4)
         factors = [
-            None if r is None else float(rng.uniform(r[0], r[1]))  # type: ignore[index]
+            None if r is None else r[0] + (r[1] - r[0]) * rng.random()  # type: ignore[index]
             for r in (self.brightness, self.contrast, self.saturation, self.hue)
         ]
         return JitterParams(order, *factors)

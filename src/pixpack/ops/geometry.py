@@ -101,14 +101,18 @@ class RandomResizedCrop(_BoxOp):
         height, width = shape[0], shape[1]
         area = height * width
         log_lo, log_hi = math.log(self.ratio[0]), math.log(self.ratio[1])
+        s_lo, s_span = self.scale[0], self.scale[1] - self.scale[0]
         for _ in range(10):
-            target_area = area * rng.uniform(self.scale[0], self.scale[1])
-            aspect = math.exp(rng.uniform(log_lo, log_hi))
+            # One generator call per attempt (numpy's per-call overhead dominates):
+            # uniform area fraction, log-uniform aspect, then uniform top/left ints.
+            u_area, u_ratio, u_top, u_left = rng.random(4).tolist()
+            target_area = area * (s_lo + s_span * u_area)
+            aspect = math.exp(log_lo + (log_hi - log_lo) * u_ratio)
             w = round(math.sqrt(target_area * aspect))
             h = round(math.sqrt(target_area / aspect))
             if 0 < w <= width and 0 < h <= height:
-                top = int(rng.integers(0, height - h + 1))
-                left = int(rng.integers(0, width - w + 1))
+                top = int(u_top * (height - h + 1))
+                left = int(u_left * (width - w + 1))
                 return Box(top, left, h, w, self.size)  # type: ignore[arg-type]
         in_ratio = width / height  # fallback: central crop
         if in_ratio < self.ratio[0]:
