@@ -20,13 +20,14 @@ from typing import Any
 from .. import __version__
 from .. import format as fmt
 from ..errors import PixpackError, UsageError
-from . import inspect_cmd, pack_cmd
+from . import diagnose_cmd, inspect_cmd, pack_cmd
 
 __all__ = ["COMMAND_MODULES", "build_parser", "main"]
 
 COMMAND_MODULES: tuple[Any, ...] = (
     pack_cmd,
     inspect_cmd,
+    diagnose_cmd,
 )
 
 

@@ -1,0 +1,405 @@
+"""``doctor``: time every stage alone, name the bottleneck, say what to change.
+
+The model behind the verdict: decode, the ops and the final conversion run one after
+another on the same worker threads, so their per-image times *add up* and share the
+cores (``cores / sum(ms per image)``), and stages that hold the GIL add up on a
+single core. Storage (the disk, or the page cache when the pack fits in RAM) and the
+host-to-device copy are separate resources that run alongside. The slowest of these
+resources bounds the loader; within the CPU stages, the one with the largest share of
+the time is the bottleneck. If the measured end-to-end rate is far below that bound,
+the loss is in the scheduling itself (threads, contention), not in a stage.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from ..errors import UsageError
+from ..options import default_workers
+from .bench import BenchResult, _open, bench
+from .pipeline_spec import describe_pipeline, resolve_pipeline
+from .stages import (
+    StageTiming,
+    sample_indices,
+    time_chain,
+    time_host_to_device,
+    time_storage_cold,
+    time_storage_warm,
+)
+
+__all__ = ["Diagnosis", "doctor"]
+
+_OVERHEAD_RATIO = 0.5  # end-to-end below this fraction of the bound: scheduling loss
+_SIGNIFICANT = 0.25  # a CPU stage with this share of the time is worth naming
+
+
+@dataclass
+class Diagnosis:
+    """Everything :func:`doctor` found. ``as_dict`` keys are stable (the ``--json`` output)."""
+
+    pack: str
+    pipeline: str
+    samples: int
+    cores: int
+    workers: int
+    batch_size: int
+    device: str
+    stages: list[StageTiming]
+    bound_rate: float
+    bottleneck: list[str]
+    bottleneck_kind: str
+    overhead: bool
+    verdict: str
+    page_cache: dict[str, Any]
+    step: dict[str, Any] | None
+    advice: list[str]
+    notes: list[str]
+    end_to_end: BenchResult | None = None
+    shares: dict[str, float] = dataclasses.field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "pack": self.pack,
+            "pipeline": self.pipeline,
+            "samples": self.samples,
+            "cores": self.cores,
+            "workers": self.workers,
+            "batch_size": self.batch_size,
+            "device": self.device,
+            "stages": [
+                {**s.as_dict(), "share": self.shares.get(s.name)} for s in self.stages
+            ],
+            "end_to_end": self.end_to_end.as_dict() if self.end_to_end is not None else None,
+            "bound_images_per_second": self.bound_rate,
+            "bottleneck": self.bottleneck,
+            "bottleneck_kind": self.bottleneck_kind,
+            "overhead": self.overhead,
+            "verdict": self.verdict,
+            "page_cache": self.page_cache,
+            "step": self.step,
+            "advice": self.advice,
+            "notes": self.notes,
+        }
+
+
+def _memory() -> tuple[int | None, int | None]:
+    try:
+        import psutil
+
+        vm = psutil.virtual_memory()
+        return int(vm.total), int(vm.available)
+    except ImportError:  # pragma: no cover - psutil is optional
+        try:
+            page = os.sysconf("SC_PAGE_SIZE")
+            return page * os.sysconf("SC_PHYS_PAGES"), page * os.sysconf("SC_AVPHYS_PAGES")
+        except (ValueError, OSError, AttributeError):
+            return None, None
+
+
+def _size(nbytes: float | None) -> str:
+    if nbytes is None:
+        return "?"
+    for unit in ("B", "kB", "MB", "GB"):
+        if nbytes < 1000 or unit == "GB":
+            return f"{nbytes:.0f} {unit}" if unit == "B" else f"{nbytes:.1f} {unit}"
+        nbytes /= 1000
+    return f"{nbytes:.1f} TB"  # pragma: no cover
+
+
+def doctor(
+    pack_or_loader: Any,
+    pipeline: Any = None,
+    *,
+    step_time: float | None = None,
+    device: str = "cpu",
+    batch_size: int = 64,
+    workers: int | None = None,
+    samples: int = 256,
+    budget: float = 10.0,
+    bench_seconds: float = 3.0,
+    end_to_end: bool = True,
+    seed: int = 0,
+    progress: bool | None = None,
+) -> Diagnosis:
+    """Time each stage of loading ``pack_or_loader`` alone and diagnose the bottleneck.
+
+    ``pack_or_loader``: a pack path, an open pack, or a :class:`~pixpack.Loader`
+    (its pipeline, output spec, batch size, workers and device are used; the loader
+    itself is not iterated, a twin is benchmarked). ``pipeline``: as for :func:`bench`.
+    ``step_time``: your training step's seconds per batch, to say whether the loader
+    keeps up. ``samples``/``budget``: how many images the stage timings use and the
+    most seconds they may take; ``bench_seconds``: the end-to-end run
+    (``end_to_end=False`` skips it).
+    """
+    from ..loader import Loader
+    from ..progress import Progress
+
+    if step_time is not None and step_time <= 0:
+        raise UsageError(f"step_time must be positive seconds per batch (got {step_time!r}).")
+    if samples < 1:
+        raise UsageError(f"samples must be a positive integer (got {samples!r}).")
+    cores = default_workers()
+    if isinstance(pack_or_loader, Loader):
+        given = pack_or_loader
+        pack = given.pack
+        o = given.options
+        twin_args = {
+            "pipeline": list(given.pipeline.ops),
+            "dtype": given.spec.dtype,
+            "layout": given.spec.layout,
+            "channels": given.spec.channels,
+        }
+        loader = Loader(pack, o.batch_size, workers=o.workers, device=o.device, seed=o.seed,
+                        **twin_args)
+        spec = given.spec
+        description = describe_pipeline(given.pipeline.ops)
+    else:
+        pack = _open(pack_or_loader)
+        steps = resolve_pipeline(pipeline, pack)
+        description = describe_pipeline(steps)
+        loader = Loader(pack, batch_size, pipeline=steps, workers=workers, device=device,
+                        seed=seed)
+        spec = loader.spec
+    opts = loader.options
+    path = str(pack.path)
+    notes: list[str] = []
+    try:
+        indices = sample_indices(len(pack), samples, seed)
+        index = pack.index
+        ranges = [(int(index["offset"][i]), int(index["nbytes"][i])) for i in indices]
+        with Progress(len(indices) * 2, "doctor: stages", progress) as bar:
+            cold, before, after = time_storage_cold(path, ranges, max(opts.workers, 1))
+            bar.update(len(indices) // 2)
+            warm = time_storage_warm(pack, indices, cores)
+            bar.update(len(indices) - len(indices) // 2)
+            host_spec = spec
+            if opts.device != "cpu" and spec.pixel_dtype == np.uint8:
+                host_spec = dataclasses.replace(spec, dtype="uint8", layout="channels_last")
+            chain = time_chain(
+                pack, indices, loader.pipeline, host_spec, seed=opts.seed,
+                batch_size=opts.batch_size, budget=budget, on_sample=lambda: bar.update(1),
+            )
+        stages = [cold, warm, *chain.stages(cores)]
+        transfer = time_host_to_device(spec, opts.batch_size, opts.device)
+        if transfer is not None:
+            stages.append(transfer)
+        else:
+            notes.append("host-to-device copy: skipped (CUDA is not available here)")
+        result = None
+        if end_to_end:
+            result = bench(loader, seconds=bench_seconds, progress=progress)
+    finally:
+        loader.close()
+    if chain.samples < len(indices):
+        notes.append(
+            f"stage timings stopped after {chain.samples} of {len(indices)} samples "
+            f"(budget {budget:g} s)"
+        )
+    total_ram, available = _memory()
+    pack_bytes = os.path.getsize(path)
+    fits = available is not None and pack_bytes < available
+    page_cache = {
+        "pack_bytes": pack_bytes,
+        "ram_total": total_ram,
+        "ram_available": available,
+        "fits": fits,
+        "resident_before": before,
+        "resident_after_drop": after,
+        "drop_effective": after is not None and after <= 0.1,
+    }
+    if not page_cache["drop_effective"]:
+        notes.append(
+            "the page-cache drop did not take effect"
+            + (f" ({after:.0%} of the sampled bytes stayed cached" if after is not None else " (")
+            + "; another process may map the file, or the file system ignores fadvise): "
+            "the cold read numbers are warm numbers"
+        )
+    diag = _diagnose(
+        stages, chain, result, cores, opts, fits, page_cache, spec, step_time, notes
+    )
+    diag.pack, diag.pipeline = path, description
+    return diag
+
+
+def _diagnose(
+    stages: list[StageTiming],
+    chain: Any,
+    e2e: BenchResult | None,
+    cores: int,
+    opts: Any,
+    fits: bool,
+    page_cache: dict[str, Any],
+    spec: Any,
+    step_time: float | None,
+    notes: list[str],
+) -> Diagnosis:
+    by_kind = {s.name: s for s in stages}
+    storage = by_kind["storage (warm)"] if fits else by_kind["storage (cold)"]
+    cpu = [s for s in stages if s.kind in ("decode", "op", "convert")]
+    cpu_time = sum(s.per_image for s in cpu) or 1e-12
+    shares = {s.name: s.per_image / cpu_time for s in cpu}
+    threads = max(1, min(cores, opts.workers))
+    cpu_rate = threads / cpu_time
+    gil = [s for s in cpu if s.parallel == 1 and cores > 1]
+    gil_time = sum(s.per_image for s in gil)
+    gil_bound = bool(gil) and 1 / gil_time < cpu_rate
+    if gil_bound:
+        cpu_rate = 1 / gil_time
+    resources = {"cpu": cpu_rate, "storage": storage.parallel_rate}
+    transfer = by_kind.get("host-to-device (uint8)")
+    if transfer is not None:
+        resources["transfer"] = transfer.parallel_rate
+    limit = min(resources, key=lambda k: resources[k])
+    bound = resources[limit]
+    advice: list[str] = []
+    if limit == "storage":
+        bottleneck, kind = [storage.name], "storage"
+        verdict = (
+            f"storage-bound: reads deliver {storage.parallel_rate:,.0f} img/s "
+            f"({storage.mb_per_second or 0:,.0f} MB/s), below the {cpu_rate:,.0f} img/s the "
+            "CPU stages allow"
+        )
+        if not fits:
+            verdict = (
+                "storage-bound: the pack is larger than the page cache and on a slow disk "
+                f"(cold reads {storage.mb_per_second or 0:,.0f} MB/s = "
+                f"{storage.parallel_rate:,.0f} img/s)"
+            )
+            advice.append(
+                f"storage-bound: the pack ({_size(page_cache['pack_bytes'])}) does not fit "
+                f"in the {_size(page_cache['ram_available'])} of available RAM, so every "
+                "epoch reads the disk: move it to a local NVMe SSD, add RAM, or make it "
+                "smaller (pixpack pack --mode jpeg, --max-side 256)"
+            )
+        else:
+            advice.append(
+                "storage-bound although the pack fits in RAM: open it with "
+                "pixpack.open(path, in_memory=True) to skip page faults"
+            )
+    elif limit == "transfer":
+        bottleneck, kind = [transfer.name], "transfer"  # type: ignore[union-attr]
+        verdict = f"copy-bound: the host-to-device copy moves {bound:,.0f} img/s"
+        advice.append(
+            "copy-bound: send uint8 over the bus (a float dtype with device='cuda' converts "
+            "on the GPU), use pinned memory and a smaller output size"
+        )
+    else:
+        pool = gil if gil_bound else cpu
+        top = max(pool, key=lambda s: s.per_image)
+        bottleneck = [top.name] + [
+            s.name for s in cpu
+            if s is not top and shares[s.name] >= _SIGNIFICANT
+            and s.per_image >= 0.75 * top.per_image
+        ]
+        kind = top.kind
+        label = {"decode": "decode-bound", "op": "op-bound", "convert": "conversion-bound"}[kind]
+        verdict = (
+            f"{label}: {top.name} takes {shares[top.name]:.0%} of the CPU time per image "
+            f"({top.per_image * 1e3:.2f} ms); the stages allow ~{bound:,.0f} img/s on "
+            f"{threads} thread(s)"
+        )
+        if gil_bound:
+            verdict += f", limited by {top.name} holding the GIL"
+    # Advice for every CPU stage that matters, most expensive first.
+    median_hw = np.median(np.array(chain.shapes), axis=0) if chain.shapes else (0, 0)
+    for s in sorted(cpu, key=lambda s: -s.per_image):
+        share = shares[s.name]
+        if share < _SIGNIFICANT and s.name not in bottleneck:
+            continue
+        if s.kind == "decode" and chain.modes.get("jpeg"):
+            h, w = int(median_hw[0]), int(median_hw[1])
+            head = "decode-bound" if s.name in bottleneck else "decode is costly"
+            advice.append(
+                f"{head}: pack with --mode raw or --max-side 256 (decoding {w}x{h} "
+                f"JPEGs costs {s.per_image * 1e3:.2f} ms/img, {share:.0%} of the time)"
+            )
+            if s.name == "decode (full)":
+                advice.append(
+                    "start the pipeline with RandomResizedCrop/CenterCrop/Resize so the loader "
+                    "decodes only the crop at a reduced DCT scale"
+                )
+        elif s.kind == "op":
+            extra = (
+                "; it runs Python per sample and holds the GIL, so threads cannot share it: "
+                "write it as an op with make_params/apply over a GIL-releasing kernel"
+                if s.parallel == 1 and cores > 1 else ""
+            )
+            advice.append(
+                f"an op is slow: {s.name} takes {share:.0%} of the time "
+                f"({s.per_image * 1e3:.2f} ms/img) — move it to the GPU or simplify it{extra}"
+            )
+        elif s.kind == "convert" and spec.is_float and opts.device == "cpu":
+            advice.append(
+                f"normalise on the GPU: pass device='cuda' to the Loader so uint8 crosses the "
+                f"bus (the float conversion takes {share:.0%} of the CPU time)"
+            )
+    if opts.workers < cores:
+        advice.append(
+            f"use more workers: only {opts.workers} of {cores} cores used "
+            f"(Loader(workers={cores}), pixpack bench --workers {cores})"
+        )
+    overhead = False
+    if e2e is not None and e2e.images_per_second < _OVERHEAD_RATIO * bound:
+        overhead = True
+        advice.append(
+            f"pipeline overhead / threading: the loader delivers {e2e.images_per_second:,.0f} "
+            f"img/s, {e2e.images_per_second / bound:.0%} of the {bound:,.0f} img/s its stages "
+            "allow: check for other processes on the cores (top), try a larger batch_size "
+            "or prefetch, and report it if it persists"
+        )
+    step = None
+    if step_time is not None:
+        delivered = (
+            e2e.batches_per_second if e2e is not None else bound / max(opts.batch_size, 1)
+        )
+        needed = 1.0 / step_time
+        slow = delivered < needed
+        step = {
+            "step_time": step_time,
+            "loader_batches_per_second": delivered,
+            "needed_batches_per_second": needed,
+            "loader_is_bottleneck": slow,
+            "message": (
+                f"the loader delivers {delivered:,.1f} batches/s; your step needs "
+                f"{needed:,.1f} batches/s: "
+                + (
+                    f"the loader is the bottleneck (the step waits about "
+                    f"{1 - delivered / needed:.0%} of the time)"
+                    if slow
+                    else "the loader is not your bottleneck"
+                )
+            ),
+        }
+        if not slow:
+            advice.insert(0, step["message"] + "; speed up the model step instead")
+            if delivered < 1.25 * needed:
+                notes.append(
+                    "the margin is under 25%: training also uses the CPU, so watch for stalls"
+                )
+    return Diagnosis(
+        pack="",
+        pipeline="",
+        samples=chain.samples,
+        cores=cores,
+        workers=opts.workers,
+        batch_size=opts.batch_size,
+        device=opts.device,
+        stages=stages,
+        bound_rate=bound,
+        bottleneck=bottleneck,
+        bottleneck_kind=kind,
+        overhead=overhead,
+        verdict=verdict,
+        page_cache=page_cache,
+        step=step,
+        advice=advice,
+        notes=notes,
+        end_to_end=e2e,
+        shares=shares,
+    )
+

@@ -1,0 +1,118 @@
+"""doctor(): the right bottleneck on constructed cases, step-time verdicts, page cache."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from pixpack import ops
+from pixpack.diagnose import doctor, format_diagnosis
+from pixpack.diagnose.stages import drop_page_cache, resident_fraction
+from pixpack.loader import Loader
+
+FAST = {"samples": 8, "bench_seconds": 0.3, "batch_size": 8, "progress": False}
+
+
+def slow_python_op(image: np.ndarray) -> np.ndarray:
+    """A plain callable that burns 20 ms of CPU in Python (holding the GIL)."""
+    end = time.perf_counter() + 0.02
+    x = 0
+    while time.perf_counter() < end:
+        x += 1
+    return image
+
+
+def test_slow_op_is_named(small_pack: Path) -> None:
+    pipeline = [ops.RandomResizedCrop(64), slow_python_op, ops.Normalize(0.5, 0.5)]
+    d = doctor(small_pack, pipeline, **FAST)
+    assert d.bottleneck[0] == "slow_python_op"
+    assert d.bottleneck_kind == "op"
+    assert d.shares["slow_python_op"] > 0.5
+    assert any("an op is slow: slow_python_op" in a for a in d.advice)
+    text = format_diagnosis(d)
+    assert "slow_python_op" in text and "verdict:" in text
+
+
+def test_doctor_on_a_running_loader(small_pack: Path) -> None:
+    pipeline = [ops.RandomResizedCrop(48), slow_python_op, ops.Normalize(0.5, 0.5)]
+    with Loader(small_pack, 4, pipeline=pipeline, workers=1) as loader:
+        it = iter(loader)
+        next(it)
+        d = doctor(loader, samples=6, bench_seconds=0.2, progress=False)
+        assert d.bottleneck == ["slow_python_op"]
+        assert (d.batch_size, d.workers) == (4, 1)
+        assert d.end_to_end is not None and d.end_to_end.batch_size == 4
+        if os.cpu_count() and len(os.sched_getaffinity(0)) > 1:
+            assert any(a.startswith("use more workers: only 1 of") for a in d.advice)
+        assert next(it)[0].shape == (4, 3, 48, 48)  # the user's loader kept going
+
+
+def test_decode_named_for_jpeg_not_for_raw(big_jpeg_pack: Path, big_raw_pack: Path) -> None:
+    jpeg = doctor(big_jpeg_pack, "train", **FAST)
+    raw = doctor(big_raw_pack, "train", **FAST)
+    assert jpeg.bottleneck_kind == "decode"
+    assert jpeg.bottleneck[0] == "decode (ROI+DCT)"
+    assert any(a.startswith("decode-bound: pack with --mode raw") for a in jpeg.advice)
+    # The full decode the loader avoids costs more than the ROI + DCT-scaled one.
+    stages = {s.name: s for s in jpeg.stages}
+    assert stages["decode (full, not used)"].per_image > stages["decode (ROI+DCT)"].per_image
+    assert raw.bottleneck_kind != "decode"
+    assert not any("decode" in name for name in raw.bottleneck)
+    assert not any(a.startswith("decode") for a in raw.advice)
+    assert "decode (view)" in {s.name for s in raw.stages}
+
+
+def test_step_time_verdicts(small_pack: Path) -> None:
+    relaxed = doctor(small_pack, "CenterCrop(32)", step_time=1000.0, **FAST)
+    assert relaxed.step is not None and relaxed.step["loader_is_bottleneck"] is False
+    assert "the loader is not your bottleneck" in relaxed.step["message"]
+    assert relaxed.advice[0].startswith("the loader delivers")
+    hurried = doctor(small_pack, "CenterCrop(32)", step_time=1e-6, **FAST)
+    assert hurried.step is not None and hurried.step["loader_is_bottleneck"] is True
+    assert "the loader is the bottleneck" in hurried.step["message"]
+    assert "step:" in format_diagnosis(hurried)
+
+
+def test_stage_table_covers_every_stage(small_pack: Path) -> None:
+    d = doctor(small_pack, "RandomResizedCrop(64),RandomHorizontalFlip(),Normalize(imagenet)",
+               **FAST)
+    names = [s.name for s in d.stages]
+    assert names[:2] == ["storage (cold)", "storage (warm)"]
+    assert names[2:] [:2] == ["decode (ROI+DCT)", "decode (full, not used)"]
+    assert names[4:7] == ["RandomResizedCrop", "RandomHorizontalFlip", "convert (collate)"]
+    assert sum(d.shares.values()) == pytest.approx(1.0)
+    for s in d.stages:
+        assert s.samples > 0 and s.parallel_rate > 0
+    pc = d.page_cache
+    assert pc["pack_bytes"] == os.path.getsize(small_pack)
+    assert pc["fits"] is True  # a 1 MB pack fits in any test machine's RAM
+    assert any("host-to-device" in n for n in d.notes) or any(
+        s.kind == "transfer" for s in d.stages
+    )
+
+
+def _filesystem(path: Path) -> str:
+    best, kind = "", ""
+    with open("/proc/mounts") as f:
+        for line in f:
+            parts = line.split()
+            if str(path).startswith(parts[1]) and len(parts[1]) > len(best):
+                best, kind = parts[1], parts[2]
+    return kind
+
+
+@pytest.mark.skipif(not hasattr(os, "posix_fadvise"), reason="Linux page cache only")
+def test_page_cache_drop_and_residency(big_raw_pack: Path) -> None:
+    with open(big_raw_pack, "rb") as f:
+        while f.read(1 << 20):
+            pass
+    assert resident_fraction(big_raw_pack) == pytest.approx(1.0, abs=0.02)
+    assert drop_page_cache(big_raw_pack)
+    if _filesystem(big_raw_pack.resolve()) in ("tmpfs", "ramfs", "overlay"):
+        pytest.skip("this file system keeps files in memory: fadvise cannot drop them")
+    assert resident_fraction(big_raw_pack) < 0.1
+    assert resident_fraction(big_raw_pack, [(0, 4096)]) in (0.0, 1.0)
