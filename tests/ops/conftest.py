@@ -7,7 +7,7 @@ import pytest
 
 
 def make_image(photo: np.ndarray, dtype: str, channels: int, layout: str) -> np.ndarray:
-    """A 72x96 photo crop; ``layout='view'`` gives a strided crop view of a larger array."""
+    """A 72x96 photo crop; ``layout='view'``: a read-only strided crop view."""
     crop = photo[100:172, 120:216].astype(np.uint16)
     if dtype == "uint16":
         crop = crop * 257 + (crop >> 1)  # spread over the 16-bit range, not just x257
@@ -24,6 +24,7 @@ def make_image(photo: np.ndarray, dtype: str, channels: int, layout: str) -> np.
         big = np.zeros((crop.shape[0] + 10, crop.shape[1] + 20, channels), dtype)
         big[5:-5, 7:-13] = crop
         crop = big[5:-5, 7:-13]
+        crop.flags.writeable = False  # like a view of a read-only memory map
         assert not crop.flags.c_contiguous
     return crop
 
