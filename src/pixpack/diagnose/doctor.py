@@ -148,14 +148,19 @@ def doctor(
         given = pack_or_loader
         pack = given.pack
         o = given.options
-        twin_args = {
-            "pipeline": list(given.pipeline.ops),
-            "dtype": given.spec.dtype,
-            "layout": given.spec.layout,
-            "channels": given.spec.channels,
-        }
-        loader = Loader(pack, o.batch_size, workers=o.workers, device=o.device, seed=o.seed,
-                        **twin_args)
+        # A twin with the same ops and output: Normalize only changes the fused
+        # constants, not the cost, so the spec's dtype/layout suffice.
+        loader = Loader(
+            pack,
+            o.batch_size,
+            pipeline=list(given.pipeline.ops),
+            workers=o.workers,
+            device=o.device,
+            seed=o.seed,
+            dtype=given.spec.dtype,
+            layout=given.spec.layout,
+            channels=given.spec.channels,
+        )
         spec = given.spec
         description = describe_pipeline(given.pipeline.ops)
     else:
@@ -257,6 +262,8 @@ def _diagnose(
     limit = min(resources, key=lambda k: resources[k])
     bound = resources[limit]
     advice: list[str] = []
+    # Keep a little more than the output size so crops still have detail to resize.
+    max_side = max(64, int(max(spec.height, spec.width) * 8 / 7))
     if limit == "storage":
         bottleneck, kind = [storage.name], "storage"
         verdict = (
@@ -274,7 +281,7 @@ def _diagnose(
                 f"storage-bound: the pack ({_size(page_cache['pack_bytes'])}) does not fit "
                 f"in the {_size(page_cache['ram_available'])} of available RAM, so every "
                 "epoch reads the disk: move it to a local NVMe SSD, add RAM, or make it "
-                "smaller (pixpack pack --mode jpeg, --max-side 256)"
+                f"smaller (pixpack pack --mode jpeg, --max-side {max_side})"
             )
         else:
             advice.append(
@@ -315,7 +322,7 @@ def _diagnose(
             h, w = int(median_hw[0]), int(median_hw[1])
             head = "decode-bound" if s.name in bottleneck else "decode is costly"
             advice.append(
-                f"{head}: pack with --mode raw or --max-side 256 (decoding {w}x{h} "
+                f"{head}: pack with --mode raw or --max-side {max_side} (decoding {w}x{h} "
                 f"JPEGs costs {s.per_image * 1e3:.2f} ms/img, {share:.0%} of the time)"
             )
             if s.name == "decode (full)":
@@ -329,6 +336,11 @@ def _diagnose(
                 "write it as an op with make_params/apply over a GIL-releasing kernel"
                 if s.parallel == 1 and cores > 1 else ""
             )
+            if s.name == chain.region_op:
+                extra = (
+                    f"; its resize work grows with the source size: pack with --max-side "
+                    f"{max_side}, or pass antialias=False"
+                )
             advice.append(
                 f"an op is slow: {s.name} takes {share:.0%} of the time "
                 f"({s.per_image * 1e3:.2f} ms/img) — move it to the GPU or simplify it{extra}"
@@ -352,31 +364,36 @@ def _diagnose(
             "allow: check for other processes on the cores (top), try a larger batch_size "
             "or prefetch, and report it if it persists"
         )
-    step = None
+    step: dict[str, Any] | None = None
     if step_time is not None:
         delivered = (
             e2e.batches_per_second if e2e is not None else bound / max(opts.batch_size, 1)
         )
         needed = 1.0 / step_time
         slow = delivered < needed
+        message = (
+            f"the loader delivers {delivered:,.1f} batches/s; your step needs "
+            f"{needed:,.1f} batches/s: "
+            + (
+                f"the loader is the bottleneck (the step waits about "
+                f"{1 - delivered / needed:.0%} of the time)"
+                if slow
+                else "the loader is not your bottleneck"
+            )
+        )
         step = {
             "step_time": step_time,
             "loader_batches_per_second": delivered,
             "needed_batches_per_second": needed,
             "loader_is_bottleneck": slow,
-            "message": (
-                f"the loader delivers {delivered:,.1f} batches/s; your step needs "
-                f"{needed:,.1f} batches/s: "
-                + (
-                    f"the loader is the bottleneck (the step waits about "
-                    f"{1 - delivered / needed:.0%} of the time)"
-                    if slow
-                    else "the loader is not your bottleneck"
-                )
-            ),
+            "message": message,
         }
+        advice.insert(
+            0,
+            message
+            + ("; start with the advice below" if slow else "; speed up the model step instead"),
+        )
         if not slow:
-            advice.insert(0, step["message"] + "; speed up the model step instead")
             if delivered < 1.25 * needed:
                 notes.append(
                     "the margin is under 25%: training also uses the CPU, so watch for stalls"

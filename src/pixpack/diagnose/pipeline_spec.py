@@ -24,8 +24,16 @@ from typing import Any
 from .. import ops
 from ..errors import UsageError
 
-__all__ = ["ALLOWED_OPS", "PRESETS", "IMAGENET_MEAN", "IMAGENET_STD", "parse_pipeline",
-           "resolve_pipeline", "describe_pipeline"]
+__all__ = [
+    "ALLOWED_OPS",
+    "PRESETS",
+    "IMAGENET_MEAN",
+    "IMAGENET_STD",
+    "parse_pipeline",
+    "resolve_pipeline",
+    "describe_pipeline",
+    "op_name",
+]
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -79,7 +87,7 @@ def _stats(pack: Any, channels: int | None = None) -> tuple[tuple[float, ...], t
     return IMAGENET_MEAN, IMAGENET_STD
 
 
-def _normalize(args: list[ast.AST], kwargs: dict[str, ast.AST], pack: Any) -> Any:
+def _normalize(args: list[ast.expr], kwargs: dict[str, ast.expr], pack: Any) -> Any:
     named = None
     if len(args) == 1 and not kwargs and isinstance(args[0], ast.Name):
         named = args[0].id
@@ -107,12 +115,13 @@ def _normalize(args: list[ast.AST], kwargs: dict[str, ast.AST], pack: Any) -> An
 
 
 def _build(node: ast.AST, pack: Any) -> Any:
+    args: list[ast.expr] = []
+    kwargs: dict[str, ast.expr] = {}
     if isinstance(node, ast.Name):
-        name, args, kwargs = node.id, [], {}
+        name = node.id
     elif isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
         name = node.func.id
         args = list(node.args)
-        kwargs = {}
         for kw in node.keywords:
             if kw.arg is None:
                 raise UsageError(f"--pipeline: {name}: **kwargs are not allowed.")

@@ -242,6 +242,7 @@ class ChainTimings:
     samples: int = 0
     shapes: list[tuple[int, int]] = dataclasses.field(default_factory=list)
     modes: dict[str, int] = dataclasses.field(default_factory=dict)
+    region_op: str | None = None  # the leading crop/resize op (the loader's ROI decode)
 
     def add(self, slot: int, seconds: float) -> None:
         self.seconds[slot] += seconds
@@ -299,7 +300,11 @@ def time_chain(
     kinds.append("convert")
     gil.append(False)
     t = ChainTimings(names, kinds, gil, [0.0] * len(names))
-    dtypes = {code: np.dtype(dt).newbyteorder("<") for code, dt in fmt.DTYPE_FROM_CODE.items()}
+    t.region_op = op_name(region_op) if region_op is not None else None
+    dtypes: dict[int, Any] = {
+        code: np.dtype(dt).newbyteorder("<")  # type: ignore[call-overload]
+        for code, dt in fmt.DTYPE_FROM_CODE.items()
+    }
     buf = BatchBuffer(spec, batch_size)
     planes = [np.empty((spec.height, spec.width), spec.pixel_dtype) for _ in range(spec.channels)]
     convert_slot = len(names) - 1
