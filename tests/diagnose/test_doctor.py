@@ -116,3 +116,54 @@ def test_page_cache_drop_and_residency(big_raw_pack: Path) -> None:
         pytest.skip("this file system keeps files in memory: fadvise cannot drop them")
     assert resident_fraction(big_raw_pack) < 0.1
     assert resident_fraction(big_raw_pack, [(0, 4096)]) in (0.0, 1.0)
+
+
+# -- the verdict model on constructed timings (deterministic) ------------------------------
+def _model_inputs(cold_seconds: float, fits: bool, e2e_rate: float | None):
+    from types import SimpleNamespace
+
+    from pixpack.diagnose.bench import BenchResult
+    from pixpack.diagnose.doctor import _diagnose
+    from pixpack.diagnose.stages import StageTiming
+
+    n = 100
+    stages = [
+        StageTiming("storage (cold)", "storage", n, cold_seconds, n * 10**6, 0),
+        StageTiming("storage (warm)", "storage", n, 0.01, n * 10**6, 4),
+        StageTiming("decode (ROI+DCT)", "decode", n, 0.2, 0, 4),
+        StageTiming("RandomResizedCrop", "op", n, 0.05, 0, 4),
+        StageTiming("convert (collate)", "convert", n, 0.05, 0, 4),
+    ]
+    chain = SimpleNamespace(shapes=[(375, 500)] * n, modes={"jpeg": n}, samples=n,
+                            region_op="RandomResizedCrop")
+    opts = SimpleNamespace(workers=4, batch_size=50, device="cpu")
+    spec = SimpleNamespace(height=224, width=224, is_float=True)
+    e2e = None
+    if e2e_rate is not None:
+        e2e = BenchResult("p", "x", 50, 4, "cpu", 10, 500, 1, 500 / e2e_rate, 1.0, e2e_rate,
+                          e2e_rate / 50, 1.0, 0.1, 0.1, 0.1)
+    page_cache = {"pack_bytes": 10**12, "ram_available": 10**10, "ram_total": 2 * 10**10}
+    return _diagnose(stages, chain, e2e, 4, opts, fits, page_cache, spec, None, [])
+
+
+def test_model_storage_bound_when_the_pack_does_not_fit() -> None:
+    # CPU: 4 threads / 3 ms = 1,333 img/s; cold storage: 100 img / 1 s = 100 img/s.
+    d = _model_inputs(cold_seconds=1.0, fits=False, e2e_rate=None)
+    assert d.bottleneck == ["storage (cold)"] and d.bottleneck_kind == "storage"
+    assert d.verdict.startswith(
+        "storage-bound: the pack is larger than the page cache and on a slow disk"
+    )
+    assert d.bound_rate == pytest.approx(100)
+    assert any(a.startswith("storage-bound: the pack (1000.0 GB)") for a in d.advice)
+    # The same disk with a pack that fits: warm reads, so the CPU stages decide.
+    d = _model_inputs(cold_seconds=1.0, fits=True, e2e_rate=None)
+    assert d.bottleneck_kind == "decode" and d.bottleneck[0] == "decode (ROI+DCT)"
+    assert d.bound_rate == pytest.approx(4 / 0.003)
+    assert d.shares["decode (ROI+DCT)"] == pytest.approx(2 / 3)
+
+
+def test_model_flags_pipeline_overhead() -> None:
+    assert not _model_inputs(0.001, True, e2e_rate=1200).overhead
+    d = _model_inputs(0.001, True, e2e_rate=300)
+    assert d.overhead
+    assert any(a.startswith("pipeline overhead / threading") for a in d.advice)
