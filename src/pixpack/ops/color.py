@@ -89,9 +89,10 @@ class ColorJitter:
 
     def apply(self, image: np.ndarray, params: JitterParams) -> np.ndarray:
         kernels = (K.adjust_brightness, K.adjust_contrast, K.adjust_saturation, K.adjust_hue)
+        factors = (params.brightness, params.contrast, params.saturation, params.hue)
         out = image
         for i in params.order:
-            factor = params[1 + i]
+            factor = factors[i]
             if factor is not None:
                 out = kernels[i](out, factor)
         return out

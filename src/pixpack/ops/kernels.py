@@ -278,10 +278,11 @@ def adjust_hue(src: np.ndarray, factor: float) -> np.ndarray:
     if src.shape[2] == 1:
         return src.copy()
     rgb, alpha = _split_alpha(src)
-    # H and S do not depend on the value scale, so HSV is taken on raw pixel values;
-    # cv2's float HSV2RGB wraps any hue into [0, 360) itself.
+    # H and S do not depend on the value scale, so HSV is taken on raw pixel values.
+    # cv2's float HSV2RGB wraps hues in [360, 720) (not negative ones), hence the
+    # shift is taken modulo one turn.
     hsv = cv2.cvtColor(rgb.astype(np.float32), cv2.COLOR_RGB2HSV)
-    hsv = cv2.add(hsv, ((factor % 1.0) * 360.0, 0.0, 0.0, 0.0))
+    hsv = cv2.add(hsv, ((factor % 1.0) * 360.0, 0.0, 0.0, 0.0))  # type: ignore[call-overload]
     back = cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB)
     # torchvision converts back with floor(x01 * (max + 1 - 1e-3)).
     peak = float(max_value(src.dtype))
