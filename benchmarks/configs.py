@@ -174,6 +174,24 @@ def build_configs(
         )
     )
 
+    add(
+        Config(
+            "pixpack-pack-scaled-jpeg256",
+            "convert",
+            "pixpack pack jpeg@256 (k-times larger set, for memory vs size)",
+            "pixpack_bench",
+            "convert",
+            params={
+                **common,
+                "data": scaled,
+                "out": art["pixpack-scaled-jpeg256.pixpack"],
+                "mode": "jpeg",
+                "max_side": 256,
+                "quality": 90,
+            },
+        )
+    )
+
     # -- loading: the main table -------------------------------------------------------
     for version in ("v1", "v2"):
         add(

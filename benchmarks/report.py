@@ -164,21 +164,31 @@ def _status_cell(r: dict[str, Any]) -> str:
 def _loader_table(records: list[dict[str, Any]]) -> list[str]:
     lines = [
         "| configuration | img/s (median) | min-max | first batch (s) | warm-up pass (s) | "
-        "peak RSS sum (MiB) | peak RssAnon sum (MiB) | peak PSS (MiB) | procs | output |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+        "peak RSS sum (MiB) | peak RssAnon sum (MiB) | peak PSS (MiB) | procs | load avg "
+        "| output |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     for r in records:
         if r.get("status") != "ok":
-            lines.append(f"| {r['title']} (`{r['id']}`) | {_status_cell(r)} | | | | | | | | |")
+            lines.append(f"| {r['title']} (`{r['id']}`) | {_status_cell(r)} | | | | | | | | | |")
             continue
         x, m = r["result"], r["memory"]
         out = x.get("output") or {}
-        lines.append(
-            f"| {r['title']} (`{r['id']}`) | **{x['rate_median']:,.0f}** | {x['rate_min']:,.0f}-{x['rate_max']:,.0f} "
-            f"| {x['first_batch_s']:.2f} | {x['warmup_s']:.1f} | {_fmt_mib(m['rss'])} | {_fmt_mib(m['anon'])} "
-            f"| {_fmt_mib(m['pss'])} | {m['processes']} | {out.get('dtype')} {tuple(out.get('shape', []))[1:]} "
-            f"mean {out.get('mean')} std {out.get('std')} |"
-        )
+        shape = tuple(out.get("shape", []))[1:]
+        cells = [
+            f"{r['title']} (`{r['id']}`)",
+            f"**{x['rate_median']:,.0f}**",
+            f"{x['rate_min']:,.0f}-{x['rate_max']:,.0f}",
+            f"{x['first_batch_s']:.2f}",
+            f"{x['warmup_s']:.1f}",
+            _fmt_mib(m["rss"]),
+            _fmt_mib(m["anon"]),
+            _fmt_mib(m["pss"]),
+            str(m["processes"]),
+            f"{r.get('load_avg_before', '-')}",
+            f"{out.get('dtype')} {shape} mean {out.get('mean')} std {out.get('std')}",
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
     return lines
 
 
@@ -217,14 +227,17 @@ def _markdown(
         else "full run"
     )
     if done < len(records):
-        label += f"; PARTIAL: {len(records) - done} of {len(records)} configurations did not produce a result"
+        missing = len(records) - done
+        label += f"; PARTIAL: {missing} of {len(records)} configurations did not produce a result"
     disk = m["disk"]
     lines = [
         f"# pixpack benchmark: {meta['run_name']}",
         "",
         f"**{label}.** Date {meta['date']}, pixpack git `{meta['pixpack_git']}`.",
         "",
-        f"Command: `{meta['command']}` (after `bash benchmarks/install_peers.sh`). "
+        "Command: "
+        + ", then ".join(f"`{c}`" for c in meta.get("commands", [meta["command"]]))
+        + " (after `bash benchmarks/install_peers.sh`). "
         "Methodology: [docs/benchmarks.md](../../docs/benchmarks.md).",
         "",
         "## Machine",
@@ -242,9 +255,10 @@ def _markdown(
         ),
         "- Data: "
         + ", ".join(f"{k} `{v['path']}` ({v['images']} images)" for k, v in meta["data"].items()),
-        f"- Every loader: RandomResizedCrop(224) + RandomHorizontalFlip + Normalize(ImageNet mean/std) "
-        f"-> float32 N x 3 x 224 x 224, batch {meta['batch_size']}, {meta['workers']} workers/threads, "
-        f"1 warm-up pass then {meta['passes']} timed passes (median, min-max).",
+        "- Every loader: RandomResizedCrop(224) + RandomHorizontalFlip + Normalize(ImageNet "
+        f"mean/std) -> float32 N x 3 x 224 x 224, batch {meta['batch_size']}, "
+        f"{meta['workers']} workers/threads, 1 warm-up pass then {meta['passes']} timed passes "
+        "(median, min-max).",
         "",
         f"![chart]({chart})",
         "",
@@ -267,7 +281,7 @@ def _markdown(
             _loader_table,
         ),
         (
-            "Memory vs dataset size (same number of batches on the base set and a k-times larger set)",
+            "Memory vs dataset size (same batches on the base set and a k-times larger set)",
             "size",
             _loader_table,
         ),
@@ -283,11 +297,15 @@ def _markdown(
         "",
         "## How to read the memory columns",
         "",
-        "RSS and RssAnon are summed over the process tree (the benchmark process plus DataLoader workers), "
-        "as `top` would add them up: pages shared copy-on-write with forked workers, or mapped from the page "
-        "cache, count once per process. PSS splits shared pages between the processes that map them, so the "
-        "PSS sum is what the tree really occupies. File-backed pages of a memory-mapped pack appear in RSS/PSS "
-        "but are reclaimable page cache, not anonymous memory.",
+        "RSS and RssAnon are summed over the process tree (the benchmark process plus "
+        "DataLoader workers), as `top` would add them up: pages shared copy-on-write with forked "
+        "workers, or mapped from the page cache, count once per process. PSS splits shared pages "
+        "between the processes that map them, so the PSS sum is what the tree really occupies. "
+        "File-backed pages of a memory-mapped pack appear in RSS/PSS but are reclaimable page "
+        "cache, not anonymous memory.",
+        "",
+        "*load avg* is the 1-minute load average just before the configuration started: above "
+        "the core count, other work was competing for the CPU and that row's numbers are low.",
         "",
     ]
     return "\n".join(lines)
@@ -311,8 +329,8 @@ def _chart(records: list[dict[str, Any]], path: Path, title: str) -> None:
     ]
     colors = [_color(r["id"]) for r in main]
     ax.barh(labels, rates, xerr=err, color=colors, capsize=3)
-    for y, v in enumerate(rates):
-        ax.text(v, y, f" {v:,.0f}", va="center", fontsize=8)
+    for y, (v, hi) in enumerate(zip(rates, err[1], strict=True)):
+        ax.text(v + hi, y, f"  {v:,.0f}", va="center", fontsize=8)
     ax.invert_yaxis()
     ax.set_xlabel("images/s (median of timed passes; bars: min-max)")
     ax.set_title("Throughput, float32 NCHW 224x224 batches")
@@ -341,6 +359,8 @@ def _chart(records: list[dict[str, Any]], path: Path, title: str) -> None:
             xs = [by_id[one]["params"]["workers"], by_id[many]["params"]["workers"]]
             ys = [by_id[one]["result"]["rate_median"], by_id[many]["result"]["rate_median"]]
             ax.plot(xs, ys, marker="o", label=name, color=_color(many))
+    ax.set_xticks([1, 2, 4, 8, 16, 32])
+    ax.set_xlim(0.5, max(2, max((r["params"].get("workers", 1) for r in ok), default=2)) + 0.5)
     ax.set_xlabel("workers / threads")
     ax.set_ylabel("images/s")
     ax.set_title("Throughput vs workers")
@@ -359,7 +379,7 @@ def _chart(records: list[dict[str, Any]], path: Path, title: str) -> None:
             if f"size-{tag}-{key}" in by_id
         ]
         if pts:
-            ax.plot(*zip(*pts), marker="o", label=name, color=_color(key))
+            ax.plot(*zip(*pts, strict=True), marker="o", label=name, color=_color(key))
     ax.set_xlabel("dataset size (images)")
     ax.set_ylabel("peak PSS (MiB)")
     ax.set_title("Memory vs dataset size")

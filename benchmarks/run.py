@@ -15,6 +15,7 @@ import argparse
 import json
 import os
 import re
+import resource
 import signal
 import subprocess
 import sys
@@ -72,6 +73,8 @@ def run_one(cfg: Config, run_dir: Path, timeout: float) -> dict[str, Any]:
     cfg_path.write_text(json.dumps(cfg.params))
     out_path.unlink(missing_ok=True)
     cmd = [python, str(HERE / "worker.py"), cfg.module, cfg.func, str(cfg_path), str(out_path)]
+    record["load_avg_before"] = round(os.getloadavg()[0], 2)
+    cpu0 = _children_cpu()
     t0 = time.perf_counter()
     with open(log_path, "w") as log:
         proc = subprocess.Popen(
@@ -88,6 +91,7 @@ def run_one(cfg: Config, run_dir: Path, timeout: float) -> dict[str, Any]:
             timed_out = True
         peaks = monitor.stop()
     record["wall_s"] = time.perf_counter() - t0
+    record["cpu_s"] = _children_cpu() - cpu0  # user+sys of the whole tree, imports included
     record["memory"] = peaks
     tail = log_path.read_text(errors="replace")[-2000:]
     if timed_out:
@@ -110,6 +114,11 @@ def run_one(cfg: Config, run_dir: Path, timeout: float) -> dict[str, Any]:
     if record["status"] != "ok":
         record["log_tail"] = tail
     return record
+
+
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def main() -> int:
@@ -200,7 +209,10 @@ def main() -> int:
         "passes": args.passes,
         "batch_size": 64,
     }
-    (run_dir / "meta.json").write_text(json.dumps(meta, indent=1))
+    meta_path = run_dir / "meta.json"
+    earlier = json.loads(meta_path.read_text()).get("commands", []) if meta_path.exists() else []
+    meta["commands"] = [*earlier, meta["command"]]  # a resumed run lists every invocation
+    meta_path.write_text(json.dumps(meta, indent=1))
     if not args.no_report:
         import report
 
@@ -217,7 +229,8 @@ def _summary(record: dict[str, Any]) -> str:
     mem = record["memory"]["pss"] / 2**20
     if "rate_median" in result:
         return (
-            f"{result['rate_median']:.0f} img/s (min {result['rate_min']:.0f}, max {result['rate_max']:.0f}), "
+            f"{result['rate_median']:.0f} img/s "
+            f"(min {result['rate_min']:.0f}, max {result['rate_max']:.0f}), "
             f"first batch {result['first_batch_s']:.2f} s, PSS {mem:.0f} MiB"
         )
     return f"{result['seconds']:.1f} s, {result['bytes'] / 2**20:.1f} MiB"

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from .common import CROP, MEAN, STD, dir_size, fresh_path, time_loader
-from .torchvision_baseline import make_dataloader, make_transform
+from .torchvision_baseline import import_torch_stack, make_dataloader, make_transform
 
 __all__ = ["build_sqlite", "build_memmap", "load"]
 
@@ -172,6 +172,7 @@ def build_memmap(cfg: dict[str, Any]) -> dict[str, Any]:
 
 def load(cfg: dict[str, Any]) -> dict[str, Any]:
     kind = cfg["dataset"]
+    import_torch_stack()
 
     def make() -> Any:
         if kind == "preload":

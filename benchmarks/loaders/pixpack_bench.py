@@ -57,8 +57,9 @@ def load(cfg: dict[str, Any]) -> dict[str, Any]:
             from pixpack.dataset import PackDataset
         except ImportError as exc:
             raise Unavailable(f"pixpack.dataset.PackDataset not available yet ({exc})") from exc
-        from .torchvision_baseline import make_dataloader, make_transform
+        from .torchvision_baseline import import_torch_stack, make_dataloader, make_transform
 
+        import_torch_stack()
         path = _ensure_pack(cfg)
 
         def make_dataset_loader() -> Any:

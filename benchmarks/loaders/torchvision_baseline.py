@@ -6,7 +6,16 @@ from typing import Any
 
 from .common import BATCH, CROP, MEAN, STD, time_loader
 
-__all__ = ["make_transform", "make_dataloader", "load"]
+__all__ = ["import_torch_stack", "make_transform", "make_dataloader", "load"]
+
+
+def import_torch_stack() -> None:
+    """Import torch, torchvision and PIL before the clock starts, so set-up excludes imports."""
+    import PIL.Image  # noqa: F401
+    import torch.utils.data  # noqa: F401
+    import torchvision.datasets
+    import torchvision.transforms
+    import torchvision.transforms.v2  # noqa: F401
 
 
 def make_transform(version: str) -> Any:
@@ -52,6 +61,8 @@ def make_dataloader(dataset: Any, workers: int) -> Any:
 
 def load(cfg: dict[str, Any]) -> dict[str, Any]:
     from torchvision.datasets import ImageFolder
+
+    import_torch_stack()
 
     def make() -> Any:
         dataset = ImageFolder(cfg["data"], transform=make_transform(cfg.get("transforms", "v1")))
