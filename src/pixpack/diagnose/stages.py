@@ -146,27 +146,44 @@ def resident_fraction(
     path: str | os.PathLike[str], ranges: Sequence[tuple[int, int]] | None = None
 ) -> float | None:
     """Fraction of the file's pages (or of the pages of ``ranges`` = ``(offset, nbytes)``)
-    in the page cache, from ``mincore`` on a fresh read-only map; None if unknown."""
+    in the page cache, from ``mincore`` on a fresh read-only map; None if unknown.
+
+    Only the pages asked about are queried, so a terabyte pack costs no more than its
+    sampled ranges.
+    """
     try:
         libc = _libc()
         size = os.path.getsize(path)
         if libc is None or size == 0:
             return None
+        if ranges is None:
+            ranges = [(0, size)]
+        spans = sorted(
+            (offset // _PAGE, min(-(-(offset + nbytes) // _PAGE), -(-size // _PAGE)))
+            for offset, nbytes in ranges
+            if nbytes > 0 and offset < size
+        )
+        if not spans:
+            return None
+        resident = total = 0
         with open(path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as mm:
-            pages = -(-size // _PAGE)
-            vec = np.zeros(pages, np.uint8)
-            addr = _address(mm)
-            if libc.mincore(ctypes.c_void_p(addr), ctypes.c_size_t(size), vec.ctypes.data) != 0:
-                return None
+            base = _address(mm)
+            done = -1  # last page counted, so overlapping ranges count once
+            for first, stop in spans:
+                first = max(first, done + 1)
+                if first >= stop:
+                    continue
+                vec = np.zeros(stop - first, np.uint8)
+                length = min(stop * _PAGE, size) - first * _PAGE
+                addr = ctypes.c_void_p(base + first * _PAGE)
+                if libc.mincore(addr, ctypes.c_size_t(length), vec.ctypes.data) != 0:
+                    return None
+                resident += int(np.count_nonzero(vec & 1))
+                total += len(vec)
+                done = stop - 1
     except (OSError, ValueError, AttributeError, BufferError):
         return None
-    resident = (vec & 1).astype(bool)
-    if ranges is None:
-        return float(resident.mean())
-    mask = np.zeros(pages, bool)
-    for offset, nbytes in ranges:
-        mask[offset // _PAGE : -(-(offset + nbytes) // _PAGE)] = True
-    return float(resident[mask].mean()) if mask.any() else None
+    return resident / total if total else None
 
 
 def _address(mm: mmap.mmap) -> int:
