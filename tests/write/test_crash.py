@@ -1,0 +1,147 @@
+"""SIGKILL, SIGTERM and Ctrl-C while packing: nothing half-written opens, resume completes."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import numpy as np
+import psutil
+import pytest
+
+from pixpack import format as fmt
+from pixpack import sample_data
+from pixpack.errors import NotAPackError
+from pixpack.read.pack import open_pack
+from pixpack.write import pack
+from pixpack.write.writer import JOURNAL_DTYPE, partial_paths
+
+# A child process packing with 2 workers through a source that is slowed down a little,
+# so the kill lands mid-pack; describe()/fingerprint() are the plain folder's, so a
+# resume from this process (with the plain folder) continues the same pack.
+_CHILD = textwrap.dedent(
+    """
+    import sys, time
+    from pixpack.write import ImageFolderSource, pack
+
+    class Slow(ImageFolderSource):
+        def load(self, i):
+            time.sleep(0.01)
+            return super().load(i)
+
+    pack(Slow(sys.argv[1]), sys.argv[2], workers=2, max_side=48, quiet=True)
+    """
+)
+
+
+@pytest.fixture(scope="module")
+def small_folder(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("small")
+    return sample_data.make_image_folder(root, num_classes=3, per_class=100, size=(64, 48))
+
+
+def _journal_records(out: Path) -> int:
+    journal = partial_paths(out)[1]
+    if not journal.exists():
+        return 0
+    return max(0, (journal.stat().st_size - 4096) // JOURNAL_DTYPE.itemsize)
+
+
+def _start_child(folder: Path, out: Path) -> subprocess.Popen:
+    # Output goes to a file, not a pipe: orphaned workers would hold a pipe open.
+    with open(out.with_name("child.log"), "w") as log:
+        return subprocess.Popen(
+            [sys.executable, "-c", _CHILD, str(folder), str(out)], stdout=log, stderr=log
+        )
+
+
+def _child_output(out: Path) -> str:
+    return out.with_name("child.log").read_text()
+
+
+def _kill_all(processes: list[psutil.Process]) -> list[psutil.Process]:
+    """Wait for processes to end; kill (and return) those still alive after 10 s."""
+    _, alive = psutil.wait_procs(processes, timeout=10)
+    for p in alive:
+        p.kill()
+    return alive
+
+
+def _wait_for_progress(child: subprocess.Popen, out: Path, records: int) -> None:
+    deadline = time.monotonic() + 60
+    while _journal_records(out) < records:
+        assert child.poll() is None, _child_output(out)
+        assert time.monotonic() < deadline, "no progress in the journal"
+        time.sleep(0.01)
+
+
+def _assert_same_pack(a: Path, b: Path) -> None:
+    with open_pack(a) as pa, open_pack(b) as pb:
+        np.testing.assert_array_equal(np.array(pa.index), np.array(pb.index))
+        for i in range(len(pa)):
+            assert bytes(pa.sample_bytes(i)) == bytes(pb.sample_bytes(i))
+        assert pa.metadata["mean"] == pytest.approx(pb.metadata["mean"], rel=1e-12)
+        assert pa.metadata["class_counts"] == pb.metadata["class_counts"]
+
+
+@pytest.fixture(scope="module")
+def reference(small_folder, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("ref") / "ref.pixpack"
+    pack(small_folder, out, workers=1, max_side=48, quiet=True)
+    return out
+
+
+def test_sigkill_leaves_no_pack_and_resume_completes(small_folder, reference, tmp_path):
+    out = tmp_path / "k.pixpack"
+    child = _start_child(small_folder, out)
+    _wait_for_progress(child, out, 64)
+    workers = psutil.Process(child.pid).children()
+    assert workers, "packing should run in worker processes"
+    os.kill(child.pid, signal.SIGKILL)
+    child.wait()
+    # The workers die with their parent instead of blocking forever.
+    assert not _kill_all(workers)
+    tmp, journal, _ = partial_paths(out)
+    assert not out.exists()
+    assert tmp.read_bytes()[: fmt.HEADER_SIZE] == b"\x00" * fmt.HEADER_SIZE
+    with pytest.raises(NotAPackError):
+        open_pack(tmp)
+    done_before = _journal_records(out)
+    assert 0 < done_before < 300
+    summary = pack(small_folder, out, workers=2, max_side=48, quiet=True, resume=True)
+    assert summary.num_samples == 300
+    assert not tmp.exists() and not journal.exists()
+    _assert_same_pack(out, reference)
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_sigterm_and_ctrl_c_keep_the_partial_pack(small_folder, reference, tmp_path, sig):
+    out = tmp_path / "t.pixpack"
+    child = _start_child(small_folder, out)
+    _wait_for_progress(child, out, 64)
+    workers = psutil.Process(child.pid).children()
+    os.kill(child.pid, sig)
+    try:
+        child.wait(timeout=20)
+    finally:
+        child.kill()
+        _kill_all(workers)
+    assert child.returncode != 0
+    stderr = _child_output(out)
+    assert "resume=True" in stderr and "--resume" in stderr
+    assert not _kill_all(workers)
+    assert not out.exists() and partial_paths(out)[0].exists()
+    summary = pack(small_folder, out, workers=1, max_side=48, quiet=True, resume=True)
+    assert summary.num_samples == 300
+    _assert_same_pack(out, reference)
+
+
+def test_resume_without_partial_starts_fresh(small_folder, reference, tmp_path):
+    out = tmp_path / "f.pixpack"
+    pack(small_folder, out, workers=2, max_side=48, quiet=True, resume=True)
+    _assert_same_pack(out, reference)
