@@ -224,8 +224,11 @@ def _markdown(
     label = (
         "QUICK SMOKE RUN (small data set; numbers are indicative only)"
         if meta["quick"]
-        else "full run"
+        else "full-size data set"
     )
+    total = _total_configs(meta["workers"])
+    if total and len(records) < total:
+        label += f"; PARTIAL: a subset of {len(records)} of the {total} configurations"
     if done < len(records):
         missing = len(records) - done
         label += f"; PARTIAL: {missing} of {len(records)} configurations did not produce a result"
@@ -311,6 +314,17 @@ def _markdown(
     return "\n".join(lines)
 
 
+def _total_configs(workers: int) -> int | None:
+    """How many configurations a complete run has (None if configs.py cannot be read)."""
+    try:
+        from configs import build_configs
+
+        paths = {"base": Path("b"), "large": Path("l"), "scaled": Path("s")}
+        return len(build_configs(paths, Path("a"), workers, 1, 1))
+    except Exception:  # the label is informative only
+        return None
+
+
 def _chart(records: list[dict[str, Any]], path: Path, title: str) -> None:
     import matplotlib
 
@@ -364,7 +378,8 @@ def _chart(records: list[dict[str, Any]], path: Path, title: str) -> None:
     ax.set_xlabel("workers / threads")
     ax.set_ylabel("images/s")
     ax.set_title("Throughput vs workers")
-    ax.legend()
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend()
     ax.grid(alpha=0.3)
 
     ax = axes[1][1]
@@ -383,7 +398,8 @@ def _chart(records: list[dict[str, Any]], path: Path, title: str) -> None:
     ax.set_xlabel("dataset size (images)")
     ax.set_ylabel("peak PSS (MiB)")
     ax.set_title("Memory vs dataset size")
-    ax.legend()
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend()
     ax.grid(alpha=0.3)
     fig.suptitle(title)
     fig.tight_layout()
