@@ -140,19 +140,21 @@ def _decode_bytes(
     except Exception as e:  # Pillow raises many types for non-images
         reason = "not an image (unrecognised format)" if "identify" in str(e) else str(e)
         raise ImageDecodeError(path, reason) from None
-    orientation = _exif_orientation(img)
     if data.startswith(_JPEG_SOI) and img.mode in ("L", "RGB"):
-        return _decode_jpeg(data, img, path, max_side), img.mode, orientation
+        # JPEG EXIF sits in a header segment: reading it decodes nothing.
+        return _decode_jpeg(data, img, path, max_side), img.mode, _exif_orientation(img)
     deep = _sixteen_bit_colour(data, img)
     if deep is not None:
+        # Only EXIF found before the pixel data: asking for more would make Pillow
+        # decode (and truncate) the whole image just to find it.
+        orientation = _exif_orientation(img) if "exif" in img.info else 1
         array = _decode_deep(data, deep, path)
         mode = f"{'RGBA' if array.shape[2] == 4 else 'RGB'};16"
         if deep == "LA":  # 16-bit gray+alpha: OpenCV returns it as BGRA
             array = array[:, :, :1] if channels != 4 else array
             mode = "LA;16"
         return _resize_array(array, max_side), mode, orientation
-    array, mode, _ = _from_pil(img, path, channels, max_side, draft=True)
-    return array, mode, orientation
+    return _from_pil(img, path, channels, max_side, draft=True)
 
 
 def _decode_jpeg(data: bytes, img: Image.Image, path: str, max_side: int | None) -> np.ndarray:
@@ -187,7 +189,6 @@ def _from_pil(
     img: Image.Image, path: str, channels: int | None, max_side: int | None, *, draft: bool
 ) -> tuple[np.ndarray, str, int]:
     """Decode through Pillow. ``draft`` allows JPEG DCT reduction (not on callers' images)."""
-    orientation = _exif_orientation(img)
     mode = img.mode
     if draft and max_side is not None and img.format == "JPEG":
         width, height = img.size
@@ -203,6 +204,7 @@ def _from_pil(
         if "truncated" in reason:
             reason = f"truncated file ({reason})"
         raise ImageDecodeError(path, reason) from None
+    orientation = _exif_orientation(img)  # after load(): PNG may keep EXIF after the pixels
     img = _normalise_mode(img, path, channels)
     if img.mode in _UINT16_MODES:
         array = np.asarray(img).astype("<u2")[:, :, None]
@@ -249,7 +251,7 @@ def _sixteen_bit_colour(data: bytes, img: Image.Image) -> str | None:
     if data.startswith(_PNG_SIGNATURE) and len(data) >= 26 and data[24] == 16:
         return {2: "RGB", 6: "RGBA", 4: "LA"}.get(data[25])
     if img.format == "TIFF" and img.mode not in _UINT16_MODES:
-        bits = img.tag_v2.get(258)  # BitsPerSample
+        bits = getattr(img, "tag_v2", {}).get(258)  # BitsPerSample
         if isinstance(bits, tuple) and len(bits) >= 3 and bits[0] == 16:
             return "TIFF"
     return None
@@ -274,9 +276,10 @@ def _decode_deep(data: bytes, kind: str, path: str) -> np.ndarray:
         return array.astype("<u2")
     import cv2
 
-    array = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
-    if array is None or array.dtype != np.uint16:
+    decoded = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+    if decoded is None or decoded.dtype != np.uint16:
         raise ImageDecodeError(path, "corrupt or truncated 16-bit PNG")
+    array = np.asarray(decoded)
     if array.ndim == 2:
         array = array[:, :, None]
     elif array.shape[2] == 3:

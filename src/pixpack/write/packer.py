@@ -37,7 +37,7 @@ import threading
 import time
 import warnings
 from collections import Counter, deque
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from datetime import datetime, timezone
@@ -297,7 +297,7 @@ def _worker_chunk(start: int, stop: int) -> list[_Result]:
 
 def _results(
     src: Source, job: _Job, first: int, total: int, workers: int
-) -> Iterator[list[_Result]]:
+) -> Generator[list[_Result], None, None]:
     """Chunks of results in source order, from a bounded window of in-flight tasks."""
     remaining = total - first
     if remaining <= 0:
