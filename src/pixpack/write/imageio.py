@@ -32,8 +32,10 @@ an alpha channel is dropped (not composited) when going to 1 or 3 channels.
 
 ``max_side`` downscales so the longer side equals it (never upscales): JPEGs are
 first reduced in the DCT domain (libjpeg-turbo scaled IDCT) while the result stays
->= 2x the target, like ``Image.thumbnail(reducing_gap=2.0)``, then resized with
-Lanczos; ``uint16`` images use OpenCV's ``INTER_AREA``.
+>= 2x the target, like ``Image.thumbnail(reducing_gap=2.0)``, then every image
+(uint8 or uint16) is resized with OpenCV's ``INTER_AREA`` (antialiased area
+averaging; GIL-free and ~10x faster than Pillow's Lanczos, 37-42 dB PSNR against a
+float Lanczos of the full-resolution decode: see docs/packing.md).
 
 Unreadable, corrupt, truncated, empty or non-image files raise
 :class:`~pixpack.errors.ImageDecodeError`. A truncated file is an error, never
@@ -208,12 +210,10 @@ def _from_pil(
     img = _normalise_mode(img, path, channels)
     if img.mode in _UINT16_MODES:
         array = np.asarray(img).astype("<u2")[:, :, None]
-        return _resize_array(array, max_side), mode, orientation
-    img = _resize_pil(img, max_side)
-    array = np.asarray(img)
-    if array.ndim == 2:
-        array = array[:, :, None]
-    return array, mode, orientation
+    else:
+        array = np.asarray(img)
+        array = array[:, :, None] if array.ndim == 2 else array
+    return _resize_array(array, max_side), mode, orientation
 
 
 def _normalise_mode(img: Image.Image, path: str, channels: int | None) -> Image.Image:
@@ -315,23 +315,12 @@ def _from_array(item: Any, max_side: int | None) -> tuple[np.ndarray, str]:
 
 
 # -- geometry ------------------------------------------------------------------------------
-def _resize_pil(img: Image.Image, max_side: int | None) -> Image.Image:
-    th, tw = target_size(img.height, img.width, max_side)
-    if (th, tw) == (img.height, img.width):
-        return img
-    return img.resize((tw, th), Image.Resampling.LANCZOS, reducing_gap=2.0)
-
-
 def _resize_array(array: np.ndarray, max_side: int | None) -> np.ndarray:
     h, w = array.shape[:2]
     th, tw = target_size(h, w, max_side)
     if (th, tw) == (h, w):
         return array
-    if array.dtype == np.uint8:
-        img = Image.fromarray(array[:, :, 0] if array.shape[2] == 1 else array)
-        out = np.asarray(_resize_pil(img, max_side))
-        return out[:, :, None] if out.ndim == 2 else out
-    import cv2
+    import cv2  # INTER_AREA: antialiased, uint8 and uint16, releases the GIL
 
     out = cv2.resize(np.ascontiguousarray(array), (tw, th), interpolation=cv2.INTER_AREA)
     return out[:, :, None] if out.ndim == 2 else out
