@@ -1,6 +1,7 @@
 """Turn a decoded image array into the bytes a pack stores.
 
-- ``raw``: ``array.tobytes()`` of the C-contiguous HWC little-endian pixels; exact.
+- ``raw``: the C-contiguous HWC little-endian pixels, exact, as a byte
+  ``memoryview`` of the array (no copy: the writer checksums and writes the buffer).
 - ``jpeg``: libjpeg-turbo through ``simplejpeg`` (releases the GIL), 4:2:0 chroma
   subsampling for colour. Only 8-bit 1- or 3-channel images can be JPEGs: 16-bit and
   4-channel images are stored raw even in a jpeg pack. The index records the mode of
@@ -23,7 +24,7 @@ __all__ = ["EncodedSample", "encode_sample", "jpeg_encodable"]
 class EncodedSample:
     """Stored bytes plus the index fields that describe them."""
 
-    data: bytes
+    data: bytes | memoryview  # memoryview: raw pixels, 1-D unsigned bytes
     height: int
     width: int
     channels: int
@@ -60,5 +61,6 @@ def encode_sample(array: np.ndarray, *, mode: str = "raw", quality: int = 90) ->
         return EncodedSample(data, height, width, channels, dtype_code, fmt.MODE_JPEG)
     if mode not in ("raw", "jpeg"):
         raise UsageError(f"mode must be 'raw' or 'jpeg' (got {mode!r}).")
-    data = np.ascontiguousarray(array, dtype=dtype).tobytes()
+    flat = np.ascontiguousarray(array, dtype=dtype).reshape(-1).view(np.uint8)
+    data = memoryview(flat)
     return EncodedSample(data, height, width, channels, dtype_code, fmt.MODE_RAW)

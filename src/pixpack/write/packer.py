@@ -1,10 +1,11 @@
-"""``pack()``: decode and encode a source in worker processes, write it in source order.
+"""``pack()``: decode and encode a source in worker threads or processes, write in order.
 
-Workers receive chunks of *indices* only (the source reaches each worker once, through
-the pool initializer) and return encoded bytes plus per-channel pixel sums, so the
-parent only writes. At most ``3 x workers`` chunks are in flight, so memory stays flat
-for any dataset size. Results are consumed strictly in source order, which makes the
-pack byte-identical whatever the number of workers, and resumable from the journal.
+Workers (:mod:`.executor`) receive chunks of *indices* and return encoded bytes plus
+per-channel pixel sums, so the calling thread only writes. File sources use threads
+(decoding, resizing and encoding release the GIL; no pickling), other sources
+processes. At most ``3 x workers`` chunks are in flight, so memory stays flat for any
+dataset size. Results are consumed strictly in source order, which makes the pack
+byte-identical whatever the number or kind of workers, and resumable from the journal.
 
 Error policy:
 - an unreadable image is skipped and recorded (path + reason) in the metadata's
@@ -27,18 +28,15 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import logging
 import math
-import multiprocessing
-import os
 import signal
-import sys
 import threading
 import time
 import warnings
-from collections import Counter, deque
+from collections import Counter
 from collections.abc import Generator, Iterator
-from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from datetime import datetime, timezone
 from pathlib import Path
@@ -51,8 +49,9 @@ from ..errors import EmptySourceError, ImageDecodeError, SourceFormatError, Usag
 from ..options import PackOptions
 from ..progress import Progress
 from .encode import EncodedSample, encode_sample
+from .executor import WorkerKind, ordered_chunks
 from .imageio import load_image_info
-from .sources import Source, resolve_source
+from .sources import CsvSource, ImageFolderSource, SequenceSource, Source, resolve_source
 from .writer import PackWriter
 
 __all__ = ["PackSummary", "pack"]
@@ -101,14 +100,20 @@ def pack(
     source: Any,
     out: str | Path,
     options: PackOptions | None = None,
+    *,
+    executor: str = "auto",
     **overrides: Any,
 ) -> PackSummary:
     """Pack ``source`` (directory, .csv/.tsv file, sequence or Source) into ``out``.
 
     ``overrides`` replace fields of ``options`` (``pack(src, out, mode="jpeg")``).
+    ``executor``: ``"thread"`` or ``"process"`` workers; ``"auto"`` (default) uses
+    threads for ImageFolder/CSV sources and lists/tuples, processes for other sources
+    (whose ``load()`` may be GIL-bound Python). It never changes the pack's bytes.
     """
     options = _merge_options(options, overrides)
     src = resolve_source(source)
+    _worker_kind(src, executor)  # a bad value fails before any file is touched
     total = len(src)
     if total == 0:
         raise EmptySourceError(f"{_name(src)}: the source holds no images; nothing to pack.")
@@ -131,7 +136,9 @@ def pack(
         with (
             _sigterm_as_interrupt(),
             Progress(total, "packing", False if options.quiet else None, initial=first) as bar,
-            contextlib.closing(_results(src, job, first, total, options.workers)) as chunks,
+            contextlib.closing(
+                _results(src, job, first, total, options.workers, executor)
+            ) as chunks,
         ):
             for chunk in chunks:
                 for r in chunk:
@@ -223,8 +230,18 @@ def _write(writer: PackWriter, r: _Result, strict: bool, conversions: Counter[st
 
 
 # -- the work itself (runs in workers, or in-process for workers=1) ------------------------
-def _process(src: Source, job: _Job, indices: range) -> list[_Result]:
-    return [_process_one(src, job, i) for i in indices]
+def _process(
+    src: Source, job: _Job, to_bytes: bool, start: int, stop: int, cancel: threading.Event | None
+) -> list[_Result]:
+    results = []
+    for i in range(start, stop):
+        if cancel is not None and cancel.is_set():
+            break  # packing was interrupted: nobody will read this chunk
+        r = _process_one(src, job, i)
+        if to_bytes and r.sample is not None and not isinstance(r.sample.data, bytes):
+            r = r._replace(sample=dataclasses.replace(r.sample, data=bytes(r.sample.data)))
+        results.append(r)
+    return results
 
 
 def _process_one(src: Source, job: _Job, i: int) -> _Result:
@@ -258,47 +275,25 @@ def _pixel_stats(array: np.ndarray) -> tuple[int, np.ndarray, np.ndarray]:
     return pixels, sums, sumsq
 
 
-# Worker-process state, set once per process by the pool initializer: the source is
-# sent to each worker once instead of with every task.
-_worker_state: dict[str, Any] = {}
-
-
-def _init_worker(src: Source, job: _Job) -> None:
-    # The parent decides when to stop: Ctrl-C reaches the whole process group, and
-    # workers that died on it would break the pool before the partial pack is flushed.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    _die_with_parent()
-    for name, call in (("cv2", "setNumThreads"), ("torch", "set_num_threads")):
-        module = sys.modules.get(name)
-        if module is not None:  # one thread per worker process: no oversubscription
-            with contextlib.suppress(Exception):
-                getattr(module, call)(1)
-    _worker_state["src"] = src
-    _worker_state["job"] = job
-
-
-def _die_with_parent() -> None:
-    """Linux: a SIGKILLed parent takes its workers along (they would block forever)."""
-    if not sys.platform.startswith("linux"):
-        return
-    with contextlib.suppress(Exception):
-        import ctypes
-
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-        if os.getppid() == 1:  # the parent died before prctl took effect
-            os._exit(1)
-
-
-def _worker_chunk(start: int, stop: int) -> list[_Result]:
-    return _process(_worker_state["src"], _worker_state["job"], range(start, stop))
+def _worker_kind(src: Source, requested: str) -> WorkerKind:
+    """Threads for the file-backed sources (their work releases the GIL), else processes."""
+    if requested in ("thread", "process"):
+        return requested  # type: ignore[return-value]
+    if requested != "auto":
+        raise UsageError(f"executor must be 'auto', 'thread' or 'process' (got {requested!r}).")
+    # Exact types only: a subclass may override load() with GIL-bound Python.
+    if type(src) in (ImageFolderSource, CsvSource):
+        return "thread"
+    if type(src) is SequenceSource and isinstance(src.seq, (list, tuple)):
+        return "thread"  # paths / arrays / PIL images: decoding releases the GIL
+    return "process"
 
 
 def _results(
-    src: Source, job: _Job, first: int, total: int, workers: int
+    src: Source, job: _Job, first: int, total: int, workers: int, executor: str = "auto"
 ) -> Generator[list[_Result], None, None]:
     """Chunks of results in source order, from a bounded window of in-flight tasks."""
+    kind = _worker_kind(src, executor)
     remaining = total - first
     if remaining <= 0:
         return
@@ -307,40 +302,13 @@ def _results(
     workers = min(workers, len(bounds))
     if workers == 1:
         for start, stop in bounds:
-            yield _process(src, job, range(start, stop))
+            yield _process(src, job, False, start, stop, None)
         return
-    context = multiprocessing.get_context("fork" if sys.platform == "linux" else None)
-    executor = ProcessPoolExecutor(
-        workers, mp_context=context, initializer=_init_worker, initargs=(src, job)
+    # Process results cross a pipe: their sample bytes must be picklable (bytes).
+    work = functools.partial(_process, src, job, kind == "process")
+    yield from ordered_chunks(
+        work, bounds, workers=workers, kind=kind, window_per_worker=_WINDOW_PER_WORKER
     )
-    in_flight: deque[Future[list[_Result]]] = deque()
-    todo = iter(bounds)
-    finished = False
-    try:
-        for start, stop in todo:
-            in_flight.append(executor.submit(_worker_chunk, start, stop))
-            if len(in_flight) >= workers * _WINDOW_PER_WORKER:
-                break
-        while in_flight:
-            results = in_flight.popleft().result()
-            nxt = next(todo, None)
-            if nxt is not None:
-                in_flight.append(executor.submit(_worker_chunk, *nxt))
-            yield results
-        finished = True
-    finally:
-        _stop(executor, graceful=finished)
-
-
-def _stop(executor: ProcessPoolExecutor, *, graceful: bool) -> None:
-    if graceful:
-        executor.shutdown(wait=True)
-        return
-    # Queued chunks are cancelled; busy workers finish their chunk (<= _MAX_CHUNK
-    # images) and exit. They are not killed: a worker killed while writing its result
-    # leaves a partial message that blocks the executor's manager thread, and so
-    # interpreter exit, forever.
-    executor.shutdown(wait=False, cancel_futures=True)
 
 
 @contextlib.contextmanager
