@@ -109,7 +109,8 @@ class Loader:
         self._reader = SampleReader(pack, self.pipeline, seed)
         self._targets = np.asarray(pack.index["label"])
         self._pool = WorkerPool(self.options.workers)
-        self._finalizer = weakref.finalize(self, self._pool.close)
+        # Never blocks: it may run from a garbage collection inside any thread.
+        self._finalizer = weakref.finalize(self, self._pool.close, False)
         self._state = EpochState()
         self._ring: list[BatchBuffer] = []
         self._active: weakref.ReferenceType[Any] | None = None
@@ -187,7 +188,8 @@ class Loader:
     def close(self) -> None:
         """Stop the running iteration, join the threads and free the buffers."""
         self._stop_active()
-        self._finalizer()
+        self._finalizer.detach()
+        self._pool.close(wait=True)
         self._ring = []
 
     def __enter__(self) -> Loader:

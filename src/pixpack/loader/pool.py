@@ -73,10 +73,16 @@ class WorkerPool:
         pending = [f for f in futures if not f.cancel()]
         cf.wait(pending)
 
-    def close(self) -> None:
-        """Cancel queued tasks, let running ones finish, join the threads. Idempotent."""
+    def close(self, wait: bool = True) -> None:
+        """Cancel queued tasks, let running ones finish, end the threads. Idempotent.
+
+        ``wait=False`` is for garbage collection: a finalizer may run inside *any*
+        thread, even one bootstrapping while it holds ``threading``'s internal locks,
+        where joining threads deadlocks the whole process. The threads then exit on
+        their own as soon as their current task is done.
+        """
         with self._lock:
             self._closed = True
             executor, self._executor = self._executor, None
         if executor is not None:
-            executor.shutdown(wait=True, cancel_futures=True)
+            executor.shutdown(wait=wait, cancel_futures=True)

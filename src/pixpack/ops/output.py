@@ -73,9 +73,9 @@ class ToOutput:
     dtype: ``"float32"``, ``"float16"``, ``"bfloat16"`` (scaled to [0, 1], then
         Normalize if the pipeline has one) or ``"uint8"`` (integer pixels as they are;
         a uint16 pack stays uint16; Normalize is then not allowed).
-    layout: ``"NCHW"`` (contiguous, torchvision's) or ``"channels_last"`` (contiguous
-        ``(N, H, W, C)`` memory, torch's channels_last format; ``"NHWC"`` is accepted
-        and stored as ``"channels_last"``).
+    layout: ``"NCHW"`` (contiguous, torchvision's), ``"channels_last"`` (shape
+        ``(N, C, H, W)`` over contiguous ``(N, H, W, C)`` memory: torch's channels_last
+        format) or ``"NHWC"`` (the same memory with shape ``(N, H, W, C)``).
     """
 
     dtype: str = "float32"
@@ -86,8 +86,6 @@ class ToOutput:
             raise UsageError(f"ToOutput: dtype must be one of {DTYPES} (got {self.dtype!r}).")
         if self.layout not in LAYOUTS:
             raise UsageError(f"ToOutput: layout must be one of {LAYOUTS} (got {self.layout!r}).")
-        if self.layout == "NHWC":  # one spelling for the loader: torch's name
-            object.__setattr__(self, "layout", "channels_last")
 
     @property
     def channels_first(self) -> bool:
