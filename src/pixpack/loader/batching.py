@@ -130,16 +130,44 @@ class SampleReader:
             self._decode, self._choose_scale = decode_jpeg, choose_scale
         return self._decode, self._choose_scale  # type: ignore[return-value]
 
-    def __call__(self, index: int, epoch: int) -> np.ndarray:
-        rng = sample_rng(self.seed, epoch, index)
-        shape = (int(self.height[index]), int(self.width[index]), int(self.channels[index]))
+    def __call__(
+        self, index: int, epoch: int, rng: np.random.Generator | None = None
+    ) -> np.ndarray:
+        """The pipeline output of sample ``index`` (``rng``: a generator to re-key)."""
+        i = int(index)
+        row = (
+            int(self.height[i]),
+            int(self.width[i]),
+            int(self.channels[i]),
+            int(self.dtype_code[i]),
+            int(self.mode[i]),
+        )
+        return self.sample(i, epoch, row, sample_rng(self.seed, epoch, i, rng))
+
+    def rows(self, indices: np.ndarray) -> list[tuple[int, int, int, int, int]]:
+        """``(height, width, channels, dtype code, mode)`` of each index, as Python ints.
+
+        One fancy index per column for a whole chunk: reading numpy scalars one
+        sample at a time costs more GIL-held time than the rest of the bookkeeping.
+        """
+        cols = (self.height, self.width, self.channels, self.dtype_code, self.mode)
+        return list(zip(*(col[indices].tolist() for col in cols), strict=True))
+
+    def sample(
+        self,
+        index: int,
+        epoch: int,
+        row: tuple[int, int, int, int, int],
+        rng: np.random.Generator,
+    ) -> np.ndarray:
+        """The pipeline output of sample ``index`` whose index row is ``row``, drawing
+        its parameters from ``rng`` (already keyed for ``(seed, epoch, index)``)."""
+        height, width, channels, code, mode = row
+        shape = (height, width, channels)
         data = self.pack.sample_bytes(index)
         region_op = self.pipeline.region_op
-        mode = self.mode[index]
         if mode == fmt.MODE_RAW:
-            img = np.frombuffer(data, dtype=self._dtypes[int(self.dtype_code[index])]).reshape(
-                shape
-            )
+            img = np.frombuffer(data, dtype=self._dtypes[code]).reshape(shape)
             if region_op is not None:
                 img = region_op.apply(img, region_op.make_params(rng, shape))
         elif mode == fmt.MODE_JPEG:
@@ -157,7 +185,7 @@ class SampleReader:
             from ..errors import UnsupportedModeError
 
             raise UnsupportedModeError(
-                f"sample {index} uses storage mode {int(mode)}, unknown to this version; "
+                f"sample {index} uses storage mode {mode}, unknown to this version; "
                 "upgrade pixpack"
             )
         for make_params, apply in self.pipeline.steps:
@@ -183,10 +211,16 @@ def run_chunk(
     whether that raises (the "raise" policy) or is recorded and skipped.
     """
     planes = [np.empty((spec.height, spec.width), spec.pixel_dtype) for _ in range(spec.channels)]
-    for j in range(len(indices)):
-        index = int(indices[j])
+    # Per-task bookkeeping hoisted out of the sample loop: the index rows of the whole
+    # chunk in one go and one generator, re-keyed per sample (see ``sample_rng``).
+    ids = indices.tolist()
+    rows = read.rows(indices)
+    seed, sample = read.seed, read.sample
+    rng = sample_rng(seed, epoch, ids[0]) if ids else None
+    for j, index in enumerate(ids):
         try:
-            write_sample(read(index, epoch), work[j], spec, planes)
+            img = sample(index, epoch, rows[j], sample_rng(seed, epoch, index, rng))
+            write_sample(img, work[j], spec, planes)
         except Exception as exc:
             ok[j] = False
             fail(index, exc)

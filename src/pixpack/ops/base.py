@@ -25,9 +25,38 @@ __all__ = ["Shape", "Op", "RegionOp", "Region", "sample_rng"]
 Shape = tuple[int, int, int]  # (height, width, channels)
 
 
-def sample_rng(seed: int, epoch: int, index: int) -> np.random.Generator:
-    """The generator for one sample's random parameters (Philox, keyed, counter-based)."""
-    return np.random.Generator(np.random.Philox(key=[seed, (epoch << 40) ^ index]))
+_M64 = (1 << 64) - 1
+
+
+def sample_rng(
+    seed: int, epoch: int, index: int, reuse: np.random.Generator | None = None
+) -> np.random.Generator:
+    """The generator for one sample's random parameters (Philox, keyed, counter-based).
+
+    Philox4x64 keyed by ``(seed, epoch)`` whose 256-bit counter starts at
+    ``(0, 0, index, 0)``: every sample reads its own block of the same keyed stream
+    (Random123's recipe), so streams of different samples never overlap before 2**128
+    draws and the result is a pure function of ``(seed, epoch, index)``.
+
+    ``reuse`` (a Generator over Philox made by an earlier call, owned by one thread)
+    is re-keyed in place and returned: a state assignment costs ~1 us where building a
+    new Philox costs ~15 us of GIL-held time per sample (it was the largest Python cost
+    of the loader's hot path). It draws exactly what a fresh generator would.
+    """
+    # Plain tuples: the state setter copies word by word, numpy arrays only add cost.
+    counter = (0, 0, index & _M64, 0)
+    key = (seed & _M64, epoch & _M64)
+    if reuse is None:
+        return np.random.Generator(np.random.Philox(counter=list(counter), key=list(key)))
+    reuse.bit_generator.state = {
+        "bit_generator": "Philox",
+        "state": {"counter": counter, "key": key},
+        "buffer": (0, 0, 0, 0),
+        "buffer_pos": 4,
+        "has_uint32": 0,
+        "uinteger": 0,
+    }
+    return reuse
 
 
 @dataclass(frozen=True)
