@@ -27,11 +27,11 @@ import signal
 import sys
 import threading
 from collections import deque
-from collections.abc import Callable, Generator, Iterable
+from collections.abc import Callable, Generator, Iterable, Iterator
 from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
 from typing import Any, Literal, TypeVar
 
-__all__ = ["WorkerKind", "Work", "ordered_chunks"]
+__all__ = ["WorkerKind", "Work", "ordered_chunks", "single_threaded_cv2"]
 
 T = TypeVar("T")
 WorkerKind = Literal["thread", "process"]
@@ -47,6 +47,31 @@ def ordered_chunks(
     window_per_worker: int = 3,
 ) -> Generator[list[T], None, None]:
     """Yield ``work(start, stop, cancel)`` for each bound, in order, from ``workers``."""
+    with single_threaded_cv2():
+        yield from _ordered(work, bounds, workers=workers, kind=kind, window=window_per_worker)
+
+
+@contextlib.contextmanager
+def single_threaded_cv2() -> Iterator[None]:
+    """OpenCV runs each call on one thread while packing; the setting is restored after.
+
+    Parallelism comes from the workers, so OpenCV's own pool would only oversubscribe
+    the cores. It also keeps forking safe: a child that reconfigures an OpenCV pool
+    which other threads of the parent had used hangs; forked workers inherit 1 thread.
+    """
+    import cv2
+
+    previous = cv2.getNumThreads()
+    cv2.setNumThreads(1)
+    try:
+        yield
+    finally:
+        cv2.setNumThreads(previous)
+
+
+def _ordered(
+    work: Work[T], bounds: Iterable[tuple[int, int]], *, workers: int, kind: WorkerKind, window: int
+) -> Generator[list[T], None, None]:
     cancel = threading.Event()
     executor: Executor
     if kind == "thread":
@@ -70,7 +95,7 @@ def ordered_chunks(
     try:
         for start, stop in todo:
             in_flight.append(submit(start, stop))
-            if len(in_flight) >= workers * window_per_worker:
+            if len(in_flight) >= workers * window:
                 break
         while in_flight:
             results = in_flight.popleft().result()
@@ -104,11 +129,11 @@ def _init_process(work: Callable[..., Any]) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     _die_with_parent()
-    for name, call in (("cv2", "setNumThreads"), ("torch", "set_num_threads")):
-        module = sys.modules.get(name)
-        if module is not None:  # one thread per worker process: no oversubscription
-            with contextlib.suppress(Exception):
-                getattr(module, call)(1)
+    # OpenCV already runs single-threaded (inherited, see single_threaded_cv2).
+    torch = sys.modules.get("torch")
+    if torch is not None:  # one thread per worker process: no oversubscription
+        with contextlib.suppress(Exception):
+            torch.set_num_threads(1)
     _process_work[:] = [work]
 
 

@@ -49,7 +49,7 @@ from ..errors import EmptySourceError, ImageDecodeError, SourceFormatError, Usag
 from ..options import PackOptions
 from ..progress import Progress
 from .encode import EncodedSample, encode_sample
-from .executor import WorkerKind, ordered_chunks
+from .executor import WorkerKind, ordered_chunks, single_threaded_cv2
 from .imageio import load_image_info
 from .sources import CsvSource, ImageFolderSource, SequenceSource, Source, resolve_source
 from .writer import PackWriter
@@ -301,8 +301,9 @@ def _results(
     bounds = [(s, min(s + chunk, total)) for s in range(first, total, chunk)]
     workers = min(workers, len(bounds))
     if workers == 1:
-        for start, stop in bounds:
-            yield _process(src, job, False, start, stop, None)
+        with single_threaded_cv2():  # one worker: one core
+            for start, stop in bounds:
+                yield _process(src, job, False, start, stop, None)
         return
     # Process results cross a pipe: their sample bytes must be picklable (bytes).
     work = functools.partial(_process, src, job, kind == "process")
