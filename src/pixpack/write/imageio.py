@@ -55,19 +55,13 @@ import numpy as np
 from PIL import Image
 
 from ..errors import ImageDecodeError
+from . import jpeg
 
 __all__ = ["LoadedImage", "load_image", "load_image_info", "target_size"]
 
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _JPEG_SOI = b"\xff\xd8\xff"
 _ORIENTATION_TAG = 0x0112
-# Harmless libjpeg warnings: the image data itself is intact.
-_BENIGN_JPEG_WARNINGS = (
-    "extraneous bytes before marker",
-    "Invalid SOS parameters",
-    "unknown JFIF revision",
-    "thumbnail image size does not match",
-)
 _TO_RGB_MODES = ("CMYK", "YCbCr", "LAB", "HSV", "RGBX")
 _UINT16_MODES = ("I;16", "I;16L", "I;16B", "I;16N")
 
@@ -135,6 +129,11 @@ def target_size(height: int, width: int, max_side: int | None) -> tuple[int, int
 def _decode_bytes(
     data: bytes, path: str, channels: int | None, max_side: int | None
 ) -> tuple[np.ndarray, str, int]:
+    if data.startswith(_JPEG_SOI):
+        # Gray/colour JPEGs: libjpeg-turbo only, no Pillow parsing (little GIL time).
+        header = jpeg.read_header(data)
+        if header is not None:
+            return _decode_jpeg(data, header, path, max_side), header.mode, header.orientation
     try:
         img = Image.open(io.BytesIO(data))
     except Image.DecompressionBombError as e:
@@ -144,7 +143,8 @@ def _decode_bytes(
         raise ImageDecodeError(path, reason) from None
     if data.startswith(_JPEG_SOI) and img.mode in ("L", "RGB"):
         # JPEG EXIF sits in a header segment: reading it decodes nothing.
-        return _decode_jpeg(data, img, path, max_side), img.mode, _exif_orientation(img)
+        header = jpeg.JpegHeader(img.height, img.width, img.mode, _exif_orientation(img))
+        return _decode_jpeg(data, header, path, max_side), img.mode, header.orientation
     deep = _sixteen_bit_colour(data, img)
     if deep is not None:
         # Only EXIF found before the pixel data: asking for more would make Pillow
@@ -159,31 +159,13 @@ def _decode_bytes(
     return _from_pil(img, path, channels, max_side, draft=True)
 
 
-def _decode_jpeg(data: bytes, img: Image.Image, path: str, max_side: int | None) -> np.ndarray:
-    """libjpeg-turbo via simplejpeg: strict, GIL-free, with DCT-domain reduction."""
-    import simplejpeg
-
-    width, height = img.size
-    th, tw = target_size(height, width, max_side)
-    # Reduce in the DCT domain only while the result stays >= 2x the target.
-    min_h, min_w = (2 * th, 2 * tw) if (th, tw) != (height, width) else (0, 0)
-    colorspace = "GRAY" if img.mode == "L" else "RGB"
-    try:
-        array = simplejpeg.decode_jpeg(
-            data, colorspace=colorspace, min_height=min_h, min_width=min_w, strict=True
-        )
-    except ValueError as e:
-        message = str(e)
-        if not any(w in message for w in _BENIGN_JPEG_WARNINGS):
-            raise ImageDecodeError(path, f"corrupt JPEG data ({message})") from None
-        try:
-            array = simplejpeg.decode_jpeg(
-                data, colorspace=colorspace, min_height=min_h, min_width=min_w, strict=False
-            )
-        except ValueError as e2:
-            raise ImageDecodeError(path, f"corrupt JPEG data ({e2})") from None
-    if array.ndim == 2:
-        array = array[:, :, None]
+def _decode_jpeg(
+    data: bytes, header: jpeg.JpegHeader, path: str, max_side: int | None
+) -> np.ndarray:
+    """Strict libjpeg-turbo decode, reduced in the DCT domain while >= 2x the target."""
+    th, tw = target_size(header.height, header.width, max_side)
+    small = (th, tw) != (header.height, header.width)
+    array = jpeg.decode(data, header.mode, path, 2 * th if small else 0, 2 * tw if small else 0)
     return _resize_array(array, max_side)
 
 
