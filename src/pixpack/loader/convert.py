@@ -104,6 +104,25 @@ def write_sample(
     per-task scratch list of ``spec.channels`` 2-D arrays of ``img``'s dtype (so the
     split into planes allocates nothing). Gray inputs are replicated to every channel.
     """
+    # The common case first, with the fewest Python steps (this runs per sample
+    # holding the GIL): a contiguous HWC image of the right size into NCHW floats.
+    shape = img.shape
+    if (
+        len(shape) == 3
+        and shape[2] == spec.channels
+        and shape[2] > 1
+        and shape[0] == spec.height
+        and shape[1] == spec.width
+        and spec.layout == "NCHW"
+        and spec.dtype != "uint8"
+        and planes[0].dtype == img.dtype
+        and img.flags.c_contiguous
+    ):
+        cv2.split(img, planes)
+        alpha, beta, f32 = spec.alpha, spec.beta, cv2.CV_32F
+        for c, plane in enumerate(planes):
+            cv2.addWeighted(plane, alpha[c], plane, 0.0, beta[c], dst=dst[c], dtype=f32)
+        return
     if img.ndim == 2:
         img = img[:, :, None]
     src_c = img.shape[2]

@@ -96,18 +96,29 @@ class RandomResizedCrop(_BoxOp):
             parse_range(name, "ratio", self.ratio, symmetric=False, bound=(1e-9, math.inf)),
         )
         _set(self, "interpolation", check_interpolation(name, self.interpolation))
+        # Draw constants, computed once (make_params runs per sample holding the GIL).
+        log_lo = math.log(self.ratio[0])
+        _set(
+            self,
+            "_draw",
+            (
+                log_lo,
+                math.log(self.ratio[1]) - log_lo,
+                self.scale[0],
+                self.scale[1] - self.scale[0],
+            ),
+        )
 
     def make_params(self, rng: np.random.Generator, shape: Shape) -> Box:
         height, width = shape[0], shape[1]
         area = height * width
-        log_lo, log_hi = math.log(self.ratio[0]), math.log(self.ratio[1])
-        s_lo, s_span = self.scale[0], self.scale[1] - self.scale[0]
+        log_lo, log_span, s_lo, s_span = self._draw  # type: ignore[attr-defined]
         for _ in range(10):
             # One generator call per attempt (numpy's per-call overhead dominates):
             # uniform area fraction, log-uniform aspect, then uniform top/left ints.
             u_area, u_ratio, u_top, u_left = rng.random(4).tolist()
             target_area = area * (s_lo + s_span * u_area)
-            aspect = math.exp(log_lo + (log_hi - log_lo) * u_ratio)
+            aspect = math.exp(log_lo + log_span * u_ratio)
             w = round(math.sqrt(target_area * aspect))
             h = round(math.sqrt(target_area / aspect))
             if 0 < w <= width and 0 < h <= height:
