@@ -81,34 +81,39 @@ def test_op_exception_in_thread_surfaces(photos, tmp_path):
         next(iter(Loader(pack, 4, pipeline=[boom], workers=2)))
 
 
-def _wait_threads(baseline: int) -> int:
-    for _ in range(50):
+def _loader_threads() -> int:
+    return sum(t.name.startswith("pixpack-loader") for t in threading.enumerate())
+
+
+def _wait_loader_threads_gone() -> int:
+    """Loader threads alive after up to ~5 s (GC'd loaders end theirs without joining)."""
+    for _ in range(100):
         gc.collect()
-        if threading.active_count() <= baseline:
+        if _loader_threads() == 0:
             break
         time.sleep(0.05)
-    return threading.active_count()
+    return _loader_threads()
 
 
 def test_break_and_del_release_threads(photos, tmp_path):
     pack = write_pack(tmp_path / "p.pixpack", photo_images(photos, 64), [0] * 64)
-    baseline = _wait_threads(threading.active_count())  # earlier tests' loaders gone
+    assert _wait_loader_threads_gone() == 0  # earlier tests' loaders are gone
     loader = Loader(pack, 4, pipeline=[RandomResizedCrop(16)], workers=3, prefetch=3)
     for i, _ in enumerate(loader):
         if i == 2:
             break
-    assert threading.active_count() > baseline  # the pool is kept for the next epoch
+    assert _loader_threads() > 0  # the pool is kept for the next epoch
     del loader
-    assert _wait_threads(baseline) <= baseline
+    assert _wait_loader_threads_gone() == 0
 
 
 def test_close_and_context_manager(photos, tmp_path):
     pack = write_pack(tmp_path / "p.pixpack", photo_images(photos, 32), [0] * 32)
-    baseline = _wait_threads(threading.active_count())  # earlier tests' loaders gone
+    assert _wait_loader_threads_gone() == 0
     with Loader(pack, 4, pipeline=[RandomResizedCrop(16)], workers=2) as loader:
         it = iter(loader)
         next(it)
-    assert _wait_threads(baseline) <= baseline
+    assert _loader_threads() == 0  # close() joins its threads before returning
     with pytest.raises(LoaderError):
         iter(loader)
 
