@@ -50,6 +50,7 @@ from ..options import PackOptions
 from ..progress import Progress
 from .encode import EncodedSample, encode_sample
 from .executor import WorkerKind, ordered_chunks, single_threaded_cv2
+from .flusher import Flusher
 from .imageio import load_image_info
 from .sources import CsvSource, ImageFolderSource, SequenceSource, Source, resolve_source
 from .writer import PackWriter
@@ -113,7 +114,7 @@ def pack(
     """
     options = _merge_options(options, overrides)
     src = resolve_source(source)
-    _worker_kind(src, executor)  # a bad value fails before any file is touched
+    kind = _worker_kind(src, executor)  # a bad value fails before any file is touched
     total = len(src)
     if total == 0:
         raise EmptySourceError(f"{_name(src)}: the source holds no images; nothing to pack.")
@@ -135,6 +136,11 @@ def pack(
     try:
         with (
             _sigterm_as_interrupt(),
+            # Writeback overlaps decoding. Not with forked workers: forking a process
+            # that runs threads is unsafe (and deprecated from Python 3.12).
+            Flusher(writer.tmp_path)
+            if kind == "thread" or options.workers == 1
+            else contextlib.nullcontext(),
             Progress(total, "packing", False if options.quiet else None, initial=first) as bar,
             contextlib.closing(
                 _results(src, job, first, total, options.workers, executor)
