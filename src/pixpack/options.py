@@ -43,7 +43,11 @@ class PackOptions:
         aspect kept) so the longer side equals it. Never upscales.
     channels: ``None`` keeps each image's own channel count (grayscale stays 1);
         1, 3 or 4 converts every image to that many channels.
-    workers: processes used to decode/encode (default: all usable cores).
+    workers: parallel workers decoding/encoding (default: all usable cores).
+    executor: ``"thread"`` or ``"process"`` workers; ``"auto"`` uses threads for
+        ImageFolder/CSV sources and lists (their decoding releases the GIL) and
+        processes for other Python datasets, whose ``__getitem__`` may hold it.
+        Never changes the pack's bytes.
     strict: the first unreadable image aborts the pack instead of being skipped.
     resume: continue an interrupted pack of the same source and options.
     quiet: no progress bar.
@@ -54,6 +58,7 @@ class PackOptions:
     max_side: int | None = None
     channels: int | None = None
     workers: int = dataclasses.field(default_factory=default_workers)
+    executor: Literal["auto", "thread", "process"] = "auto"
     strict: bool = False
     resume: bool = False
     quiet: bool = False
@@ -75,6 +80,10 @@ class PackOptions:
         _check(
             isinstance(self.workers, int) and self.workers >= 1,
             f"workers must be a positive integer (got {self.workers!r}).",
+        )
+        _check(
+            self.executor in ("auto", "thread", "process"),
+            f"executor must be 'auto', 'thread' or 'process' (got {self.executor!r}).",
         )
 
     def content_key(self) -> dict[str, Any]:

@@ -101,18 +101,14 @@ def pack(
     source: Any,
     out: str | Path,
     options: PackOptions | None = None,
-    *,
-    executor: str = "auto",
     **overrides: Any,
 ) -> PackSummary:
     """Pack ``source`` (directory, .csv/.tsv file, sequence or Source) into ``out``.
 
     ``overrides`` replace fields of ``options`` (``pack(src, out, mode="jpeg")``).
-    ``executor``: ``"thread"`` or ``"process"`` workers; ``"auto"`` (default) uses
-    threads for ImageFolder/CSV sources and lists/tuples, processes for other sources
-    (whose ``load()`` may be GIL-bound Python). It never changes the pack's bytes.
     """
     options = _merge_options(options, overrides)
+    executor = options.executor
     src = resolve_source(source)
     kind = _worker_kind(src, executor)  # a bad value fails before any file is touched
     total = len(src)
