@@ -2,6 +2,7 @@
 # Installs pixpack (editable, with its native JPEG decoder) and the given extras.
 # Idempotent: a second run only re-checks. Needs Python >= 3.10, pip and gcc.
 set -euo pipefail
+export PIP_ROOT_USER_ACTION=ignore
 cd "$(dirname "$0")/.."
 extras="${1:-test}"
 python3 -m pip install --disable-pip-version-check -q --upgrade "pip>=23" setuptools wheel
