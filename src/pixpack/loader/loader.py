@@ -8,6 +8,7 @@ uint8 to the GPU, :mod:`.state` keeps the epoch protocol and the resume state.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import warnings
@@ -16,12 +17,12 @@ from collections import deque
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-import cv2
 import numpy as np
 import torch
 
 from .. import format as fmt
 from ..errors import LoaderError, UsageError
+from ..opencv_threads import single_threaded_opencv
 from ..options import LoaderOptions, default_workers
 from .batching import SamplePlan, SampleReader, run_chunk, split_pipeline
 from .buffers import BatchBuffer
@@ -274,13 +275,11 @@ class Loader:
                 ]
                 pending.append((buf, futures))
 
-        # With several loader threads, OpenCV's own pool only oversubscribes the cores
-        # (each resize/addWeighted fans out and waits for stripes): measured faster
-        # and cheaper in CPU time single-threaded. Restored when the epoch ends.
-        cv2_threads = cv2.getNumThreads() if o.workers > 1 else None
+        # One loader thread may still use OpenCV's own pool; several would oversubscribe.
+        restore = contextlib.ExitStack()
+        if o.workers > 1:
+            restore.enter_context(single_threaded_opencv())
         try:
-            if cv2_threads is not None:
-                cv2.setNumThreads(1)
             schedule()
             while pending:
                 buf, futures = pending[0]
@@ -299,8 +298,7 @@ class Loader:
         finally:
             for _, futures in pending:
                 pool.cancel(futures)
-            if cv2_threads is not None:
-                cv2.setNumThreads(cv2_threads)
+            restore.close()
 
     def _deliver(self, buf: BatchBuffer) -> Batch:
         if self._stage is None:

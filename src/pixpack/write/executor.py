@@ -27,11 +27,13 @@ import signal
 import sys
 import threading
 from collections import deque
-from collections.abc import Callable, Generator, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable
 from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
 from typing import Any, Literal, TypeVar
 
-__all__ = ["WorkerKind", "Work", "ordered_chunks", "single_threaded_cv2"]
+from ..opencv_threads import single_threaded_opencv
+
+__all__ = ["WorkerKind", "Work", "ordered_chunks"]
 
 T = TypeVar("T")
 WorkerKind = Literal["thread", "process"]
@@ -47,26 +49,8 @@ def ordered_chunks(
     window_per_worker: int = 3,
 ) -> Generator[list[T], None, None]:
     """Yield ``work(start, stop, cancel)`` for each bound, in order, from ``workers``."""
-    with single_threaded_cv2():
+    with single_threaded_opencv():
         yield from _ordered(work, bounds, workers=workers, kind=kind, window=window_per_worker)
-
-
-@contextlib.contextmanager
-def single_threaded_cv2() -> Iterator[None]:
-    """OpenCV runs each call on one thread while packing; the setting is restored after.
-
-    Parallelism comes from the workers, so OpenCV's own pool would only oversubscribe
-    the cores. It also keeps forking safe: a child that reconfigures an OpenCV pool
-    which other threads of the parent had used hangs; forked workers inherit 1 thread.
-    """
-    import cv2
-
-    previous = cv2.getNumThreads()
-    cv2.setNumThreads(1)
-    try:
-        yield
-    finally:
-        cv2.setNumThreads(previous)
 
 
 def _ordered(
@@ -129,7 +113,7 @@ def _init_process(work: Callable[..., Any]) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     _die_with_parent()
-    # OpenCV already runs single-threaded (inherited, see single_threaded_cv2).
+    # OpenCV already runs single-threaded (inherited, see pixpack.opencv_threads).
     torch = sys.modules.get("torch")
     if torch is not None:  # one thread per worker process: no oversubscription
         with contextlib.suppress(Exception):

@@ -46,10 +46,11 @@ import numpy as np
 
 from .. import format as fmt
 from ..errors import EmptySourceError, ImageDecodeError, SourceFormatError, UsageError
+from ..opencv_threads import single_threaded_opencv
 from ..options import PackOptions
 from ..progress import Progress
 from .encode import EncodedSample, encode_sample
-from .executor import WorkerKind, ordered_chunks, single_threaded_cv2
+from .executor import WorkerKind, ordered_chunks
 from .flusher import Flusher
 from .imageio import load_image_info
 from .sources import CsvSource, ImageFolderSource, SequenceSource, Source, resolve_source
@@ -303,7 +304,7 @@ def _results(
     bounds = [(s, min(s + chunk, total)) for s in range(first, total, chunk)]
     workers = min(workers, len(bounds))
     if workers == 1:
-        with single_threaded_cv2():  # one worker: one core
+        with single_threaded_opencv():  # one worker: one core
             for start, stop in bounds:
                 yield _process(src, job, False, start, stop, None)
         return

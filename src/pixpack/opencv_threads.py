@@ -1,0 +1,43 @@
+"""OpenCV runs each call on one thread while pixpack's own workers run.
+
+Parallelism comes from pixpack's workers (packing threads/processes, loader threads),
+so OpenCV's internal pool would only oversubscribe the cores: each resize fans out
+and waits for its stripes (measured slower and costlier in CPU time). It also keeps
+forking safe: a forked child that reconfigures an OpenCV pool other threads of the
+parent had used hangs, while children forked here inherit one thread.
+
+The setting is process-wide, so users are counted: the first one saves OpenCV's
+setting, the last one restores it, and a pack and a loader running at the same time
+cannot restore it under each other.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import Iterator
+
+__all__ = ["single_threaded_opencv"]
+
+_lock = threading.Lock()
+_users = 0
+_saved = 0
+
+
+@contextlib.contextmanager
+def single_threaded_opencv() -> Iterator[None]:
+    global _users, _saved
+    import cv2
+
+    with _lock:
+        if _users == 0:
+            _saved = cv2.getNumThreads()
+            cv2.setNumThreads(1)
+        _users += 1
+    try:
+        yield
+    finally:
+        with _lock:
+            _users -= 1
+            if _users == 0:
+                cv2.setNumThreads(_saved)
