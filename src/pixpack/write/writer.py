@@ -104,8 +104,6 @@ class PackWriter:
         records = np.frombuffer(body[: count * JOURNAL_DTYPE.itemsize], dtype=JOURNAL_DTYPE)
         data_size = self.tmp_path.stat().st_size
         # Drop trailing records whose bytes did not fully reach the data file.
-        written = records[~records["skipped"].astype(bool)]["entry"]
-        ends = written["offset"] + written["nbytes"]
         keep = count
         while keep > 0:
             rec = records[keep - 1]
