@@ -1,8 +1,12 @@
 #!/usr/bin/env bash
-# Install the peer loaders (FFCV, NVIDIA DALI) into their own virtual environments
-# under benchmarks/envs/. Idempotent: a peer whose venv already imports is skipped.
+# Install the peer loaders (FFCV, NVIDIA DALI, WebDataset, Hugging Face datasets,
+# MosaicML Streaming, LitData) into their own virtual environments under benchmarks/envs/.
+# Idempotent: a peer whose venv already imports is skipped.
 #
-# Both venvs use --system-site-packages so they reuse the system torch/torchvision
+#   bash benchmarks/install_peers.sh                      # all peers
+#   bash benchmarks/install_peers.sh webdataset litdata   # some of them
+#
+# All venvs use --system-site-packages so they reuse the system torch/torchvision
 # (torch is ~5 GB; the pip constraint file caps it at the locally available 2.14.1).
 # Each peer's outcome (ok / failed + reason) is written to benchmarks/envs/<peer>.status,
 # which the runner reads to report plainly when a peer could not be run.
@@ -68,11 +72,92 @@ install_dali() {
   fi
 }
 
-peers="${*:-ffcv dali}"
+# The pure-Python peers. Each venv sees the system site-packages, so it must never pull a
+# torch, torchvision or numpy of its own (that would shadow the system ones the other rows
+# use and make the comparison unfair): a pip dry run checks the plan before installing.
+guard_plan() {  # guard_plan <peer> <env> <pip args...>: fail if pip would replace torch/numpy
+  local peer="$1" env="$2"; shift 2
+  local report="$ENVS/$peer-plan.json"
+  if ! "$env/bin/pip" install -q --dry-run --report "$report" "$@" > "$ENVS/$peer-pip.log" 2>&1; then
+    status "$peer" failed "pip cannot resolve $*: $(grep -iE 'error' "$ENVS/$peer-pip.log" | head -3 | tr '\n' ' ')"
+    return 1
+  fi
+  local clash
+  clash="$("$env/bin/python" - "$report" <<'PY'
+import json, sys
+plan = json.load(open(sys.argv[1]))["install"]
+print(" ".join(f"{i['metadata']['name']}=={i['metadata']['version']}" for i in plan
+               if i["metadata"]["name"].lower() in {"torch", "torchvision", "numpy"}))
+PY
+)"
+  if [ -n "$clash" ]; then
+    status "$peer" failed "pip would replace the system packages ($clash); refusing"
+    return 1
+  fi
+}
+
+install_pure() {  # install_pure <peer> <dist> <import> -- <pip args...> [-- <pip --no-deps args...>]
+  local peer="$1" dist="$2" mod="$3"; shift 4
+  local env="$ENVS/$peer" args=() nodeps=()
+  while [ $# -gt 0 ] && [ "$1" != "--" ]; do args+=("$1"); shift; done
+  [ $# -gt 0 ] && { shift; nodeps=("$@"); }
+  local version="import importlib.metadata as m; print(m.version('$dist'))"
+  if [ -x "$env/bin/python" ] && "$env/bin/python" -c "import $mod" 2>/dev/null; then
+    status "$peer" ok "$dist $("$env/bin/python" -c "$version") already installed"
+    return
+  fi
+  make_venv "$env"
+  guard_plan "$peer" "$env" "${args[@]}" || return
+  if ! "$env/bin/pip" install -q "${args[@]}" >> "$ENVS/$peer-pip.log" 2>&1; then
+    status "$peer" failed "pip install ${args[*]} failed: $(grep -iE 'error' "$ENVS/$peer-pip.log" | head -3 | tr '\n' ' ')"
+    return
+  fi
+  if [ ${#nodeps[@]} -gt 0 ] && ! "$env/bin/pip" install -q --no-deps "${nodeps[@]}" >> "$ENVS/$peer-pip.log" 2>&1; then
+    status "$peer" failed "pip install --no-deps ${nodeps[*]} failed (see envs/$peer-pip.log)"
+    return
+  fi
+  if "$env/bin/python" -c "import $mod" > "$ENVS/$peer-import.log" 2>&1; then
+    status "$peer" ok "$dist $("$env/bin/python" -c "$version") installed"
+  else
+    status "$peer" failed "$dist installed but does not import: $(tail -1 "$ENVS/$peer-import.log")"
+  fi
+}
+
+install_webdataset() {
+  install_pure webdataset webdataset webdataset -- "webdataset==1.0.2"
+}
+
+install_datasets() {
+  # datasets brings pyarrow, pandas, huggingface_hub into the venv only; Pillow (for the
+  # Image feature) comes from the system.
+  install_pure datasets datasets "datasets, PIL" -- "datasets==5.2.0"
+}
+
+install_streaming() {
+  # mosaicml-streaming 0.13.0 declares numpy<2.2 and every cloud SDK (boto3, azure, gcs,
+  # oci, paramiko). Installed with its declared numpy it would shadow the system numpy 2.4
+  # that torch and every other row use, so the package itself goes in with --no-deps, next
+  # to the dependencies `import streaming` really needs (transformers is imported by its
+  # dataloader module; the compression codecs by its format code). Cloud SDKs are only
+  # imported for remote paths, which the benchmark never uses.
+  install_pure streaming mosaicml-streaming "streaming, streaming.base.format.mds" -- \
+    "transformers>=4.21.3,<5" "xxhash>=3,<4" "zstd>=1.5.2.5,<2" "Brotli>=1.0.9" \
+    "python-snappy>=0.6.1,<1" "catalogue>=2,<3" -- "mosaicml-streaming==0.13.0"
+}
+
+install_litdata() {
+  install_pure litdata litdata "litdata" -- "litdata==0.2.76"
+}
+
+peers="${*:-ffcv dali webdataset datasets streaming litdata}"
 for p in $peers; do
   case "$p" in
     ffcv) install_ffcv ;;
     dali) install_dali ;;
-    *) echo "unknown peer: $p (choose ffcv, dali)" >&2; exit 2 ;;
+    webdataset) install_webdataset ;;
+    datasets) install_datasets ;;
+    streaming) install_streaming ;;
+    litdata) install_litdata ;;
+    *) echo "unknown peer: $p (choose ffcv, dali, webdataset, datasets, streaming, litdata)" >&2; exit 2 ;;
   esac
 done
