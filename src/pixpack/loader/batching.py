@@ -13,7 +13,10 @@ Per sample:
   only the op's source box at the largest DCT reduction that still covers the output
   (``choose_scale``), then run ``apply_region``; other JPEG samples decode in full;
 - anything in the pipeline without ``make_params``/``apply`` is called as
-  ``fn(image) -> image`` (the slow, flexible escape hatch).
+  ``fn(image) -> image`` (the slow, flexible escape hatch);
+- flips at the end of the pipeline become views (``img[:, ::-1]``), written out by the
+  fused native store in the same pass as Normalize: a flip costs nothing (their
+  parameters are still drawn in order, so the output is the same either way).
 
 Attribute lookups are hoisted into locals and nothing but the kernels' outputs is
 allocated per sample: the per-sample Python cost is a few microseconds.
@@ -30,7 +33,7 @@ import numpy as np
 from .. import format as fmt
 from ..errors import UsageError
 from ..ops.base import sample_rng
-from .convert import OutputSpec, write_sample
+from .convert import OutputSpec, native_store_available, write_sample
 
 __all__ = ["SamplePlan", "SampleReader", "run_chunk", "split_pipeline"]
 
@@ -91,9 +94,14 @@ class SamplePlan:
         first = self.ops[0] if self.ops else None
         self.region_op = first if _is_region_op(first) else None
         rest = self.ops[1:] if self.region_op is not None else self.ops
-        self.steps: tuple[tuple[Callable[..., Any] | None, Callable[..., Any]], ...] = tuple(
-            (op.make_params, op.apply) if _is_op(op) else (None, op) for op in rest
-        )
+        steps = [(op.make_params, op.apply) if _is_op(op) else (None, op) for op in rest]
+        if native_store_available():
+            for k in range(len(rest) - 1, -1, -1):  # the trailing run of flips
+                view = _flip_view(rest[k])
+                if view is None:
+                    break
+                steps[k] = (rest[k].make_params, view)
+        self.steps: tuple[tuple[Callable[..., Any] | None, Callable[..., Any]], ...] = tuple(steps)
 
     def output_shape(self, shape: tuple[int, int, int]) -> tuple[int, int, int]:
         """Shape of the output for an input of ``shape`` (plain callables are assumed
@@ -102,6 +110,25 @@ class SamplePlan:
             if _is_op(op):
                 shape = tuple(op.output_shape(shape))  # type: ignore[assignment]
         return shape
+
+
+def _flip_h(img: np.ndarray, flip: bool) -> np.ndarray:
+    return img[:, ::-1] if flip else img
+
+
+def _flip_v(img: np.ndarray, flip: bool) -> np.ndarray:
+    return img[::-1] if flip else img
+
+
+def _flip_view(op: Any) -> Callable[[np.ndarray, bool], np.ndarray] | None:
+    """The zero-copy apply of a pixpack flip op (exact types: a subclass may do more)."""
+    from ..ops import RandomHorizontalFlip, RandomVerticalFlip
+
+    if type(op) is RandomHorizontalFlip:
+        return _flip_h
+    if type(op) is RandomVerticalFlip:
+        return _flip_v
+    return None
 
 
 def _is_op(op: Any) -> bool:
