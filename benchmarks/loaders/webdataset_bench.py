@@ -64,9 +64,7 @@ def convert(cfg: dict[str, Any]) -> dict[str, Any]:
     per_shard = math.ceil(len(samples) / cfg.get("shards", 8))
     with wds.ShardWriter(str(out / "shard-%06d.tar"), maxcount=per_shard, verbose=0) as sink:
         for index, (path, label) in enumerate(samples):
-            sink.write(
-                {"__key__": f"{index:08d}", "jpg": Path(path).read_bytes(), "cls": label}
-            )
+            sink.write({"__key__": f"{index:08d}", "jpg": Path(path).read_bytes(), "cls": label})
     return {"seconds": time.perf_counter() - t0, "bytes": dir_size(out), "images": len(samples)}
 
 
