@@ -270,7 +270,7 @@ def _pixel_stats(array: np.ndarray) -> tuple[int, np.ndarray, np.ndarray]:
     import cv2  # meanStdDev: one fast C pass in float64 (numpy's axis-0 sum is 20x slower)
 
     pixels = array.shape[0] * array.shape[1]
-    top = float(np.iinfo(array.dtype).max)
+    top = 65535.0 if array.dtype == np.uint16 else 255.0  # np.iinfo costs ~10 us
     mean, std = cv2.meanStdDev(np.ascontiguousarray(array))
     mean, std = mean.ravel()[: array.shape[2]], std.ravel()[: array.shape[2]]
     sums = mean * (pixels / top)
