@@ -4,8 +4,16 @@ Groups:
   convert   dataset conversion: time and size on disk (pixpack, FFCV, SQLite, np.memmap)
   load      training-loader throughput on the ~500x375 photo set (the main table)
   large     ~1600x1200 photographs (region-of-interest JPEG decode matters here)
-  workers   throughput vs workers/threads (1 vs all cores)
+  workers   torchvision throughput with 1 worker (the all-core point is the main table)
+  scaling   pixpack 1 -> N workers/cores and the machine ceiling (configs_scaling.py)
+  primitives  the loader's per-sample primitives alone (configs_scaling.py)
   size      memory vs dataset size (base vs k-times-larger set, same number of batches)
+
+Every configuration runs once per round (run.py --rounds), except those marked
+``once`` (the memory-vs-size rows and the pack they need: memory, not speed, is
+what they show, and it does not drift with the machine's load).
+Peers contributed in peer_configs.py (``peer_configs(data, artifacts, workers, passes)``)
+are added when that file exists.
 """
 
 from __future__ import annotations
@@ -24,8 +32,9 @@ class Config:
     title: str
     module: str  # benchmarks/loaders/<module>.py
     func: str  # "load" or a builder function
-    env: str = "system"  # "system", "ffcv" or "dali"
+    env: str = "system"  # "system", "ffcv", "dali" or a peer's venv under benchmarks/envs
     params: dict[str, Any] = field(default_factory=dict)
+    once: bool = False  # run in the first round only
 
 
 def build_configs(
@@ -181,6 +190,7 @@ def build_configs(
             "pixpack pack jpeg@256 (k-times larger set, for memory vs size)",
             "pixpack_bench",
             "convert",
+            once=True,
             params={
                 **common,
                 "data": scaled,
@@ -344,7 +354,8 @@ def build_configs(
         )
     )
 
-    # -- throughput vs workers (the all-core point is the main-table row) -----------------
+    # -- throughput vs workers (the all-core point is the main-table row; pixpack's 1-worker
+    # rows are in the scaling group) ------------------------------------------------------
     if workers > 1:
         add(
             Config(
@@ -356,26 +367,6 @@ def build_configs(
                 params={**common, "workers": 1, "data": base, "transforms": "v1"},
             )
         )
-        add(
-            Config(
-                "workers1-pixpack-loader-jpeg256",
-                "workers",
-                "pixpack.Loader jpeg@256, 1 thread",
-                "pixpack_bench",
-                "load",
-                params={
-                    **common,
-                    "workers": 1,
-                    "data": base,
-                    "artifact": art["pixpack-jpeg256.pixpack"],
-                    "mode": "jpeg",
-                    "max_side": 256,
-                    "quality": 90,
-                    "via": "loader",
-                },
-            )
-        )
-
     # -- memory vs dataset size: same number of batches on a small and a large set ---------
     for tag, root, pack in (
         ("base", base, art["pixpack-jpeg256.pixpack"]),
@@ -389,6 +380,7 @@ def build_configs(
                 f"torchvision v1 ({tag})",
                 "torchvision_baseline",
                 "load",
+                once=True,
                 params={**sized, "transforms": "v1"},
             )
         )
@@ -399,6 +391,7 @@ def build_configs(
                 f"preload list ({tag})",
                 "naive",
                 "load",
+                once=True,
                 params={**sized, "dataset": "preload"},
             )
         )
@@ -409,6 +402,7 @@ def build_configs(
                 f"pixpack.Loader jpeg@256 ({tag})",
                 "pixpack_bench",
                 "load",
+                once=True,
                 params={
                     **sized,
                     "artifact": pack,
@@ -419,4 +413,25 @@ def build_configs(
                 },
             )
         )
+    from configs_scaling import scaling_configs  # it imports Config from this module
+
+    scaling = scaling_configs(base, artifacts, workers, passes)
+    at = next(i for i, c in enumerate(out) if c.id == "pixpack-pack-jpeg256-w1") + 1
+    out[at:at] = [c for c in scaling if c.group == "convert"]
+    at = next(i for i, c in enumerate(out) if c.group in ("workers", "size"))
+    out[at:at] = [c for c in scaling if c.group != "convert"]
+    out += _peer_configs(data, artifacts, workers, passes)
     return out
+
+
+def _peer_configs(
+    data: dict[str, Path], artifacts: Path, workers: int, passes: int
+) -> list[Config]:
+    """The other peers' rows (peer_configs.py), or none while that file does not exist."""
+    try:
+        from peer_configs import peer_configs
+    except ModuleNotFoundError as exc:
+        if exc.name != "peer_configs":
+            raise  # the file exists but one of its own imports is missing: say so
+        return []
+    return list(peer_configs(data, artifacts, workers, passes))

@@ -10,203 +10,58 @@ import sys
 from pathlib import Path
 from typing import Any
 
-__all__ = ["load_run", "ratios", "write_report"]
+__all__ = ["load_run", "write_report"]
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+from ratios import ratio_rows as ratio_rows_of  # noqa: E402
+from report_tables import (  # noqa: E402
+    ceiling_table,
+    convert_table,
+    loader_table,
+    primitives_table,
+    ratio_table,
+)
+from rounds import merge_rounds, read_rounds  # noqa: E402
 
 MiB = 2**20
-
-# (name, numerator id, denominator id, kind, target): kind "rate" compares loader img/s,
-# "pack" packing img/s, "efficiency" is parallel efficiency of packing.
-RATIOS = [
-    ("pixpack raw@256 / FFCV raw@256 (img/s)", "pixpack-loader-raw256", "ffcv-raw256", "rate", 1.5),
+GROUPS = ("convert", "load", "large", "scaling", "primitives", "workers", "size")
+RATIO_SECTIONS = (
+    ("peers", "pixpack against its peers (loading)"),
+    ("pack", "Packing (issue 2: parallel efficiency >= 0.85)"),
     (
-        "pixpack jpeg@256 / FFCV jpeg@256 (img/s)",
-        "pixpack-loader-jpeg256",
-        "ffcv-jpeg256",
-        "rate",
-        1.4,
+        "scaling",
+        "Loader scaling and pipeline overhead (issue 3: 1 -> 2 threads >= 1.8x, overhead <= 1.3x)",
     ),
-    (
-        "pixpack jpeg / FFCV jpeg, source size (img/s)",
-        "pixpack-loader-jpeg",
-        "ffcv-jpeg",
-        "rate",
-        1.5,
-    ),
-    (
-        "pixpack jpeg / FFCV jpeg, large photos (img/s)",
-        "large-pixpack-loader-jpeg",
-        "large-ffcv-jpeg",
-        "rate",
-        1.5,
-    ),
-    (
-        "pixpack raw@256 / torchvision v1 (img/s)",
-        "pixpack-loader-raw256",
-        "torchvision-v1",
-        "rate",
-        13.0,
-    ),
-    (
-        "pixpack jpeg@256 / torchvision v1 (img/s)",
-        "pixpack-loader-jpeg256",
-        "torchvision-v1",
-        "rate",
-        None,
-    ),
-    (
-        "pixpack jpeg / torchvision v1, source size (img/s)",
-        "pixpack-loader-jpeg",
-        "torchvision-v1",
-        "rate",
-        None,
-    ),
-    ("pixpack jpeg@256 / DALI CPU (img/s)", "pixpack-loader-jpeg256", "dali-cpu", "rate", None),
-    (
-        "pixpack pack jpeg@256 / FFCV writer jpeg@256 (img/s)",
-        "pixpack-pack-jpeg256",
-        "ffcv-write-jpeg256",
-        "pack",
-        2.0,
-    ),
-    (
-        "pixpack pack raw@256 / FFCV writer raw@256 (img/s)",
-        "pixpack-pack-raw256",
-        "ffcv-write-raw256",
-        "pack",
-        2.0,
-    ),
-    (
-        "pixpack pack jpeg / FFCV writer jpeg, source size (img/s)",
-        "pixpack-pack-jpeg",
-        "ffcv-write-jpeg",
-        "pack",
-        2.0,
-    ),
-    (
-        "pixpack packing parallel efficiency, jpeg@256",
-        "pixpack-pack-jpeg256",
-        "pixpack-pack-jpeg256-w1",
-        "efficiency",
-        0.85,
-    ),
-]
+)
 
 
-def load_run(run_dir: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+def load_run(
+    run_dir: Path,
+) -> tuple[dict[str, Any], list[dict[str, Any]], dict[int, dict[str, dict[str, Any]]]]:
+    """``(meta, one merged record per configuration, {round: {id: record}})``."""
     meta = json.loads((run_dir / "meta.json").read_text())
-    records = []
-    for path in sorted(run_dir.glob("*.json")):
-        if path.name == "meta.json" or path.name.endswith((".cfg.json", ".out.json")):
-            continue
-        records.append(json.loads(path.read_text()))
-    # keep the configuration order of configs.py where possible
+    per_config = read_rounds(run_dir)
+    by_round: dict[int, dict[str, dict[str, Any]]] = {}
+    for config_id, rounds in per_config.items():
+        for k, record in rounds.items():
+            by_round.setdefault(k, {})[config_id] = record
+    records = [merge_rounds(rounds) for rounds in per_config.values()]
+    order = {c.id: i for i, c in enumerate(_all_configs(meta.get("workers", 2)))}
+    records.sort(key=lambda r: order.get(r["id"], 10**6))  # the order of configs.py
+    return meta, records, by_round
+
+
+def _all_configs(workers: int) -> list[Any]:
+    """Every configuration of a complete run ([] if configs.py cannot be read)."""
     try:
-        sys.path.insert(0, str(Path(__file__).resolve().parent))
         from configs import build_configs
 
-        order = {
-            c.id: i
-            for i, c in enumerate(
-                build_configs(
-                    {"base": Path("b"), "large": Path("l"), "scaled": Path("s")}, Path("a"), 2, 1, 1
-                )
-            )
-        }
-        records.sort(key=lambda r: order.get(r["id"], 10**6))
-    except Exception:  # ordering is cosmetic
-        pass
-    return meta, records
-
-
-def _ok(by_id: dict[str, Any], key: str) -> dict[str, Any] | None:
-    record = by_id.get(key)
-    return record["result"] if record and record.get("status") == "ok" else None
-
-
-def _pack_rate(result: dict[str, Any]) -> float:
-    return (result.get("images") or 0) / result["seconds"] if result["seconds"] else 0.0
-
-
-def ratios(records: list[dict[str, Any]], workers: int) -> list[dict[str, Any]]:
-    by_id = {r["id"]: r for r in records}
-    out = []
-    for name, num, den, kind, target in RATIOS:
-        a, b = _ok(by_id, num), _ok(by_id, den)
-        value = None
-        if a and b:
-            if kind == "rate":
-                value = a["rate_median"] / b["rate_median"]
-            elif kind == "pack" and _pack_rate(b):
-                value = _pack_rate(a) / _pack_rate(b)
-            elif kind == "efficiency" and _pack_rate(b):
-                value = _pack_rate(a) / (workers * _pack_rate(b))
-        out.append(
-            {
-                "name": name,
-                "numerator": num,
-                "denominator": den,
-                "value": value,
-                "target": target,
-                "met": None if value is None or target is None else value >= target,
-            }
-        )
-    return out
-
-
-def _fmt_mib(n: float | None) -> str:
-    return "-" if not n else f"{n / MiB:,.0f}"
-
-
-def _status_cell(r: dict[str, Any]) -> str:
-    return f"**{r['status']}**: {r.get('error', '')}".replace("|", "\\|").replace("\n", " ")[:300]
-
-
-def _loader_table(records: list[dict[str, Any]]) -> list[str]:
-    lines = [
-        "| configuration | img/s (median) | min-max | first batch (s) | warm-up pass (s) | "
-        "peak RSS sum (MiB) | peak RssAnon sum (MiB) | peak PSS (MiB) | procs | load avg "
-        "| output |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
-    ]
-    for r in records:
-        if r.get("status") != "ok":
-            lines.append(f"| {r['title']} (`{r['id']}`) | {_status_cell(r)} | | | | | | | | | |")
-            continue
-        x, m = r["result"], r["memory"]
-        out = x.get("output") or {}
-        shape = tuple(out.get("shape", []))[1:]
-        cells = [
-            f"{r['title']} (`{r['id']}`)",
-            f"**{x['rate_median']:,.0f}**",
-            f"{x['rate_min']:,.0f}-{x['rate_max']:,.0f}",
-            f"{x['first_batch_s']:.2f}",
-            f"{x['warmup_s']:.1f}",
-            _fmt_mib(m["rss"]),
-            _fmt_mib(m["anon"]),
-            _fmt_mib(m["pss"]),
-            str(m["processes"]),
-            f"{r.get('load_avg_before', '-')}",
-            f"{out.get('dtype')} {shape} mean {out.get('mean')} std {out.get('std')}",
-        ]
-        lines.append("| " + " | ".join(cells) + " |")
-    return lines
-
-
-def _convert_table(records: list[dict[str, Any]]) -> list[str]:
-    lines = [
-        "| conversion | time (s) | images/s | size on disk (MiB) | peak PSS (MiB) |",
-        "|---|---:|---:|---:|---:|",
-    ]
-    for r in records:
-        if r.get("status") != "ok":
-            lines.append(f"| {r['title']} (`{r['id']}`) | {_status_cell(r)} | | | |")
-            continue
-        x = r["result"]
-        lines.append(
-            f"| {r['title']} (`{r['id']}`) | {x['seconds']:.1f} | {_pack_rate(x):,.0f} "
-            f"| {x['bytes'] / MiB:,.1f} | {_fmt_mib(r['memory']['pss'])} |"
-        )
-    return lines
+        paths = {"base": Path("b"), "large": Path("l"), "scaled": Path("s")}
+        return build_configs(paths, Path("a"), workers, 1, 1)
+    except Exception:  # ordering and the "partial" label are informative only
+        return []
 
 
 def _markdown(
@@ -216,17 +71,15 @@ def _markdown(
     chart: str,
 ) -> str:
     m = meta["machine"]
-    groups = {
-        g: [r for r in records if r["group"] == g]
-        for g in ("convert", "load", "large", "workers", "size")
-    }
+    groups = {g: [r for r in records if r["group"] == g] for g in GROUPS}
+    rounds = meta.get("rounds", 1)
     done = sum(r.get("status") == "ok" for r in records)
     label = (
         "QUICK SMOKE RUN (small data set; numbers are indicative only)"
         if meta["quick"]
         else "full-size data set"
     )
-    total = _total_configs(meta["workers"])
+    total = len(_all_configs(meta["workers"]))
     if total and len(records) < total:
         label += f"; PARTIAL: a subset of {len(records)} of the {total} configurations"
     if done < len(records):
@@ -261,41 +114,69 @@ def _markdown(
         "- Every loader: RandomResizedCrop(224) + RandomHorizontalFlip + Normalize(ImageNet "
         f"mean/std) -> float32 N x 3 x 224 x 224, batch {meta['batch_size']}, "
         f"{meta['workers']} workers/threads, 1 warm-up pass then {meta['passes']} timed passes "
-        "(median, min-max).",
+        f"per round, **{rounds} interleaved round(s)**: img/s is the median of every timed pass "
+        "of every round (min-max over all of them); conversion times are medians over rounds.",
         "",
         f"![chart]({chart})",
         "",
         "## Ratios the project tracks",
         "",
-        "| ratio | value | target | met |",
-        "|---|---:|---:|:---:|",
+        "Each ratio is computed within each round (numerator and denominator from the same "
+        "round) and reported as the median over rounds, with the lowest and highest round. "
+        f"N = {meta['workers']} (the usable cores). Definitions: "
+        "[docs/benchmarks.md](../../docs/benchmarks.md#ratios-tracked).",
     ]
-    for row in ratio_rows:
-        value = "n/a" if row["value"] is None else f"{row['value']:.2f}x"
-        target = "" if row["target"] is None else f">= {row['target']}"
-        met = {None: "", True: "yes", False: "**no**"}[row["met"]]
-        lines.append(f"| {row['name']} | {value} | {target} | {met} |")
+    for section, title in RATIO_SECTIONS:
+        rows = [row for row in ratio_rows if row["section"] == section]
+        if rows:
+            lines += ["", f"### {title}", "", *ratio_table(rows)]
     sections = [
-        ("Loading: ~500x375 photographs", "load", _loader_table),
-        ("Loading: ~1600x1200 photographs", "large", _loader_table),
+        ("Loading: ~500x375 photographs", "load", loader_table),
+        ("Loading: ~1600x1200 photographs", "large", loader_table),
         (
-            "Throughput vs workers (1 worker; the all-core rows are in the tables above)",
+            "Scaling: pixpack.Loader with 1 worker (the N-worker rows are in the main table)",
+            "scaling",
+            lambda rows: loader_table([r for r in rows if not r["id"].startswith("ceiling-")]),
+        ),
+        (
+            "Machine ceiling: the primitive loop in 1 process vs N independent processes at once",
+            "scaling",
+            lambda rows: ceiling_table([r for r in rows if r["id"].startswith("ceiling-")]),
+        ),
+        (
+            "Primitives alone: microseconds per image on one thread (OpenCV single-threaded)",
+            "primitives",
+            lambda rows: primitives_table(rows, meta["workers"]),
+        ),
+        (
+            "torchvision with 1 worker (the all-core rows are in the tables above)",
             "workers",
-            _loader_table,
+            loader_table,
         ),
         (
-            "Memory vs dataset size (same batches on the base set and a k-times larger set)",
+            "Memory vs dataset size (same batches on the base set and a k-times larger set; "
+            "first round only)",
             "size",
-            _loader_table,
+            loader_table,
         ),
-        ("Conversion", "convert", _convert_table),
+        ("Conversion", "convert", convert_table),
     ]
     for title, group, table in sections:
         if groups[group]:
-            lines += ["", f"## {title}", "", *table(groups[group])]
+            body = table(groups[group])
+            if len(body) > 2:
+                lines += ["", f"## {title}", "", *body]
     problems = [r for r in records if r.get("status") != "ok"]
     lines += ["", "## Configurations that did not run", ""]
     lines += [f"- `{r['id']}`: {r['status']}: {r.get('error', '')}" for r in problems] or ["- none"]
+    flaky = [r for r in records if r.get("status") == "ok" and r.get("rounds_failed")]
+    if flaky:
+        lines += ["", "Configurations that failed in some rounds (their other rounds count):", ""]
+        lines += [
+            f"- `{r['id']}`: round {f['round']}: {f['status']}: {f['error']}"
+            for r in flaky
+            for f in r["rounds_failed"]
+        ]
     lines += [
         "",
         "## How to read the memory columns",
@@ -312,17 +193,6 @@ def _markdown(
         "",
     ]
     return "\n".join(lines)
-
-
-def _total_configs(workers: int) -> int | None:
-    """How many configurations a complete run has (None if configs.py cannot be read)."""
-    try:
-        from configs import build_configs
-
-        paths = {"base": Path("b"), "large": Path("l"), "scaled": Path("s")}
-        return len(build_configs(paths, Path("a"), workers, 1, 1))
-    except Exception:  # the label is informative only
-        return None
 
 
 def _chart(records: list[dict[str, Any]], path: Path, title: str) -> None:
@@ -366,7 +236,12 @@ def _chart(records: list[dict[str, Any]], path: Path, title: str) -> None:
     ax = axes[0][1]
     by_id = {r["id"]: r for r in ok}
     for name, one, many in (
-        ("pixpack.Loader jpeg@256", "workers1-pixpack-loader-jpeg256", "pixpack-loader-jpeg256"),
+        (
+            "pixpack.Loader jpeg@256",
+            "scaling-pixpack-loader-jpeg256-w1",
+            "pixpack-loader-jpeg256",
+        ),
+        ("pixpack.Loader raw@256", "scaling-pixpack-loader-raw256-w1", "pixpack-loader-raw256"),
         ("torchvision v1", "workers1-torchvision-v1", "torchvision-v1"),
     ):
         if one in by_id and many in by_id:
@@ -427,10 +302,10 @@ def _color(config_id: str) -> str:
 
 
 def write_report(run_dir: Path, results_dir: Path) -> list[Path]:
-    meta, records = load_run(run_dir)
+    meta, records, by_round = load_run(run_dir)
     results_dir.mkdir(parents=True, exist_ok=True)
     stem = results_dir / meta["run_name"]
-    ratio_rows = ratios(records, meta["workers"])
+    ratio_rows = ratio_rows_of(by_round, meta["workers"])
     png = stem.with_suffix(".png")
     _chart(
         records,

@@ -1,12 +1,17 @@
 """Run the pixpack benchmark suite against its peers, one subprocess per configuration.
 
-    python benchmarks/run.py            # full run (~15-20 min on 2 cores)
-    python benchmarks/run.py --quick    # smoke run on a small data set (~3-5 min)
+    python benchmarks/run.py            # full run: 3 interleaved rounds
+    python benchmarks/run.py --quick    # smoke run on a small data set, 1 round
     python benchmarks/run.py --only 'ffcv|pixpack'   # a subset (regex over config ids)
 
-Resumable: each configuration's result is kept under benchmarks/data/runs/<run-name>/
-and a rerun skips configurations that already succeeded (``--redo`` reruns them).
-The report (markdown, JSON, PNG) goes to benchmarks/results/.
+Rounds: every configuration runs ``--rounds`` times, round-robin (round 1: A B C ...,
+round 2: A B C ...), so slow drift of a shared machine hits every configuration alike;
+ratios are then taken within each round and reported as the median over rounds.
+
+Resumable: each configuration's result in round k is kept as
+benchmarks/data/runs/<run-name>/<id>.r<k>.json and a rerun skips those that already
+succeeded (``--redo`` reruns them). The report (markdown, JSON, PNG) goes to
+benchmarks/results/.
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ import data as bench_data  # noqa: E402
 from configs import Config, build_configs  # noqa: E402
 from machine import SYSTEM_PACKAGES, git_revision, host_kind, machine_info, versions  # noqa: E402
 from monitor import TreeMonitor  # noqa: E402
+from rounds import round_stem  # noqa: E402
 
 ENVS = HERE / "envs"
 PEER_PACKAGES = {
@@ -54,9 +60,19 @@ def env_python(env: str) -> tuple[str | None, str]:
     return str(python), ""
 
 
-def run_one(cfg: Config, run_dir: Path, timeout: float) -> dict[str, Any]:
+def peer_packages() -> dict[str, tuple[str, ...]]:
+    """Distributions to record per venv: FFCV, DALI and those of peer_configs.py."""
+    try:
+        from peer_configs import PEER_ENVS
+    except ImportError:
+        return dict(PEER_PACKAGES)
+    return {**PEER_PACKAGES, **PEER_ENVS}
+
+
+def run_one(cfg: Config, run_dir: Path, timeout: float, round_no: int = 1) -> dict[str, Any]:
     record: dict[str, Any] = {
         "id": cfg.id,
+        "round": round_no,
         "group": cfg.group,
         "title": cfg.title,
         "env": cfg.env,
@@ -67,9 +83,10 @@ def run_one(cfg: Config, run_dir: Path, timeout: float) -> dict[str, Any]:
     python, why = env_python(cfg.env)
     if python is None:
         return {**record, "status": "unavailable", "error": why}
-    cfg_path = run_dir / f"{cfg.id}.cfg.json"
-    out_path = run_dir / f"{cfg.id}.out.json"
-    log_path = run_dir / f"{cfg.id}.log"
+    stem = round_stem(cfg.id, round_no)
+    cfg_path = run_dir / f"{stem}.cfg.json"
+    out_path = run_dir / f"{stem}.out.json"
+    log_path = run_dir / f"{stem}.log"
     cfg_path.write_text(json.dumps(cfg.params))
     out_path.unlink(missing_ok=True)
     cmd = [python, str(HERE / "worker.py"), cfg.module, cfg.func, str(cfg_path), str(out_path)]
@@ -135,8 +152,12 @@ def main() -> int:
     parser.add_argument(
         "--run-name", default=None, help="results sub-directory (default: <date>-<host>[-quick])"
     )
+    parser.add_argument("--passes", type=int, default=3, help="timed passes per loader and round")
     parser.add_argument(
-        "--passes", type=int, default=3, help="timed passes per loader (median reported)"
+        "--rounds",
+        type=int,
+        default=None,
+        help="interleaved rounds over all configurations (default 3, 1 with --quick)",
     )
     parser.add_argument("--timeout", type=float, default=None, help="seconds per configuration")
     parser.add_argument("--no-report", action="store_true", help="run only; do not write results/")
@@ -163,15 +184,20 @@ def main() -> int:
         configs = [c for c in configs if re.search(args.only, c.id)]
     timeout = args.timeout or (240.0 if args.quick else 600.0)
 
-    for n, cfg in enumerate(configs, 1):
-        result_path = run_dir / f"{cfg.id}.json"
+    rounds = args.rounds or (1 if args.quick else 3)
+    if rounds < 1:
+        parser.error("--rounds must be at least 1")
+    schedule = [(k, cfg) for k in range(1, rounds + 1) for cfg in configs if k == 1 or not cfg.once]
+    for n, (k, cfg) in enumerate(schedule, 1):
+        tag = f"[{n}/{len(schedule)}] round {k}/{rounds} {cfg.id}"
+        result_path = run_dir / f"{round_stem(cfg.id, k)}.json"
         if result_path.exists() and not args.redo:
             previous = json.loads(result_path.read_text())
             if previous.get("status") == "ok":
-                print(f"[{n}/{len(configs)}] {cfg.id}: done earlier, skipped", flush=True)
+                print(f"{tag}: done earlier, skipped", flush=True)
                 continue
-        print(f"[{n}/{len(configs)}] {cfg.id} ...", end=" ", flush=True)
-        record = run_one(cfg, run_dir, timeout)
+        print(f"{tag} ...", end=" ", flush=True)
+        record = run_one(cfg, run_dir, timeout, k)
         result_path.write_text(json.dumps(record, indent=1))
         print(_summary(record), flush=True)
 
@@ -200,7 +226,7 @@ def main() -> int:
             "system": versions(sys.executable, SYSTEM_PACKAGES),
             **{
                 env: versions(p, pkgs)
-                for env, pkgs in PEER_PACKAGES.items()
+                for env, pkgs in peer_packages().items()
                 if (p := env_python(env)[0])
             },
         },
@@ -210,8 +236,11 @@ def main() -> int:
         "batch_size": 64,
     }
     meta_path = run_dir / "meta.json"
-    earlier = json.loads(meta_path.read_text()).get("commands", []) if meta_path.exists() else []
-    meta["commands"] = [*earlier, meta["command"]]  # a resumed run lists every invocation
+    earlier_meta = json.loads(meta_path.read_text()) if meta_path.exists() else {}
+    # A resumed run with fewer --rounds does not forget the rounds already on disk.
+    meta["rounds"] = max(rounds, earlier_meta.get("rounds", 1))
+    # A resumed run lists every invocation.
+    meta["commands"] = [*earlier_meta.get("commands", []), meta["command"]]
     meta_path.write_text(json.dumps(meta, indent=1))
     if not args.no_report:
         import report
@@ -227,6 +256,16 @@ def _summary(record: dict[str, Any]) -> str:
         return f"{record['status'].upper()}: {record.get('error', '')}"
     result = record["result"]
     mem = record["memory"]["pss"] / 2**20
+    if "cost_us" in result:
+        return (
+            f"primitives {result['cost_us']:.0f} us/img ({result['primitive_rate']:.0f} img/s "
+            f"on one core), loop {result['rate_median']:.0f} img/s"
+        )
+    if "ceiling_ratio" in result:
+        return (
+            f"1 process {result['rate_1']:.0f} img/s, {result['processes']} processes "
+            f"{result['rate_n']:.0f} img/s ({result['ceiling_ratio']:.2f}x)"
+        )
     if "rate_median" in result:
         return (
             f"{result['rate_median']:.0f} img/s "

@@ -1,0 +1,168 @@
+"""The markdown tables of a benchmark report, one function per kind of row.
+
+Every function takes merged records (rounds.py) or ratio rows (ratios.py) and
+returns markdown lines.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = [
+    "ceiling_table",
+    "convert_table",
+    "loader_table",
+    "pack_rate",
+    "primitives_table",
+    "ratio_table",
+]
+
+MiB = 2**20
+STAGE_LABELS = {
+    "read": "read",
+    "decode": "decode",
+    "crop_resize": "crop+resize",
+    "flip": "flip",
+    "normalize": "normalize",
+}
+
+
+def pack_rate(result: dict[str, Any]) -> float:
+    return (result.get("images") or 0) / result["seconds"] if result.get("seconds") else 0.0
+
+
+def _mib(n: float | None) -> str:
+    return "-" if not n else f"{n / MiB:,.0f}"
+
+
+def _status_cell(r: dict[str, Any]) -> str:
+    return f"**{r['status']}**: {r.get('error', '')}".replace("|", "\\|").replace("\n", " ")[:300]
+
+
+def _name(r: dict[str, Any]) -> str:
+    return f"{r['title']} (`{r['id']}`)"
+
+
+def _rounds(r: dict[str, Any]) -> str:
+    """Rounds that succeeded, and a note for those that did not."""
+    ok = len(r.get("rounds_ok", [1]))
+    failed = r.get("rounds_failed") or []
+    return f"{ok}" + (f" ({len(failed)} failed)" if failed else "")
+
+
+def ratio_table(rows: list[dict[str, Any]]) -> list[str]:
+    lines = [
+        "| ratio | median over rounds | per-round range | rounds | target | met |",
+        "|---|---:|---:|---:|---:|:---:|",
+    ]
+    for row in rows:
+        if row["value"] is None:
+            value, spread = "n/a", ""
+        else:
+            value = f"**{row['value']:.2f}x**"
+            spread = f"{row['low']:.2f}-{row['high']:.2f}"
+        target = ""
+        if row["target"] is not None:
+            target = f"{'<=' if row['at_most'] else '>='} {row['target']:.2f}"
+        met = {None: "", True: "yes", False: "**no**"}[row["met"]]
+        n = len(row["per_round"])
+        lines.append(f"| {row['name']} | {value} | {spread} | {n} | {target} | {met} |")
+    return lines
+
+
+def loader_table(records: list[dict[str, Any]]) -> list[str]:
+    lines = [
+        "| configuration | img/s (median) | min-max | rounds | first batch (s) | "
+        "warm-up pass (s) | peak RSS sum (MiB) | peak RssAnon sum (MiB) | peak PSS (MiB) | "
+        "procs | load avg | output |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+    ]
+    for r in records:
+        if r.get("status") != "ok":
+            lines.append(f"| {_name(r)} | {_status_cell(r)} |" + " |" * 10)
+            continue
+        x, m = r["result"], r["memory"]
+        out = x.get("output") or {}
+        shape = tuple(out.get("shape", []))[1:]
+        cells = [
+            _name(r),
+            f"**{x['rate_median']:,.0f}**",
+            f"{x['rate_min']:,.0f}-{x['rate_max']:,.0f}",
+            _rounds(r),
+            f"{x['first_batch_s']:.2f}",
+            f"{x['warmup_s']:.1f}",
+            _mib(m["rss"]),
+            _mib(m["anon"]),
+            _mib(m["pss"]),
+            str(m["processes"]),
+            f"{r.get('load_avg_before', '-')}",
+            f"{out.get('dtype')} {shape} mean {out.get('mean')} std {out.get('std')}",
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines
+
+
+def convert_table(records: list[dict[str, Any]]) -> list[str]:
+    lines = [
+        "| conversion | time (s, median) | all rounds (s) | images/s | size on disk (MiB) | "
+        "peak PSS (MiB) |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for r in records:
+        if r.get("status") != "ok":
+            lines.append(f"| {_name(r)} | {_status_cell(r)} | | | | |")
+            continue
+        x = r["result"]
+        every = ", ".join(f"{s:.1f}" for s in x.get("seconds_all", [x["seconds"]]))
+        lines.append(
+            f"| {_name(r)} | {x['seconds']:.1f} | {every} | {pack_rate(x):,.0f} "
+            f"| {x['bytes'] / MiB:,.1f} | {_mib(r['memory']['pss'])} |"
+        )
+    return lines
+
+
+def primitives_table(records: list[dict[str, Any]], workers: int) -> list[str]:
+    stages = list(STAGE_LABELS)
+    lines = [
+        "| pack | "
+        + " | ".join(f"{STAGE_LABELS[s]} (us)" for s in stages)
+        + " | per-image cost (us) | 1 core (img/s) | "
+        + f"{workers} cores, ideal (img/s) | whole loop (img/s) | rounds |",
+        "|---|" + "---:|" * (len(stages) + 5),
+    ]
+    for r in records:
+        if r.get("status") != "ok":
+            lines.append(f"| {_name(r)} | {_status_cell(r)} |" + " |" * (len(stages) + 4))
+            continue
+        x = r["result"]
+        per = x["stage_us_median"]
+        cells = [
+            _name(r),
+            *(f"{per[s]:.1f}" for s in stages),
+            f"**{x['cost_us']:.1f}**",
+            f"{x['primitive_rate']:,.0f}",
+            f"{workers * x['primitive_rate']:,.0f}",
+            f"{x['rate_median']:,.0f}",
+            _rounds(r),
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines
+
+
+def ceiling_table(records: list[dict[str, Any]]) -> list[str]:
+    lines = [
+        "| machine ceiling | 1 process (img/s) | N processes at once, sum (img/s) | "
+        "N / 1 (median of rounds) | rounds | load avg |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for r in records:
+        if r.get("status") != "ok":
+            lines.append(f"| {_name(r)} | {_status_cell(r)} | | | | |")
+            continue
+        x = r["result"]
+        lines.append(
+            f"| {_name(r)} | {x['rate_1']:,.0f} | {x['rate_n']:,.0f} "
+            f"({x['processes']} processes) | **{x['ceiling_ratio']:.2f}x** | {_rounds(r)} "
+            f"| {r.get('load_avg_before', '-')} |"
+        )
+    return lines
