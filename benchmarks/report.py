@@ -235,19 +235,30 @@ def _chart(records: list[dict[str, Any]], path: Path, title: str) -> None:
 
     ax = axes[0][1]
     by_id = {r["id"]: r for r in ok}
-    for name, one, many in (
+    for name, one, many, style in (
         (
             "pixpack.Loader jpeg@256",
             "scaling-pixpack-loader-jpeg256-w1",
             "pixpack-loader-jpeg256",
+            "-",
         ),
-        ("pixpack.Loader raw@256", "scaling-pixpack-loader-raw256-w1", "pixpack-loader-raw256"),
-        ("torchvision v1", "workers1-torchvision-v1", "torchvision-v1"),
+        (
+            "pixpack.Loader raw@256",
+            "scaling-pixpack-loader-raw256-w1",
+            "pixpack-loader-raw256",
+            "--",
+        ),
+        ("torchvision v1", "workers1-torchvision-v1", "torchvision-v1", "-"),
     ):
         if one in by_id and many in by_id:
             xs = [by_id[one]["params"]["workers"], by_id[many]["params"]["workers"]]
             ys = [by_id[one]["result"]["rate_median"], by_id[many]["result"]["rate_median"]]
-            ax.plot(xs, ys, marker="o", label=name, color=_color(many))
+            ax.plot(xs, ys, style, marker="o", label=name, color=_color(many))
+            pinned = by_id.get(f"{one}pin")
+            if pinned:  # 1 worker on one CPU: the start of "1 core -> N cores"
+                rate = pinned["result"]["rate_median"]
+                ax.plot([1], [rate], marker="o", mfc="none", ls="", color=_color(many))
+    ax.plot([], [], marker="o", mfc="none", ls="", color="k", label="1 worker pinned to one CPU")
     ax.set_xticks([1, 2, 4, 8, 16, 32])
     ax.set_xlim(0.5, max(2, max((r["params"].get("workers", 1) for r in ok), default=2)) + 0.5)
     ax.set_xlabel("workers / threads")

@@ -25,6 +25,8 @@ from pathlib import Path
 from statistics import median
 from typing import Any
 
+from loaders.primitives_bench import summarize_stages  # benchmarks/ is on sys.path
+
 __all__ = ["merge_rounds", "read_rounds", "round_stem"]
 
 _ROUND_FILE = re.compile(r"^(?P<id>.+)\.r(?P<round>[0-9]+)\.json$")
@@ -91,11 +93,6 @@ def _merge_results(results: list[dict[str, Any]]) -> dict[str, Any]:
     if len(results) == 1:
         return out
     if "stage_us" in out:  # primitives: per-pass stage times of every round
-        import sys
-
-        sys.path.insert(0, str(Path(__file__).resolve().parent))
-        from loaders.primitives_bench import summarize_stages
-
         out["stage_us"] = [p for r in results for p in r["stage_us"]]
         out.update(summarize_stages(out["stage_us"]))
     if "rates_1" in out:  # the machine ceiling
