@@ -93,6 +93,7 @@ class _Result(NamedTuple):
     pixels: int
     sums: np.ndarray | None
     sumsq: np.ndarray | None
+    checksum: int  # of the stored bytes, computed in the worker (the writer is serial)
     conversion: str | None
     path: str
     reason: str
@@ -227,6 +228,7 @@ def _write(writer: PackWriter, r: _Result, strict: bool, conversions: Counter[st
         mode_code=s.mode_code,
         label=r.label,
         stats=(r.pixels, r.sums, r.sumsq),
+        checksum=r.checksum,
     )
     if r.conversion:
         conversions[r.conversion] += 1
@@ -253,16 +255,17 @@ def _process_one(src: Source, job: _Job, i: int) -> _Result:
         loaded = load_image_info(item, channels=job.channels, max_side=job.max_side)
     except ImageDecodeError as e:
         path = e.path if not e.path.startswith("<") else src.path_of(i)
-        return _Result(i, fmt.NO_LABEL, None, 0, None, None, None, path, e.reason)
+        return _Result(i, fmt.NO_LABEL, None, 0, None, None, 0, None, path, e.reason)
     except SourceFormatError:
         raise  # a bad label or row is the dataset's bug, not an unreadable image
     except (OSError, ValueError, SyntaxError, EOFError) as e:  # a dataset's own loader failed
         reason = f"{type(e).__name__}: {e}"
-        return _Result(i, fmt.NO_LABEL, None, 0, None, None, None, src.path_of(i), reason)
+        return _Result(i, fmt.NO_LABEL, None, 0, None, None, 0, None, src.path_of(i), reason)
     array = loaded.array
     sample = encode_sample(array, mode=job.mode, quality=job.quality)
     pixels, sums, sumsq = _pixel_stats(array)
-    return _Result(i, int(label), sample, pixels, sums, sumsq, loaded.conversion, "", "")
+    crc = fmt.checksum(sample.data)
+    return _Result(i, int(label), sample, pixels, sums, sumsq, crc, loaded.conversion, "", "")
 
 
 def _pixel_stats(array: np.ndarray) -> tuple[int, np.ndarray, np.ndarray]:

@@ -146,8 +146,13 @@ class PackWriter:
         mode_code: int,
         label: int,
         stats: tuple[int, np.ndarray, np.ndarray] | None = None,
+        checksum: int | None = None,
     ) -> int:
-        """Write one sample's stored bytes; returns its sample index."""
+        """Write one sample's stored bytes; returns its sample index.
+
+        ``checksum``: ``fmt.checksum(data)`` when the caller computed it already (the
+        packer does, in its workers, so the single writer thread only writes).
+        """
         pixels, sums, sumsq = 0, _NO_STATS, _NO_STATS
         if stats is not None:
             pixels = stats[0]
@@ -155,7 +160,8 @@ class PackWriter:
             sumsq = (*stats[2].tolist(), 0.0, 0.0, 0.0)[:4]
         size = len(data)
         record = _RECORD.pack(
-            self._end, size, label, height, width, fmt.checksum(data),
+            self._end, size, label, height, width,
+            fmt.checksum(data) if checksum is None else checksum,
             channels, dtype_code, mode_code, 0,
             source_index, 0, pixels, *sums, *sumsq,
         )  # fmt: skip
