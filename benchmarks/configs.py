@@ -10,15 +10,17 @@ Groups:
   size      memory vs dataset size (base vs k-times-larger set, same number of batches)
 
 Every configuration runs once per round (run.py --rounds), except those marked
-``once`` (the memory-vs-size rows and the pack they need: memory, not speed, is
-what they show, and it does not drift with the machine's load).
+``once``: the memory-vs-size rows and the pack they need (memory, not speed, is what
+they show, and it does not drift with the machine's load), and the context rows no
+tracked ratio uses (hand-rolled datasets, PackDataset, torchvision v2, the format
+peers), which keeps a 3-round full run near an hour on 2 cores.
 Peers contributed in peer_configs.py (``peer_configs(data, artifacts, workers, passes)``)
 are added when that file exists.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -421,7 +423,18 @@ def build_configs(
     at = next(i for i, c in enumerate(out) if c.group in ("workers", "size"))
     out[at:at] = [c for c in scaling if c.group != "convert"]
     out += _peer_configs(data, artifacts, workers, passes)
-    return out
+    return [replace(c, once=True) if _context_only(c) else c for c in out]
+
+
+_CONTEXT_PREFIXES = (
+    "naive-", "pixpack-dataset-", "torchvision-v2", "sqlite-build", "memmap-build",
+    "workers1-", "webdataset", "hf-datasets", "streaming", "litdata",
+)  # fmt: skip
+
+
+def _context_only(cfg: Config) -> bool:
+    """Rows shown for context that no tracked ratio reads: measured in round 1 only."""
+    return cfg.id.startswith(_CONTEXT_PREFIXES)
 
 
 def _peer_configs(
