@@ -71,3 +71,17 @@ def test_packing_leaves_opencv_threads_as_they_were(photo_folder, tmp_path):
         assert cv2.getNumThreads() == 2
     finally:
         cv2.setNumThreads(before)
+
+
+def test_size_after_dct_reduced_decode_is_computed_from_the_full_size(photos, tmp_path):
+    """(512, 1175) -> (112, 256); recomputed from a 1/2-scale decode it would be 111."""
+    rng = np.random.default_rng(9)
+    for i, (w, h) in enumerate([(1175, 512), (1056, 513), (512, 1175)]):
+        buf = io.BytesIO()
+        sample_data.make_photo(photos, (w, h), rng).save(buf, "JPEG", quality=90)
+        path = tmp_path / f"wide{i}.jpg"
+        path.write_bytes(buf.getvalue())
+        expected = target_size(h, w, 256)
+        assert load_image(path, max_side=256).shape[:2] == expected
+        pil = Image.open(io.BytesIO(buf.getvalue()))
+        assert load_image(pil, max_side=256).shape[:2] == expected

@@ -166,7 +166,7 @@ def _decode_jpeg(
     th, tw = target_size(header.height, header.width, max_side)
     small = (th, tw) != (header.height, header.width)
     array = jpeg.decode(data, header.mode, path, 2 * th if small else 0, 2 * tw if small else 0)
-    return _resize_array(array, max_side)
+    return _resize_array(array, max_side, (th, tw))
 
 
 def _from_pil(
@@ -174,9 +174,10 @@ def _from_pil(
 ) -> tuple[np.ndarray, str, int]:
     """Decode through Pillow. ``draft`` allows JPEG DCT reduction (not on callers' images)."""
     mode = img.mode
+    width, height = img.size
+    target = target_size(height, width, max_side)  # from the full size, before any draft
     if draft and max_side is not None and img.format == "JPEG":
-        width, height = img.size
-        th, tw = target_size(height, width, max_side)
+        th, tw = target
         if (th, tw) != (height, width):
             img.draft(None, (2 * tw, 2 * th))
     try:
@@ -195,7 +196,7 @@ def _from_pil(
     else:
         array = np.asarray(img)
         array = array[:, :, None] if array.ndim == 2 else array
-    return _resize_array(array, max_side), mode, orientation
+    return _resize_array(array, max_side, target), mode, orientation
 
 
 def _normalise_mode(img: Image.Image, path: str, channels: int | None) -> Image.Image:
@@ -297,9 +298,17 @@ def _from_array(item: Any, max_side: int | None) -> tuple[np.ndarray, str]:
 
 
 # -- geometry ------------------------------------------------------------------------------
-def _resize_array(array: np.ndarray, max_side: int | None) -> np.ndarray:
+def _resize_array(
+    array: np.ndarray, max_side: int | None, target: tuple[int, int] | None = None
+) -> np.ndarray:
+    """Downscale to ``target`` (default: from ``array``'s own size and ``max_side``).
+
+    Decoders that reduce in the DCT domain pass the target computed from the image's
+    full size: recomputed from the reduced size, rounding could differ by a pixel, and
+    the packed size would depend on the decode path.
+    """
     h, w = array.shape[:2]
-    th, tw = target_size(h, w, max_side)
+    th, tw = target if target is not None else target_size(h, w, max_side)
     if (th, tw) == (h, w):
         return array
     import cv2  # uint8 and uint16, SIMD, releases the GIL
