@@ -97,7 +97,9 @@ static int rows_u8c3_f32_planar(const job_t *j)
     return 0;
 }
 
-#define GENERIC_FLOAT(NAME, SRC_T)                                                       \
+/* Any strides, any channel count: one loop, specialised by the per-pixel expression
+ * (v is the source value, a/b the channel's alpha/beta). */
+#define GENERIC(NAME, SRC_T, DST_T, EXPR)                                                \
     static void NAME(const job_t *j)                                                     \
     {                                                                                    \
         for (Py_ssize_t y = 0; y < j->height; y++) {                                     \
@@ -105,30 +107,20 @@ static int rows_u8c3_f32_planar(const job_t *j)
                 const char *s = j->src + y * j->s_row + c * j->s_ch;                     \
                 char *d = j->dst + y * j->d_row + c * j->d_ch;                           \
                 const float a = j->alpha[c], b = j->beta[c];                             \
-                for (Py_ssize_t x = 0; x < j->width; x++)                                \
-                    *(float *)(d + x * j->d_px) =                                        \
-                        (float)*(const SRC_T *)(s + x * j->s_px) * a + b;                \
+                (void)a;                                                                 \
+                (void)b;                                                                 \
+                for (Py_ssize_t x = 0; x < j->width; x++) {                              \
+                    const SRC_T v = *(const SRC_T *)(s + x * j->s_px);                   \
+                    *(DST_T *)(d + x * j->d_px) = (EXPR);                                \
+                }                                                                        \
             }                                                                            \
         }                                                                                \
     }
 
-#define GENERIC_COPY(NAME, T)                                                            \
-    static void NAME(const job_t *j)                                                     \
-    {                                                                                    \
-        for (Py_ssize_t y = 0; y < j->height; y++) {                                     \
-            for (Py_ssize_t c = 0; c < j->channels; c++) {                               \
-                const char *s = j->src + y * j->s_row + c * j->s_ch;                     \
-                char *d = j->dst + y * j->d_row + c * j->d_ch;                           \
-                for (Py_ssize_t x = 0; x < j->width; x++)                                \
-                    *(T *)(d + x * j->d_px) = *(const T *)(s + x * j->s_px);             \
-            }                                                                            \
-        }                                                                                \
-    }
-
-GENERIC_FLOAT(generic_u8_f32, uint8_t)
-GENERIC_FLOAT(generic_u16_f32, uint16_t)
-GENERIC_COPY(copy_u8, uint8_t)
-GENERIC_COPY(copy_u16, uint16_t)
+GENERIC(generic_u8_f32, uint8_t, float, (float)v * a + b)
+GENERIC(generic_u16_f32, uint16_t, float, (float)v * a + b)
+GENERIC(copy_u8, uint8_t, uint8_t, v)
+GENERIC(copy_u16, uint16_t, uint16_t, v)
 
 static int is_format(const Py_buffer *b, char code)
 {
