@@ -62,11 +62,12 @@ def test_version():
 def test_pack_flags_reach_pack_options(folder, tmp_path):
     out = tmp_path / "small.pixpack"
     proc = pixpack("pack", folder, out, "--mode", "jpeg", "--quality", "80", "--max-side", "40",
-                   "--channels", "1", "--workers", "1", "--strict", "--quiet")
+                   "--channels", "1", "--workers", "1", "--strict", "--quiet",
+                   "--reencode", "always")
     assert proc.returncode == 0, proc.stderr
     pack = open_pack(out)
-    assert pack.metadata["options"] == {"mode": "jpeg", "quality": 80, "max_side": 40,
-                                        "channels": 1}
+    assert pack.metadata["options"] == {"mode": "jpeg", "quality": 80, "reencode": "always",
+                                        "max_side": 40, "channels": 1}
     assert max(max(pack.sample_shape(i)[:2]) for i in range(len(pack))) == 40
     assert {pack.sample_shape(i)[2] for i in range(len(pack))} == {1}
 

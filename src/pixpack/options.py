@@ -39,8 +39,12 @@ class PackOptions:
     mode: ``"raw"`` stores decoded pixels (exact; uint8/uint16; 1, 3 or 4 channels);
         ``"jpeg"`` re-encodes 8-bit 1/3-channel images at ``quality`` (others stay raw).
     quality: JPEG quality 1-100 for ``mode="jpeg"``.
-    max_side: if set, images whose longer side exceeds it are downscaled (Lanczos,
-        aspect kept) so the longer side equals it. Never upscales.
+    reencode: ``"auto"`` stores a source JPEG's own bytes (metadata stripped) when
+        re-encoding could only lose: it needs no resize, rotation or channel change, is
+        baseline 4:2:0 or gray, and is quantised at least as coarsely as ``quality``;
+        ``"always"`` re-encodes every image (FFCV's behaviour). Only for ``mode="jpeg"``.
+    max_side: if set, images whose longer side exceeds it are downscaled (Gaussian
+        antialiasing + bilinear, aspect kept) so the longer side equals it. Never upscales.
     channels: ``None`` keeps each image's own channel count (grayscale stays 1);
         1, 3 or 4 converts every image to that many channels.
     workers: parallel workers decoding/encoding (default: all usable cores).
@@ -55,6 +59,7 @@ class PackOptions:
 
     mode: StorageMode = "raw"
     quality: int = 90
+    reencode: Literal["auto", "always"] = "auto"
     max_side: int | None = None
     channels: int | None = None
     workers: int = dataclasses.field(default_factory=default_workers)
@@ -68,6 +73,10 @@ class PackOptions:
         _check(
             isinstance(self.quality, int) and 1 <= self.quality <= 100,
             f"quality must be an integer from 1 to 100 (got {self.quality!r}).",
+        )
+        _check(
+            self.reencode in ("auto", "always"),
+            f"reencode must be 'auto' or 'always' (got {self.reencode!r}).",
         )
         _check(
             self.max_side is None or (isinstance(self.max_side, int) and self.max_side >= 8),
@@ -91,6 +100,7 @@ class PackOptions:
         return {
             "mode": self.mode,
             "quality": self.quality if self.mode == "jpeg" else None,
+            "reencode": self.reencode if self.mode == "jpeg" else None,
             "max_side": self.max_side,
             "channels": self.channels,
         }

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import shutil
 from pathlib import Path
 
 import cv2
@@ -76,3 +77,14 @@ def awkward(tmp_path_factory: pytest.TempPathFactory, photo_image: Image.Image) 
     put("bilevel.png", png_bytes(photo_image.convert("1")))
     put("la.png", png_bytes(photo_image.convert("LA")))
     return files
+
+
+@pytest.fixture(scope="session")
+def mixed_folder(tmp_path_factory: pytest.TempPathFactory, awkward: dict[str, Path]) -> Path:
+    """An ImageFolder tree holding every awkward file (good and bad) in two classes."""
+    root = tmp_path_factory.mktemp("mixed")
+    for i, (name, path) in enumerate(sorted(awkward.items())):
+        cls = root / ("a" if i % 2 else "b")
+        cls.mkdir(exist_ok=True)
+        shutil.copy(path, cls / name)
+    return root

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 import warnings
 
 import numpy as np
@@ -25,17 +24,6 @@ def read_all(path):
 
 def leftovers(out):
     return [p for p in partial_paths(out) if p.exists()]
-
-
-@pytest.fixture(scope="module")
-def mixed_folder(tmp_path_factory, awkward):
-    """An ImageFolder tree holding every awkward file (good and bad) in two classes."""
-    root = tmp_path_factory.mktemp("mixed")
-    for i, (name, path) in enumerate(sorted(awkward.items())):
-        cls = root / ("a" if i % 2 else "b")
-        cls.mkdir(exist_ok=True)
-        shutil.copy(path, cls / name)
-    return root
 
 
 BAD = {"corrupt.jpg", "truncated.png", "empty.jpg", "text.jpg"}
@@ -80,7 +68,13 @@ def test_raw_round_trip_is_pixel_exact(mixed_folder, tmp_path):
     assert meta["channels_histogram"]["4"] >= 2
     assert sum(meta["class_counts"].values()) == len(samples)
     assert meta["source"]["type"] == "image_folder" and meta["source"]["fingerprint"]
-    assert meta["options"] == {"mode": "raw", "quality": None, "max_side": None, "channels": None}
+    assert meta["options"] == {
+        "mode": "raw",
+        "quality": None,
+        "reencode": None,
+        "max_side": None,
+        "channels": None,
+    }
     assert meta["created"].endswith("+00:00") and meta["pixpack_version"]
     assert not leftovers(tmp_path / "a.pixpack")
 
@@ -100,12 +94,16 @@ def test_strict_fails_on_first_bad_file_and_leaves_nothing(mixed_folder, tmp_pat
 
 def test_jpeg_mode_quality(photo_folder, tmp_path):
     out = tmp_path / "j.pixpack"
-    summary = pack(photo_folder, out, mode="jpeg", quality=90, workers=2, quiet=True)
+    # "always": every photo is re-encoded, none kept as its source file.
+    summary = pack(
+        photo_folder, out, mode="jpeg", quality=90, reencode="always", workers=2, quiet=True
+    )
     raw = pack(photo_folder, tmp_path / "r.pixpack", workers=1, quiet=True)
     assert summary.bytes < raw.bytes / 4
     jpeg_samples, meta, index = read_all(out)
     raw_samples, _, _ = read_all(tmp_path / "r.pixpack")
     assert (index["mode"] == fmt.MODE_JPEG).all() and meta["options"]["quality"] == 90
+    assert meta["jpeg_kept_as_source"] == 0
     for (a, la), (b, lb) in zip(jpeg_samples, raw_samples, strict=True):
         assert la == lb and a.shape == b.shape
         mse = np.mean((a.astype(np.float64) - b) ** 2)

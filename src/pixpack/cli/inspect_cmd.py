@@ -106,6 +106,7 @@ def pack_info(path: str) -> dict[str, Any]:
             "skipped": meta.get("skipped", []),
             "source": meta.get("source"),
             "options": meta.get("options"),
+            "jpeg_kept_as_source": meta.get("jpeg_kept_as_source"),
         }
     return info
 
@@ -120,7 +121,12 @@ def _format_info(info: dict[str, Any]) -> str:
         f"samples:   {info['samples']}" + (
             f" ({info['unlabeled']} unlabeled)" if info["unlabeled"] else ""
         ),
-        "storage:   " + ", ".join(f"{k} {v}" for k, v in info["modes"].items()),
+        "storage:   " + ", ".join(f"{k} {v}" for k, v in info["modes"].items())
+        + (
+            f" ({info['jpeg_kept_as_source']} source JPEGs kept as is)"
+            if info.get("jpeg_kept_as_source")
+            else ""
+        ),
         "pixels:    " + ", ".join(f"{k} {v}" for k, v in info["dtypes"].items())
         + "; channels " + ", ".join(f"{k}: {v}" for k, v in info["channels"].items()),
         "size:      height {min}/{median}/{max}".format(**info["height"])

@@ -32,10 +32,8 @@ an alpha channel is dropped (not composited) when going to 1 or 3 channels.
 
 ``max_side`` downscales so the longer side equals it (never upscales): JPEGs are
 first reduced in the DCT domain (libjpeg-turbo scaled IDCT) while the result stays
->= 2x the target, like ``Image.thumbnail(reducing_gap=2.0)``, then every image
-(uint8 or uint16) is blurred with a Gaussian of sigma ``(scale - 1) / 2`` and resized
-bilinearly with OpenCV (GIL-free, ~5x faster than Pillow's Lanczos; ~36-42 dB PSNR
-against a float Lanczos of the full-resolution decode: see docs/packing.md).
+>= 2x the target, like ``Image.thumbnail(reducing_gap=2.0)``, then every image is
+resized by :func:`.resize.downscale` (Gaussian blur + bilinear, GIL-free).
 
 Unreadable, corrupt, truncated, empty or non-image files raise
 :class:`~pixpack.errors.ImageDecodeError`. A truncated file is an error, never
@@ -56,8 +54,10 @@ from PIL import Image
 
 from ..errors import ImageDecodeError
 from . import jpeg
+from .resize import downscale, target_size
+from .scratch import scratch
 
-__all__ = ["LoadedImage", "load_image", "load_image_info", "target_size"]
+__all__ = ["LoadedImage", "load_image", "load_image_info", "read_file", "target_size"]
 
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _JPEG_SOI = b"\xff\xd8\xff"
@@ -84,20 +84,20 @@ def load_image(
 
 
 def load_image_info(
-    item: Any, *, channels: int | None = None, max_side: int | None = None
+    item: Any,
+    *,
+    channels: int | None = None,
+    max_side: int | None = None,
+    data: bytes | None = None,
 ) -> LoadedImage:
-    """Like :func:`load_image`, also reporting the source mode and conversion."""
+    """Like :func:`load_image`, also reporting the source mode and conversion.
+
+    ``data``: the file's bytes when ``item`` is a path whose file was already read.
+    """
     if isinstance(item, (str, os.PathLike)):
         path = os.fspath(item)
-        try:
-            with open(path, "rb") as f:
-                data = f.read()
-        except FileNotFoundError:
-            raise ImageDecodeError(path, "file not found") from None
-        except OSError as e:
-            raise ImageDecodeError(path, f"cannot read file ({e.strerror or e})") from None
-        if not data:
-            raise ImageDecodeError(path, "empty file (0 bytes)")
+        if data is None:
+            data = read_file(path)
         array, mode, orientation = _decode_bytes(data, path, channels, max_side)
     elif isinstance(item, Image.Image):
         path = getattr(item, "filename", "") or "<PIL.Image>"
@@ -114,15 +114,19 @@ def load_image_info(
     return LoadedImage(np.ascontiguousarray(array), mode, conversion, orientation)
 
 
-def target_size(height: int, width: int, max_side: int | None) -> tuple[int, int]:
-    """(height, width) after the ``max_side`` downscale (unchanged when already small)."""
-    longer = max(height, width)
-    if max_side is None or longer <= max_side:
-        return height, width
-    scale = max_side / longer
-    if height >= width:
-        return max_side, max(1, round(width * scale))
-    return max(1, round(height * scale)), max_side
+def read_file(path: str | os.PathLike[str]) -> bytes:
+    """A source file's bytes; a missing, unreadable or empty file is an ImageDecodeError."""
+    path = os.fspath(path)
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except FileNotFoundError:
+        raise ImageDecodeError(path, "file not found") from None
+    except OSError as e:
+        raise ImageDecodeError(path, f"cannot read file ({e.strerror or e})") from None
+    if not data:
+        raise ImageDecodeError(path, "empty file (0 bytes)")
+    return data
 
 
 # -- decoding ------------------------------------------------------------------------------
@@ -164,8 +168,13 @@ def _decode_jpeg(
 ) -> np.ndarray:
     """Strict libjpeg-turbo decode, reduced in the DCT domain while >= 2x the target."""
     th, tw = target_size(header.height, header.width, max_side)
-    small = (th, tw) != (header.height, header.width)
-    array = jpeg.decode(data, header.mode, path, 2 * th if small else 0, 2 * tw if small else 0)
+    if (th, tw) == (header.height, header.width):
+        return jpeg.decode(data, header.mode, path, 0, 0)
+    # The decode is only the downscale's input: a reused per-thread array (any DCT
+    # scale fits in the full-size one).
+    channels = 1 if header.mode == "L" else 3
+    out = scratch("decode", (header.height * header.width * channels,), np.uint8)
+    array = jpeg.decode(data, header.mode, path, 2 * th, 2 * tw, out=out)
     return _resize_array(array, max_side, (th, tw))
 
 
@@ -307,19 +316,9 @@ def _resize_array(
     full size: recomputed from the reduced size, rounding could differ by a pixel, and
     the packed size would depend on the decode path.
     """
-    h, w = array.shape[:2]
-    th, tw = target if target is not None else target_size(h, w, max_side)
-    if (th, tw) == (h, w):
-        return array
-    import cv2  # uint8 and uint16, SIMD, releases the GIL
-
-    # Antialiasing: a Gaussian of sigma = (scale - 1) / 2 per axis, then bilinear.
-    # Within ~1 dB of INTER_AREA against a float Lanczos reference, at half its cost
-    # (INTER_AREA has no fast path for non-integer scales); see docs/packing.md.
-    sigma_x, sigma_y = (max(0.5 * (n / t - 1.0), 1e-3) for n, t in ((w, tw), (h, th)))
-    blurred = cv2.GaussianBlur(np.ascontiguousarray(array), (0, 0), sigma_x, sigmaY=sigma_y)
-    out = cv2.resize(blurred, (tw, th), interpolation=cv2.INTER_LINEAR)
-    return out[:, :, None] if out.ndim == 2 else out
+    return downscale(
+        array, target if target is not None else target_size(*array.shape[:2], max_side)
+    )
 
 
 def _exif_orientation(img: Image.Image) -> int:

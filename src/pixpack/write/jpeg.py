@@ -95,14 +95,30 @@ def _orientation(data: bytes) -> int | None:
     return 1
 
 
-def decode(data: bytes, mode: str, path: str, min_height: int, min_width: int) -> np.ndarray:
-    """HWC uint8, reduced in the DCT domain while it stays >= ``min_height x min_width``."""
+def decode(
+    data: bytes,
+    mode: str,
+    path: str,
+    min_height: int,
+    min_width: int,
+    out: np.ndarray | None = None,
+) -> np.ndarray:
+    """HWC uint8, reduced in the DCT domain while it stays >= ``min_height x min_width``.
+
+    ``out``: a writable uint8 buffer of at least the full-size image's bytes to decode
+    into (the result is then a view of it); ``None`` allocates.
+    """
     import simplejpeg
 
     colorspace = "GRAY" if mode == "L" else "RGB"
     try:
         array = simplejpeg.decode_jpeg(
-            data, colorspace=colorspace, min_height=min_height, min_width=min_width, strict=True
+            data,
+            colorspace=colorspace,
+            min_height=min_height,
+            min_width=min_width,
+            strict=True,
+            buffer=out,
         )
     except ValueError as e:
         message = str(e)
@@ -115,6 +131,7 @@ def decode(data: bytes, mode: str, path: str, min_height: int, min_width: int) -
                 min_height=min_height,
                 min_width=min_width,
                 strict=False,
+                buffer=out,
             )
         except ValueError as e2:
             raise ImageDecodeError(path, f"corrupt JPEG data ({e2})") from None

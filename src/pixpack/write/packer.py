@@ -31,6 +31,7 @@ import dataclasses
 import functools
 import logging
 import math
+import os
 import signal
 import threading
 import time
@@ -52,7 +53,9 @@ from ..progress import Progress
 from .encode import EncodedSample, encode_sample
 from .executor import WorkerKind, ordered_chunks
 from .flusher import Flusher
-from .imageio import load_image_info
+from .imageio import load_image_info, read_file
+from .passthrough import PassedThrough, store_as_is
+from .scratch import release_scratch
 from .sources import CsvSource, ImageFolderSource, SequenceSource, Source, resolve_source
 from .writer import PackWriter
 
@@ -62,6 +65,7 @@ logger = logging.getLogger("pixpack")
 
 _MAX_CHUNK = 16  # images per task: amortises inter-process overhead
 _WINDOW_PER_WORKER = 3  # chunks in flight per worker: keeps workers busy, memory bounded
+_KEPT_SOURCE = "(jpeg kept as source)"  # counted with the conversions, reported apart
 
 
 @dataclasses.dataclass(frozen=True)
@@ -84,6 +88,7 @@ class _Job(NamedTuple):
     quality: int
     max_side: int | None
     channels: int | None
+    passthrough: bool = False  # jpeg mode, reencode="auto": source JPEGs may be stored as is
 
 
 class _Result(NamedTuple):
@@ -97,6 +102,7 @@ class _Result(NamedTuple):
     conversion: str | None
     path: str
     reason: str
+    kept_source: bool = False  # a source JPEG stored as is (reencode="auto")
 
 
 def pack(
@@ -128,7 +134,13 @@ def pack(
     writer = PackWriter(out, resume_key)
     writer = writer.resume() if options.resume else writer.start()
     first = writer.next_source_index
-    job = _Job(options.mode, options.quality, options.max_side, options.channels)
+    job = _Job(
+        options.mode,
+        options.quality,
+        options.max_side,
+        options.channels,
+        options.mode == "jpeg" and options.reencode == "auto",
+    )
     conversions: Counter[str] = Counter()
     started = time.perf_counter()
     try:
@@ -232,6 +244,8 @@ def _write(writer: PackWriter, r: _Result, strict: bool, conversions: Counter[st
     )
     if r.conversion:
         conversions[r.conversion] += 1
+    if r.kept_source:
+        conversions[_KEPT_SOURCE] += 1
 
 
 # -- the work itself (runs in workers, or in-process for workers=1) ------------------------
@@ -252,7 +266,19 @@ def _process(
 def _process_one(src: Source, job: _Job, i: int) -> _Result:
     try:
         item, label = src.load(i)
-        loaded = load_image_info(item, channels=job.channels, max_side=job.max_side)
+        data = None
+        if job.passthrough and isinstance(item, (str, os.PathLike)):
+            data = read_file(item)
+            kept = store_as_is(
+                data,
+                os.fspath(item),
+                quality=job.quality,
+                max_side=job.max_side,
+                channels=job.channels,
+            )
+            if kept is not None:
+                return _passed_through(i, int(label), kept)
+        loaded = load_image_info(item, channels=job.channels, max_side=job.max_side, data=data)
     except ImageDecodeError as e:
         path = e.path if not e.path.startswith("<") else src.path_of(i)
         return _Result(i, fmt.NO_LABEL, None, 0, None, None, 0, None, path, e.reason)
@@ -266,6 +292,16 @@ def _process_one(src: Source, job: _Job, i: int) -> _Result:
     pixels, sums, sumsq = _pixel_stats(array)
     crc = fmt.checksum(sample.data)
     return _Result(i, int(label), sample, pixels, sums, sumsq, crc, loaded.conversion, "", "")
+
+
+def _passed_through(i: int, label: int, kept: PassedThrough) -> _Result:
+    """A source JPEG stored as is; its stats come from the half-scale preview decode."""
+    sample = kept.sample
+    pixels, sums, sumsq = _pixel_stats(kept.preview)
+    full = sample.height * sample.width
+    scale = full / pixels  # per-pixel means from the preview, counted over the full image
+    crc = fmt.checksum(sample.data)
+    return _Result(i, label, sample, full, sums * scale, sumsq * scale, crc, None, "", "", True)
 
 
 def _pixel_stats(array: np.ndarray) -> tuple[int, np.ndarray, np.ndarray]:
@@ -307,9 +343,12 @@ def _results(
     bounds = [(s, min(s + chunk, total)) for s in range(first, total, chunk)]
     workers = min(workers, len(bounds))
     if workers == 1:
-        with single_threaded_opencv():  # one worker: one core
-            for start, stop in bounds:
-                yield _process(src, job, False, start, stop, None)
+        try:
+            with single_threaded_opencv():  # one worker: one core
+                for start, stop in bounds:
+                    yield _process(src, job, False, start, stop, None)
+        finally:
+            release_scratch()  # the caller's thread outlives the pack
         return
     # Process results cross a pipe: their sample bytes must be picklable (bytes).
     work = functools.partial(_process, src, job, kind == "process")
@@ -366,6 +405,7 @@ def _metadata(
         "options": {
             "mode": options.mode,
             "quality": options.quality if options.mode == "jpeg" else None,
+            "reencode": options.reencode if options.mode == "jpeg" else None,
             "max_side": options.max_side,
             "channels": options.channels,
         },
@@ -387,7 +427,8 @@ def _metadata(
         "class_counts": {name: int(counts[i]) for i, name in enumerate(classes)},
         "bytes_stored": int(entries["nbytes"].sum()),
         # Counted in this run only: a resumed pack does not know the first run's.
-        "conversions": dict(sorted(conversions.items())),
+        "conversions": dict(sorted((k, v) for k, v in conversions.items() if k != _KEPT_SOURCE)),
+        "jpeg_kept_as_source": conversions[_KEPT_SOURCE],
         "conversions_complete": not resumed,
     }
     return meta

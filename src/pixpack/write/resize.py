@@ -1,0 +1,64 @@
+"""The pack-time ``max_side`` downscale: target size and an antialiased resize.
+
+Every image (uint8 or uint16, 1/3/4 channels) is blurred with a Gaussian of sigma
+``(scale - 1) / 2`` per axis, then resized bilinearly with OpenCV (SIMD, releases the
+GIL): ~41 dB median PSNR against a float Lanczos of the same image, within ~1 dB of
+``INTER_AREA`` at a third of its cost (``INTER_AREA`` has no fast path for
+non-integer scales) and ~5x faster than Pillow's Lanczos; see docs/packing.md.
+
+The blurred intermediate goes into a per-thread scratch array (:mod:`.scratch`).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .scratch import scratch
+
+__all__ = ["downscale", "target_size"]
+
+
+def target_size(height: int, width: int, max_side: int | None) -> tuple[int, int]:
+    """(height, width) after the ``max_side`` downscale (unchanged when already small)."""
+    longer = max(height, width)
+    if max_side is None or longer <= max_side:
+        return height, width
+    scale = max_side / longer
+    if height >= width:
+        return max_side, max(1, round(width * scale))
+    return max(1, round(height * scale)), max_side
+
+
+def downscale(array: np.ndarray, target: tuple[int, int]) -> np.ndarray:
+    """Antialiased resize of HWC ``array`` to ``target`` (h, w); returns a new HWC array."""
+    h, w = array.shape[:2]
+    th, tw = target
+    if (th, tw) == (h, w):
+        return array
+    import cv2  # uint8 and uint16, SIMD, releases the GIL
+
+    array = np.ascontiguousarray(array)
+    sigma_x, sigma_y = (max(0.5 * (n / t - 1.0), 1e-3) for n, t in ((w, tw), (h, th)))
+    blurred = cv2.GaussianBlur(
+        array,
+        (_kernel_size(sigma_x, array.dtype), _kernel_size(sigma_y, array.dtype)),
+        sigma_x,
+        sigmaY=sigma_y,
+        # OpenCV writes into dst only when its shape matches: 2-D for one channel.
+        dst=scratch("blur", array.shape[:2] if array.shape[2] == 1 else array.shape, array.dtype),
+    )
+    out = cv2.resize(blurred, (tw, th), interpolation=cv2.INTER_LINEAR)
+    return out[:, :, None] if out.ndim == 2 else out
+
+
+def _kernel_size(sigma: float, dtype: np.dtype) -> int:
+    """Radius ``round(3 sigma)``: every dropped tap lies beyond 3 sigma.
+
+    There the weight is under 1.1% of the centre tap's (a fraction of a grey level),
+    yet OpenCV's own uint8 choice, ``round(6 sigma + 1) | 1``, often adds a tap pair:
+    5 taps instead of 3 at the usual ~2x downscale, 20% of the resize time. uint16
+    keeps OpenCV's wider 4-sigma kernel (0: let OpenCV choose).
+    """
+    if dtype != np.uint8:
+        return 0
+    return 2 * max(1, round(3.0 * sigma)) + 1
