@@ -49,6 +49,7 @@ def build_configs(
             "pixpack-raw.pixpack",
             "pixpack-raw256.pixpack",
             "pixpack-jpeg.pixpack",
+            "pixpack-jpeg-auto.pixpack",
             "pixpack-jpeg256.pixpack",
             "pixpack-jpeg256-w1.pixpack",
             "pixpack-large-jpeg.pixpack",
@@ -74,12 +75,16 @@ def build_configs(
     add = out.append
 
     # -- conversion --------------------------------------------------------------------
+    # The packs the loaders read re-encode every image, as FFCV's writer does, so the
+    # loader rows decode the same kind of bytes. The packing ratio at source size uses
+    # pixpack's default (reencode="auto": eligible source JPEGs are kept as they are).
     for name, (mode, side) in packs.items():
+        always = name == "jpeg"
         add(
             Config(
                 f"pixpack-pack-{name}",
                 "convert",
-                f"pixpack pack {label[name]}",
+                f"pixpack pack {label[name]}" + (", --reencode always" if always else ""),
                 "pixpack_bench",
                 "convert",
                 params={
@@ -89,9 +94,27 @@ def build_configs(
                     "mode": mode,
                     "max_side": side,
                     "quality": 90,
+                    **({"reencode": "always"} if always else {}),
                 },
             )
         )
+    add(
+        Config(
+            "pixpack-pack-jpeg-auto",
+            "convert",
+            "pixpack pack jpeg (default: eligible source JPEGs kept as is)",
+            "pixpack_bench",
+            "convert",
+            params={
+                **common,
+                "data": base,
+                "out": art["pixpack-jpeg-auto.pixpack"],
+                "mode": "jpeg",
+                "max_side": None,
+                "quality": 90,
+            },
+        )
+    )
     add(
         Config(
             "pixpack-pack-jpeg256-w1",
@@ -153,7 +176,7 @@ def build_configs(
         Config(
             "pixpack-pack-large-jpeg",
             "convert",
-            "pixpack pack jpeg (large photos)",
+            "pixpack pack jpeg (large photos), --reencode always",
             "pixpack_bench",
             "convert",
             params={
@@ -163,6 +186,7 @@ def build_configs(
                 "mode": "jpeg",
                 "max_side": None,
                 "quality": 90,
+                "reencode": "always",
             },
         )
     )

@@ -89,9 +89,16 @@ RATIOS = [
     ),
     _peer(
         "pixpack pack jpeg / FFCV writer jpeg, source size (img/s)",
-        "pixpack-pack-jpeg",
+        "pixpack-pack-jpeg-auto",
         "ffcv-write-jpeg",
         2.0,
+        "pack",
+    ),
+    _peer(
+        "pixpack pack jpeg --reencode always / FFCV writer jpeg, source size (img/s)",
+        "pixpack-pack-jpeg",
+        "ffcv-write-jpeg",
+        None,
         "pack",
     ),
 ]

@@ -26,7 +26,7 @@ def _pack_fn() -> Any:
 
 
 def convert(cfg: dict[str, Any]) -> dict[str, Any]:
-    """``pack(folder, out, mode, max_side, quality, workers)``: time and bytes on disk."""
+    """``pack(folder, out, mode, max_side, quality, workers[, reencode])``: time and bytes."""
     pack = _pack_fn()
     out = fresh_path(cfg["out"])
     t0 = time.perf_counter()
@@ -38,6 +38,7 @@ def convert(cfg: dict[str, Any]) -> dict[str, Any]:
         quality=cfg.get("quality", 90),
         workers=cfg["workers"],
         quiet=True,
+        **({"reencode": cfg["reencode"]} if "reencode" in cfg else {}),
     )
     seconds = time.perf_counter() - t0
     count = getattr(summary, "num_samples", None) or getattr(summary, "count", None)

@@ -70,15 +70,26 @@ def test_uint16_gray_and_four_channels(photo, channels):
     assert dst.min() >= 0.0 and dst.max() <= 1.0
 
 
+@pytest.mark.parametrize("view", sorted(VIEWS))
 @pytest.mark.parametrize("dtype", [np.uint8, np.uint16])
-def test_integer_store_is_an_exact_copy(photo, dtype):
-    img = photo.astype(dtype)[:, ::-1]
-    dst = np.empty((3, *img.shape[:2]), dtype)
-    native.store(img, dst, None, None, True)
-    np.testing.assert_array_equal(dst, img.transpose(2, 0, 1))
-    hwc = np.empty(img.shape, dtype)
+@pytest.mark.parametrize("channels", [1, 3, 4])
+def test_integer_store_is_an_exact_copy(photo, view, dtype, channels):
+    # Covers the row-memcpy fast path (packed HWC rows, e.g. "contiguous" and "crop"
+    # into HWC) and the generic strided loop (flips, BGR, CHW, gray replication).
+    base = photo.astype(dtype) * (257 if dtype == np.uint16 else 1)
+    if channels == 1:
+        base = base[:, :, :1]
+    elif channels == 4:
+        base = np.concatenate([base, base[:, :, :1] // 2], axis=2)
+    img = VIEWS[view](base)
+    out_c = 3 if channels == 1 else channels
+    expected = np.broadcast_to(np.ascontiguousarray(img), (*img.shape[:2], out_c))
+    chw = np.zeros((out_c, *img.shape[:2]), dtype)
+    native.store(img, chw, None, None, True)
+    np.testing.assert_array_equal(chw, expected.transpose(2, 0, 1))
+    hwc = np.zeros((*img.shape[:2], out_c), dtype)
     native.store(img, hwc, None, None, False)
-    np.testing.assert_array_equal(hwc, img)
+    np.testing.assert_array_equal(hwc, expected)
 
 
 def test_store_rejects_what_does_not_fit(photo):

@@ -122,6 +122,19 @@ GENERIC(generic_u16_f32, uint16_t, float, (float)v * a + b)
 GENERIC(copy_u8, uint8_t, uint8_t, v)
 GENERIC(copy_u16, uint16_t, uint16_t, v)
 
+/* Integer copy whose source and destination pixels are both packed rows (an HWC
+ * slot, no horizontal flip): one memcpy per row. This is the device path's uint8
+ * NHWC staging copy. Returns 0 when the strides do not allow it. */
+static int copy_packed_rows(const job_t *j, Py_ssize_t item)
+{
+    const Py_ssize_t px = j->channels * item;
+    if (j->s_px != px || j->d_px != px || j->s_ch != item || j->d_ch != item)
+        return 0;
+    for (Py_ssize_t y = 0; y < j->height; y++)
+        memcpy(j->dst + y * j->d_row, j->src + y * j->s_row, (size_t)(j->width * px));
+    return 1;
+}
+
 static int is_format(const Py_buffer *b, char code)
 {
     const char *f = b->format ? b->format : "B";
@@ -223,6 +236,8 @@ static PyObject *store(PyObject *self, PyObject *args, PyObject *kwargs)
         generic_u8_f32(&j);
     else if (dst_f32)
         generic_u16_f32(&j);
+    else if (copy_packed_rows(&j, dst_u8 ? 1 : 2))
+        ;
     else if (dst_u8)
         copy_u8(&j);
     else
