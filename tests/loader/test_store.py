@@ -92,6 +92,19 @@ def test_integer_store_is_an_exact_copy(photo, view, dtype, channels):
     np.testing.assert_array_equal(hwc, expected)
 
 
+@pytest.mark.parametrize("width", [1, 2, 3, 5])
+@pytest.mark.parametrize("chw", [True, False])
+def test_narrow_flipped_uint8_rows(photo, width, chw):
+    # The flipped uint8 paths move pixels with 4-byte loads/stores: the first and last
+    # pixel of a row are special-cased so nothing past either row is touched.
+    img = np.ascontiguousarray(photo[:4, :width])[:, ::-1]
+    dst = np.zeros((3, 4, width + 1) if chw else (4, width + 1, 3), np.uint8)
+    slot = dst[:, :, :width] if chw else dst[:, :width]
+    native.store(img, slot, None, None, chw)
+    np.testing.assert_array_equal(slot, img.transpose(2, 0, 1) if chw else img)
+    assert not dst[:, :, width:].any() if chw else not dst[:, width:].any()
+
+
 def test_store_rejects_what_does_not_fit(photo):
     dst = np.empty((3, 10, 10), np.float32)
     with pytest.raises(ValueError, match="does not fit"):

@@ -61,6 +61,19 @@ static void row_u8c3_f32(const uint8_t *restrict s, float *restrict d0, float *r
     }
 }
 
+/* The same deinterleave for integer output (uint8 NCHW batches, e.g. normalised on a
+ * GPU later): three planar uint8 rows. */
+VECTOR_CLONES
+static void row_u8c3_u8(const uint8_t *restrict s, uint8_t *restrict d0, uint8_t *restrict d1,
+                        uint8_t *restrict d2, Py_ssize_t w)
+{
+    for (Py_ssize_t x = 0; x < w; x++) {
+        d0[x] = s[3 * x];
+        d1[x] = s[3 * x + 1];
+        d2[x] = s[3 * x + 2];
+    }
+}
+
 VECTOR_CLONES
 static void reverse_row(const float *restrict t, float *restrict d, Py_ssize_t w)
 {
@@ -95,6 +108,66 @@ static int rows_u8c3_f32_planar(const job_t *j)
     }
     free(scratch);
     return 0;
+}
+
+/* Pixel stride +3 or -3, planar uint8 rows out (a flipped row is read from its
+ * leftmost byte and written back to front). Returns 0 when the strides do not fit. */
+VECTOR_CLONES
+static void reverse_row_u8(const uint8_t *restrict t, uint8_t *restrict d, Py_ssize_t w)
+{
+    for (Py_ssize_t x = 0; x < w; x++)
+        d[x] = t[w - 1 - x];
+}
+
+/* A row of 3-byte pixels in reverse order, with 4-byte moves 3 bytes apart (one load
+ * and one store per pixel): each store's spare byte is overwritten by the next one.
+ * The first output pixel (the source's rightmost) and the last are moved as 3 bytes,
+ * so nothing outside either row is read or written. */
+static void reverse_pixels_u8c3(const uint8_t *restrict left, uint8_t *restrict d,
+                                Py_ssize_t w)
+{
+    memcpy(d, left + 3 * (w - 1), 3);
+    for (Py_ssize_t x = 1; x < w - 1; x++) {
+        uint32_t v;
+        memcpy(&v, left + 3 * (w - 1 - x), 4);
+        memcpy(d + 3 * x, &v, 4);
+    }
+    if (w > 1)
+        memcpy(d + 3 * (w - 1), left, 3);
+}
+
+/* Pixel stride +3 or -3, uint8 out: planar rows (CHW), or packed rows (HWC) for a
+ * flipped source (unflipped packed rows are a memcpy). A flipped row is deinterleaved
+ * forward into scratch rows and reversed from there: reading or writing backwards
+ * does not vectorise. Returns 0 when the strides do not fit, -1 without memory. */
+static int rows_u8c3_u8(const job_t *j)
+{
+    /* Unflipped packed rows never get here: copy_packed_rows memcpys them. */
+    const int planar = j->d_px == 1, packed = j->d_px == 3 && j->d_ch == 1 && j->s_px < 0;
+    if (j->s_ch != 1 || (j->s_px != 3 && j->s_px != -3) || j->channels != 3 ||
+        !(planar || packed))
+        return 0;
+    const Py_ssize_t w = j->width;
+    uint8_t *scratch = NULL;
+    if (j->s_px < 0 && planar && !(scratch = (uint8_t *)malloc(3 * (size_t)w)))
+        return -1;
+    for (Py_ssize_t y = 0; y < j->height; y++) {
+        const uint8_t *s = (const uint8_t *)(j->src + y * j->s_row);
+        uint8_t *d = (uint8_t *)(j->dst + y * j->d_row);
+        if (j->s_px > 0) {
+            row_u8c3_u8(s, d, d + j->d_ch, d + 2 * j->d_ch, w);
+            continue;
+        }
+        if (packed) {
+            reverse_pixels_u8c3(s - 3 * (w - 1), d, w);
+            continue;
+        }
+        row_u8c3_u8(s - 3 * (w - 1), scratch, scratch + w, scratch + 2 * w, w);
+        for (int c = 0; c < 3; c++)
+            reverse_row_u8(scratch + c * w, d + c * j->d_ch, w);
+    }
+    free(scratch);
+    return 1;
 }
 
 /* Any strides, any channel count: one loop, specialised by the per-pixel expression
@@ -237,6 +310,8 @@ static PyObject *store(PyObject *self, PyObject *args, PyObject *kwargs)
     else if (dst_f32)
         generic_u16_f32(&j);
     else if (copy_packed_rows(&j, dst_u8 ? 1 : 2))
+        ;
+    else if (dst_u8 && (status = rows_u8c3_u8(&j)) != 0)
         ;
     else if (dst_u8)
         copy_u8(&j);
