@@ -97,13 +97,15 @@ class PackOptions:
 
     def content_key(self) -> dict[str, Any]:
         """The options that change the pack's bytes (used in cache fingerprints)."""
-        return {
+        key: dict[str, Any] = {
             "mode": self.mode,
             "quality": self.quality if self.mode == "jpeg" else None,
-            "reencode": self.reencode if self.mode == "jpeg" else None,
             "max_side": self.max_side,
             "channels": self.channels,
         }
+        if self.mode == "jpeg":  # absent for raw: raw packs' cache keys stay as they were
+            key["reencode"] = self.reencode
+        return key
 
 
 @dataclass(frozen=True)
