@@ -190,3 +190,29 @@ def test_jpeg_pack_of_awkward_inputs_skips_the_same_files(mixed_folder, tmp_path
     assert names == {"corrupt.jpg", "truncated.png", "empty.jpg", "text.jpg"}
     with open_pack(tmp_path / "j.pixpack") as p:
         assert p.metadata["jpeg_kept_as_source"] >= 2
+
+
+def test_interrupted_jpeg_pack_resumes_to_the_same_bytes(photo_folder, tmp_path, monkeypatch):
+    from pixpack.write import packer
+
+    reference = tmp_path / "ref.pixpack"
+    pack(photo_folder, reference, mode="jpeg", workers=1, quiet=True)
+    out = tmp_path / "r.pixpack"
+    real = packer._process_one
+
+    def interrupt_at_ten(src, job, i):
+        if i == 10:
+            raise KeyboardInterrupt
+        return real(src, job, i)
+
+    monkeypatch.setattr(packer, "_process_one", interrupt_at_ten)
+    with pytest.raises(KeyboardInterrupt, match="resume"):
+        pack(photo_folder, out, mode="jpeg", workers=1, quiet=True)
+    monkeypatch.setattr(packer, "_process_one", real)
+    pack(photo_folder, out, mode="jpeg", workers=2, quiet=True, resume=True)
+    with open_pack(out) as a, open_pack(reference) as b:
+        assert len(a) == len(b) and a.metadata["jpeg_kept_as_source"] < len(a)
+        for i in range(len(a)):
+            assert bytes(a.sample_bytes(i)) == bytes(b.sample_bytes(i))
+        assert a.metadata["mean"] == pytest.approx(b.metadata["mean"], rel=1e-12)
+        assert a.metadata["std"] == pytest.approx(b.metadata["std"], rel=1e-12)
