@@ -216,3 +216,40 @@ def test_interrupted_jpeg_pack_resumes_to_the_same_bytes(photo_folder, tmp_path,
             assert bytes(a.sample_bytes(i)) == bytes(b.sample_bytes(i))
         assert a.metadata["mean"] == pytest.approx(b.metadata["mean"], rel=1e-12)
         assert a.metadata["std"] == pytest.approx(b.metadata["std"], rel=1e-12)
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"restart_marker_blocks": 4},
+        {"optimize": True},
+        {"icc_profile": b"\x00" * 600},
+        {"exif": b"Exif\x00\x00" + b"\x00" * 64, "comment": b"x" * 300},
+    ],
+    ids=["restart-markers", "optimized-huffman", "icc", "junk-exif"],
+)
+def test_kept_variants_read_back_exactly(tmp_path, photo_image, kwargs):
+    folder = tmp_path / "src" / "a"
+    folder.mkdir(parents=True)
+    data = jpeg_bytes(photo_image, quality=85, **kwargs)
+    (folder / "x.jpg").write_bytes(data + b"trailing bytes after EOI")
+    out = tmp_path / "p.pixpack"
+    pack(tmp_path / "src", out, mode="jpeg", workers=1, quiet=True)
+    expected = np.asarray(Image.open(io.BytesIO(data)))
+    with open_pack(out) as p:
+        assert p.metadata["jpeg_kept_as_source"] == 1
+        np.testing.assert_array_equal(p[0][0], expected)
+    # The loader's region-of-interest decode reads the kept bytes too.
+    from pixpack.loader import Loader
+    from pixpack.ops import CenterCrop, ToOutput
+
+    loader = Loader(
+        out,
+        1,
+        pipeline=[CenterCrop(64), ToOutput(dtype="uint8", layout="NHWC")],
+        shuffle=False,
+        workers=1,
+    )
+    ((batch, _),) = list(loader)
+    top, left = (expected.shape[0] - 64) // 2, (expected.shape[1] - 64) // 2
+    np.testing.assert_array_equal(batch[0].numpy(), expected[top : top + 64, left : left + 64])
