@@ -39,10 +39,6 @@ class PackOptions:
     mode: ``"raw"`` stores decoded pixels (exact; uint8/uint16; 1, 3 or 4 channels);
         ``"jpeg"`` re-encodes 8-bit 1/3-channel images at ``quality`` (others stay raw).
     quality: JPEG quality 1-100 for ``mode="jpeg"``.
-    reencode: ``"auto"`` stores a source JPEG's own bytes (metadata stripped) when
-        re-encoding could only lose: it needs no resize, rotation or channel change, is
-        baseline 4:2:0 or gray, and is quantised at least as coarsely as ``quality``;
-        ``"always"`` re-encodes every image (FFCV's behaviour). Only for ``mode="jpeg"``.
     max_side: if set, images whose longer side exceeds it are downscaled (Gaussian
         antialiasing + bilinear, aspect kept) so the longer side equals it. Never upscales.
     channels: ``None`` keeps each image's own channel count (grayscale stays 1);
@@ -55,11 +51,14 @@ class PackOptions:
     strict: the first unreadable image aborts the pack instead of being skipped.
     resume: continue an interrupted pack of the same source and options.
     quiet: no progress bar.
+    reencode: ``"auto"`` stores a source JPEG's own bytes (metadata stripped) when
+        re-encoding could only lose: it needs no resize, rotation or channel change, is
+        baseline 4:2:0 or gray, and is quantised at least as coarsely as ``quality``;
+        ``"always"`` re-encodes every image (FFCV's behaviour). Only for ``mode="jpeg"``.
     """
 
     mode: StorageMode = "raw"
     quality: int = 90
-    reencode: Literal["auto", "always"] = "auto"
     max_side: int | None = None
     channels: int | None = None
     workers: int = dataclasses.field(default_factory=default_workers)
@@ -67,6 +66,8 @@ class PackOptions:
     strict: bool = False
     resume: bool = False
     quiet: bool = False
+    # Last, so positional construction from before it existed keeps its meaning.
+    reencode: Literal["auto", "always"] = "auto"
 
     def __post_init__(self) -> None:
         _check(self.mode in ("raw", "jpeg"), f"mode must be 'raw' or 'jpeg' (got {self.mode!r}).")
