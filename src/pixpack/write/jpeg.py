@@ -110,29 +110,24 @@ def decode(
     """
     import simplejpeg
 
-    colorspace = "GRAY" if mode == "L" else "RGB"
-    try:
-        array = simplejpeg.decode_jpeg(
+    def run(strict: bool) -> np.ndarray:
+        return simplejpeg.decode_jpeg(
             data,
-            colorspace=colorspace,
+            colorspace="GRAY" if mode == "L" else "RGB",
             min_height=min_height,
             min_width=min_width,
-            strict=True,
+            strict=strict,
             buffer=out,
         )
+
+    try:
+        array = run(strict=True)
     except ValueError as e:
         message = str(e)
         if not any(w in message for w in _BENIGN_WARNINGS):
             raise ImageDecodeError(path, f"corrupt JPEG data ({message})") from None
         try:
-            array = simplejpeg.decode_jpeg(
-                data,
-                colorspace=colorspace,
-                min_height=min_height,
-                min_width=min_width,
-                strict=False,
-                buffer=out,
-            )
+            array = run(strict=False)
         except ValueError as e2:
             raise ImageDecodeError(path, f"corrupt JPEG data ({e2})") from None
     return array[:, :, None] if array.ndim == 2 else array

@@ -84,8 +84,7 @@ def parse_layout(data: bytes) -> JpegLayout | None:
         if marker == _SOS:
             if not sof or not body:
                 return None
-            layout = JpegLayout(sof, precision, components, tables, body[0], b"".join(kept), pos)
-            return layout
+            return JpegLayout(sof, precision, components, tables, body[0], b"".join(kept), pos)
         if marker not in _KEPT and marker not in _DROPPED:
             return None  # SOF2 (progressive), arithmetic coding, DNL... : not ours to copy
         if marker in _SEQUENTIAL_SOF:
