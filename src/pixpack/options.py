@@ -37,7 +37,8 @@ class PackOptions:
     """How a dataset is converted into a pack.
 
     mode: ``"raw"`` stores decoded pixels (exact; uint8/uint16; 1, 3 or 4 channels);
-        ``"jpeg"`` re-encodes 8-bit 1/3-channel images at ``quality`` (others stay raw).
+        ``"jpeg"`` stores 8-bit 1/3-channel images as JPEG at ``quality`` (re-encoded, or
+        kept as is: see ``reencode``; others stay raw).
     quality: JPEG quality 1-100 for ``mode="jpeg"``.
     max_side: if set, images whose longer side exceeds it are downscaled (Gaussian
         antialiasing + bilinear, aspect kept) so the longer side equals it. Never upscales.
