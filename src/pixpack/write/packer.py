@@ -65,7 +65,6 @@ logger = logging.getLogger("pixpack")
 
 _MAX_CHUNK = 16  # images per task: amortises inter-process overhead
 _WINDOW_PER_WORKER = 3  # chunks in flight per worker: keeps workers busy, memory bounded
-_KEPT_SOURCE = "(jpeg kept as source)"  # counted with the conversions, reported apart
 
 
 @dataclasses.dataclass(frozen=True)
@@ -142,6 +141,7 @@ def pack(
         options.mode == "jpeg" and options.reencode == "auto",
     )
     conversions: Counter[str] = Counter()
+    kept_source = 0  # source JPEGs stored as is (reencode="auto"), in this run
     started = time.perf_counter()
     try:
         with (
@@ -159,6 +159,7 @@ def pack(
             for chunk in chunks:
                 for r in chunk:
                     _write(writer, r, options.strict, conversions)
+                    kept_source += r.kept_source
                 bar.update(len(chunk))
         skipped = writer.skipped()
         if writer.num_samples == 0:
@@ -167,7 +168,7 @@ def pack(
                 f"{_name(src)}: none of the {total} images could be read{first_bad}; "
                 "check the files."
             )
-        meta = _metadata(src, options, writer, skipped, conversions, resumed=first > 0)
+        meta = _metadata(src, options, writer, skipped, conversions, kept_source, resumed=first > 0)
         writer.commit(meta)
     except KeyboardInterrupt:
         writer.abort(keep_partial=True)
@@ -244,8 +245,6 @@ def _write(writer: PackWriter, r: _Result, strict: bool, conversions: Counter[st
     )
     if r.conversion:
         conversions[r.conversion] += 1
-    if r.kept_source:
-        conversions[_KEPT_SOURCE] += 1
 
 
 # -- the work itself (runs in workers, or in-process for workers=1) ------------------------
@@ -381,6 +380,7 @@ def _metadata(
     writer: PackWriter,
     skipped: list[dict[str, Any]],
     conversions: Counter[str],
+    kept_source: int,
     *,
     resumed: bool,
 ) -> dict[str, Any]:
@@ -427,8 +427,8 @@ def _metadata(
         "class_counts": {name: int(counts[i]) for i, name in enumerate(classes)},
         "bytes_stored": int(entries["nbytes"].sum()),
         # Counted in this run only: a resumed pack does not know the first run's.
-        "conversions": dict(sorted((k, v) for k, v in conversions.items() if k != _KEPT_SOURCE)),
-        "jpeg_kept_as_source": conversions[_KEPT_SOURCE],
+        "conversions": dict(sorted(conversions.items())),
+        "jpeg_kept_as_source": kept_source,
         "conversions_complete": not resumed,
     }
     return meta
