@@ -1,8 +1,10 @@
 """Pixel parity with torchvision v2 on real photographs, with measured tolerances.
 
-Measured on the bundled photos (uint8 levels): Resize(256)+CenterCrop(224) mean abs
-error 0.15-0.8, 99.9th percentile <= 12 (antialias: Gaussian pre-blur + bilinear vs
-torchvision's triangle filter); flips exact; rotation/affine (nearest) exact;
+Measured on the bundled photos (uint8 levels): Resize(256)+CenterCrop(224) max abs
+error 1 level, mean 0.08-0.18, with the native resize (torchvision's own triangle
+filter, kept in float where torchvision rounds its intermediate); without the native
+extension (Gaussian pre-blur + OpenCV bilinear) mean 0.15-0.8, 99.9th percentile <= 12;
+flips exact; rotation/affine (nearest) exact;
 colour adjustments within 1 level, mean < 0.5 (brightness exact).
 """
 
@@ -49,8 +51,11 @@ def test_eval_pipeline_matches_torchvision(photos: list[np.ndarray]) -> None:
         b = theirs(chw(photo)).numpy()
         assert a.shape == b.shape == (3, 224, 224) and a.dtype == np.float32
         err = np.abs(a - b) * per_level
-        assert err.mean() < 1.0, photo.shape
-        assert np.percentile(err, 99.9) <= 13, photo.shape
+        if K.native_resize_available():
+            assert err.max() <= 1.001 and err.mean() < 0.25, photo.shape
+        else:
+            assert err.mean() < 1.0, photo.shape
+            assert np.percentile(err, 99.9) <= 13, photo.shape
 
 
 @pytest.mark.parametrize("factor", [0.5, 0.7, 0.9, 1.3, 2.0])
@@ -58,7 +63,10 @@ def test_resize_antialias_close_to_torchvision(photos: list[np.ndarray], factor:
     for photo in photos[:4]:
         size = (int(photo.shape[0] * factor), int(photo.shape[1] * factor))
         err = levels(K.resize(photo, size), hwc(F.resize(chw(photo), list(size), antialias=True)))
-        assert err.mean() < 1.0 and np.percentile(err, 99) <= 8, (photo.shape, factor)
+        if K.native_resize_available():
+            assert err.max() <= 1 and err.mean() < 0.25, (photo.shape, factor)
+        else:
+            assert err.mean() < 1.0 and np.percentile(err, 99) <= 8, (photo.shape, factor)
 
 
 def test_antialias_matters(photos: list[np.ndarray]) -> None:
@@ -203,3 +211,15 @@ def test_normalize_into_uint16_and_gray(photos: list[np.ndarray]) -> None:
     out = np.empty((32, 40, 1), np.float16)
     ops.normalize_into(gray, out, (0.5,), (0.5,), layout="NHWC")
     np.testing.assert_allclose(out.astype(np.float32), gray / 127.5 - 1.0, atol=2e-3)
+
+
+def test_opencv_fallback_without_the_native_resize(photos: list[np.ndarray], monkeypatch) -> None:
+    """Installs without a C compiler resize through OpenCV + a Gaussian pre-blur."""
+    monkeypatch.setattr(K, "_native_resize", None)
+    assert not K.native_resize_available()
+    for photo in photos[:3]:
+        for factor in (0.4, 1.6):
+            size = (int(photo.shape[0] * factor), int(photo.shape[1] * factor))
+            ref = hwc(F.resize(chw(photo), list(size), antialias=True))
+            err = levels(K.resize(photo, size), ref)
+            assert err.mean() < 1.0 and np.percentile(err, 99) <= 8, (photo.shape, factor)

@@ -20,8 +20,7 @@
  * source, strides of both are honoured (in bytes, any sign).
  */
 
-#define PY_SSIZE_T_CLEAN
-#include <Python.h>
+#include "glue.h"
 
 #include <stddef.h>
 #include <stdint.h>
@@ -208,14 +207,6 @@ static int copy_packed_rows(const job_t *j, Py_ssize_t item)
     return 1;
 }
 
-static int is_format(const Py_buffer *b, char code)
-{
-    const char *f = b->format ? b->format : "B";
-    if (*f == '<' || *f == '=' || *f == '@')
-        f++;
-    return f[0] == code && f[1] == '\0';
-}
-
 static PyObject *store(PyObject *self, PyObject *args, PyObject *kwargs)
 {
     (void)self;
@@ -227,12 +218,8 @@ static PyObject *store(PyObject *self, PyObject *args, PyObject *kwargs)
         return NULL;
 
     Py_buffer s, d;
-    if (PyObject_GetBuffer(src_obj, &s, PyBUF_RECORDS_RO) < 0)
+    if (get_src_dst(src_obj, dst_obj, &s, &d) < 0)
         return NULL;
-    if (PyObject_GetBuffer(dst_obj, &d, PyBUF_RECORDS) < 0) {
-        PyBuffer_Release(&s);
-        return NULL;
-    }
     PyObject *result = NULL;
     job_t j;
     memset(&j, 0, sizeof j);
@@ -268,37 +255,8 @@ static PyObject *store(PyObject *self, PyObject *args, PyObject *kwargs)
     j.d_px = chw ? d.strides[2] : d.strides[1];
     j.d_ch = chw ? d.strides[0] : d.strides[2];
 
-    if (dst_f32) {
-        for (Py_ssize_t c = 0; c < j.channels; c++) {
-            j.alpha[c] = 1.0f;
-            j.beta[c] = 0.0f;
-        }
-        PyObject *seqs[2] = {alpha_obj, beta_obj};
-        float *vals[2] = {j.alpha, j.beta};
-        for (int k = 0; k < 2; k++) {
-            if (seqs[k] == Py_None)
-                continue;
-            PyObject *fast = PySequence_Fast(seqs[k], "store: alpha/beta must be sequences");
-            if (!fast)
-                goto done;
-            Py_ssize_t n = PySequence_Fast_GET_SIZE(fast);
-            if (n != j.channels) {
-                Py_DECREF(fast);
-                PyErr_Format(PyExc_ValueError, "store: %zd alpha/beta values for %zd channels",
-                             n, j.channels);
-                goto done;
-            }
-            for (Py_ssize_t c = 0; c < n; c++) {
-                double v = PyFloat_AsDouble(PySequence_Fast_GET_ITEM(fast, c));
-                if (v == -1.0 && PyErr_Occurred()) {
-                    Py_DECREF(fast);
-                    goto done;
-                }
-                vals[k][c] = (float)v;
-            }
-            Py_DECREF(fast);
-        }
-    }
+    if (dst_f32 && parse_affine(alpha_obj, beta_obj, j.channels, j.alpha, j.beta, "store") < 0)
+        goto done;
 
     int status = 0;
     Py_BEGIN_ALLOW_THREADS
@@ -319,11 +277,7 @@ static PyObject *store(PyObject *self, PyObject *args, PyObject *kwargs)
         copy_u16(&j);
     Py_END_ALLOW_THREADS
 
-    if (status < 0) {
-        PyErr_NoMemory();
-        goto done;
-    }
-    result = Py_NewRef(Py_None);
+    result = none_or_nomemory(status);
 done:
     PyBuffer_Release(&d);
     PyBuffer_Release(&s);
