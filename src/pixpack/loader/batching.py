@@ -16,7 +16,10 @@ Per sample:
   ``fn(image) -> image`` (the slow, flexible escape hatch);
 - flips at the end of the pipeline become views (``img[:, ::-1]``), written out by the
   fused native store in the same pass as Normalize: a flip costs nothing (their
-  parameters are still drawn in order, so the output is the same either way).
+  parameters are still drawn in order, so the output is the same either way);
+- a bilinear ``RandomResizedCrop``/``Resize((h, w))`` followed only by flips takes the
+  native fast path of :mod:`.fused` (one C call per sample, one per chunk of raw
+  samples), with bit-identical output.
 
 Attribute lookups are hoisted into locals and nothing but the kernels' outputs is
 allocated per sample: the per-sample Python cost is a few microseconds.
@@ -34,6 +37,7 @@ from .. import format as fmt
 from ..errors import UsageError
 from ..ops.base import sample_rng
 from .convert import OutputSpec, native_store_available, write_sample
+from .fused import FusedPlan, fused_plan
 
 __all__ = ["SamplePlan", "SampleReader", "run_chunk", "split_pipeline"]
 
@@ -102,6 +106,7 @@ class SamplePlan:
                     break
                 steps[k] = (rest[k].make_params, view)
         self.steps: tuple[tuple[Callable[..., Any] | None, Callable[..., Any]], ...] = tuple(steps)
+        self.fused: FusedPlan | None = fused_plan(self.region_op, tuple(rest))
 
     def output_shape(self, shape: tuple[int, int, int]) -> tuple[int, int, int]:
         """Shape of the output for an input of ``shape`` (plain callables are assumed
@@ -159,10 +164,12 @@ class SampleReader:
         self._dtypes = {
             code: np.dtype(dt).newbyteorder("<") for code, dt in fmt.DTYPE_FROM_CODE.items()
         }
+        self.itemsize = {code: dt.itemsize for code, dt in self._dtypes.items()}
         self._decode: Callable[..., np.ndarray] | None = None
         self._choose_scale: Callable[..., int] | None = None
 
-    def _jpeg(self) -> tuple[Callable[..., np.ndarray], Callable[..., int]]:
+    def jpeg_codec(self) -> tuple[Callable[..., np.ndarray], Callable[..., int]]:
+        """``(decode_jpeg, choose_scale)``, imported on first use."""
         if self._decode is None:
             from ..read.jpeg import choose_scale, decode_jpeg
 
@@ -210,7 +217,7 @@ class SampleReader:
             if region_op is not None:
                 img = region_op.apply(img, region_op.make_params(rng, shape))
         elif mode == fmt.MODE_JPEG:
-            decode, choose_scale = self._jpeg()
+            decode, choose_scale = self.jpeg_codec()
             if region_op is not None:
                 params = region_op.make_params(rng, shape)
                 box = region_op.region(params, shape)
@@ -256,7 +263,14 @@ def run_chunk(
     rows = read.rows(indices)
     seed, sample = read.seed, read.sample
     rng = _thread_rng()
-    for j, index in enumerate(ids):
+    fused = read.pipeline.fused
+    todo = (
+        range(len(ids))
+        if fused is None
+        else fused.run(read, indices, rows, epoch, work, spec, ok, rng)
+    )
+    for j in todo:
+        index = ids[j]
         try:
             img = sample(index, epoch, rows[j], sample_rng(seed, epoch, index, rng))
             write_sample(img, work[j], spec, planes)

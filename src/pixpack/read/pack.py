@@ -231,6 +231,22 @@ class Pack:
         _, (offset, nbytes, *_) = self._entry(i)
         return self._mv[offset : offset + nbytes]  # type: ignore[index]
 
+    def sample_spans(self, indices: np.ndarray) -> tuple[memoryview, np.ndarray, np.ndarray]:
+        """The whole map, and the byte offsets and lengths (int64) of ``indices``, one
+        fancy index per column: for readers that hand many samples to native code at
+        once. The length is -1 for an entry that lies outside the data region, or for
+        every entry of a pack that checks checksums: such samples must be read through
+        :meth:`sample_bytes`, which checks them and raises the error that names them."""
+        index = self._index if self._index is not None else self._load()
+        rows = index[indices]
+        offsets = rows["offset"].astype(np.int64)
+        nbytes = rows["nbytes"].astype(np.int64)
+        inside = (offsets >= self._data_offset) & (offsets + nbytes <= self._index_offset)
+        nbytes[~inside] = -1
+        if self._check:
+            nbytes[:] = -1
+        return self._mv, offsets, nbytes  # type: ignore[return-value]
+
     def sample_shape(self, i: int) -> tuple[int, int, int]:
         """``(height, width, channels)`` of the decoded sample, from the index."""
         if self._index is None:

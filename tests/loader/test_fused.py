@@ -1,0 +1,130 @@
+"""The loader's native fast path (loader/fused.py) against its general path.
+
+Every batch must be bit-identical with the fast path on and off, for every kind of
+pack and output it takes, and whatever it hands back to the general path (corrupt
+samples, checksum-checking packs) must be handled exactly as before.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+import pixpack.loader.batching as batching
+from pixpack import ops
+from pixpack.loader import Loader
+from pixpack.read.pack import open_pack
+
+from .helpers import photo_images, write_pack
+
+pytest.importorskip("pixpack._native._resample")
+
+MEAN, STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+
+
+def batches(pack, pipeline, fused: bool, monkeypatch, **kw) -> list[tuple]:
+    with monkeypatch.context() as m:
+        if not fused:
+            m.setattr(batching, "fused_plan", lambda *a: None)
+        loader = Loader(pack, 8, pipeline=pipeline, seed=3, workers=2, **kw)
+    assert (loader.pipeline.fused is not None) == fused  # the path under test is the one run
+    try:
+        return [(x.clone(), y.clone()) for x, y in loader]
+    finally:
+        loader.close()
+
+
+def assert_same(a, b) -> None:
+    assert len(a) == len(b)
+    for (xa, ya), (xb, yb) in zip(a, b, strict=True):
+        assert torch.equal(ya, yb)
+        assert torch.equal(xa, xb)
+
+
+@pytest.fixture(scope="module")
+def packs(photos, tmp_path_factory):
+    images = photo_images(photos, 24)
+    root = tmp_path_factory.mktemp("fused")
+    # gray and colour samples mixed: gray ones are replicated into 3 output channels
+    gray = [np.ascontiguousarray(img[:, :, :1]) if i % 2 else img for i, img in enumerate(images)]
+    wide = [(img.astype(np.uint16) * 257) for img in images]
+    return {
+        "raw": write_pack(root / "raw.pixpack", images),
+        "jpeg": write_pack(root / "jpeg.pixpack", images, jpeg=True),
+        "mixed": write_pack(root / "mixed.pixpack", images, jpeg=[i % 3 == 0 for i in range(24)]),
+        "gray": write_pack(root / "gray.pixpack", gray),
+        "uint16": write_pack(root / "u16.pixpack", wide),
+    }
+
+
+PIPELINES = {
+    "rrc-flips-normalize": lambda: [
+        ops.RandomResizedCrop(32),
+        ops.RandomHorizontalFlip(),
+        ops.RandomVerticalFlip(),
+        ops.Normalize(MEAN, STD),
+    ],
+    "rrc-down-no-antialias": lambda: [
+        ops.RandomResizedCrop(20, scale=(0.6, 1.0), antialias=False),
+        ops.RandomHorizontalFlip(0.7),
+    ],
+    "resize-fixed-channels-last": lambda: [
+        ops.Resize((24, 40)),
+        ops.RandomHorizontalFlip(),
+        ops.Normalize(MEAN, STD),
+        ops.ToOutput("float32", "channels_last"),
+    ],
+    "rrc-uint8-nhwc": lambda: [
+        ops.RandomResizedCrop(28, scale=(0.2, 1.0)),
+        ops.RandomHorizontalFlip(),
+        ops.ToOutput("uint8", "NHWC"),
+    ],
+    "rrc-bfloat16": lambda: [ops.RandomResizedCrop(16), ops.ToOutput("bfloat16")],
+}
+
+
+@pytest.mark.parametrize("kind", ["raw", "jpeg", "mixed", "gray", "uint16"])
+@pytest.mark.parametrize("name", list(PIPELINES))
+def test_fast_path_is_bit_identical(packs, kind, name, monkeypatch):
+    pack = packs[kind]
+    fast = batches(pack, PIPELINES[name](), True, monkeypatch)
+    slow = batches(pack, PIPELINES[name](), False, monkeypatch)
+    assert_same(fast, slow)
+
+
+def test_fast_path_only_for_what_it_computes(packs):
+    def plan(pipeline):
+        loader = Loader(packs["raw"], 8, pipeline=pipeline)
+        loader.close()
+        return loader.pipeline.fused
+
+    assert plan([ops.RandomResizedCrop(16), ops.RandomHorizontalFlip()]) is not None
+    assert plan([ops.RandomResizedCrop(16, interpolation="bicubic")]) is None
+    assert plan([ops.RandomResizedCrop(16), ops.ColorJitter(0.4)]) is None
+    assert plan([ops.RandomHorizontalFlip(), ops.RandomResizedCrop(16)]) is None
+    assert plan([ops.Resize(16), ops.CenterCrop(16)]) is None  # size follows the image
+
+
+def test_checksum_checking_pack_takes_the_general_path(packs, monkeypatch):
+    """sample_spans marks every entry of a checking pack as not inside, so each one is
+    read (and its CRC checked) by sample_bytes; the output does not change."""
+    checking = open_pack(packs["raw"].path, check_checksums=True)
+    pipeline = PIPELINES["rrc-flips-normalize"]
+    assert_same(
+        batches(checking, pipeline(), True, monkeypatch),
+        batches(packs["raw"], pipeline(), False, monkeypatch),
+    )
+
+
+@pytest.mark.parametrize("kind", ["jpeg", "raw"])
+def test_corrupt_sample_is_skipped_exactly_as_before(photos, tmp_path, kind, monkeypatch):
+    images = photo_images(photos, 16)
+    pack = write_pack(tmp_path / "bad.pixpack", images, jpeg=kind == "jpeg", garbage=5)
+    pipeline = PIPELINES["rrc-flips-normalize"]
+    fast = batches(pack, pipeline(), True, monkeypatch, on_error="skip")
+    slow = batches(pack, pipeline(), False, monkeypatch, on_error="skip")
+    assert_same(fast, slow)
+    # a raw sample whose stored length does not match its shape is refused by both
+    # paths (the fast path must not read past it into the next sample)
+    assert sum(len(y) for _, y in fast) == 15
