@@ -12,6 +12,14 @@ calls per sample (``SampleReader.sample`` and ``run_chunk`` in
 - flip: the remaining ops of the loader's ``SamplePlan`` (RandomHorizontalFlip);
 - normalize: ``write_sample`` into a float32 CHW slot of a batch-sized buffer.
 
+When the loader's plan takes the native fast path (``SamplePlan.fused``: a bilinear
+RandomResizedCrop followed by flips), the loader does crop_resize, flip and normalize
+in one C call per sample (``pixpack._native._resample.resize`` into the batch slot,
+flip drawn in Python); this loop then times exactly that call as ``crop_resize``
+(with ``make_params``), and ``flip``/``normalize`` hold only the flip's draw. For raw
+samples the loader batches a chunk into one call (``resize_chunk``) and skips the
+per-sample ``np.frombuffer`` view this loop still times under ``read``.
+
 Each stage is timed separately; the per-image cost is the sum of the stages' medians
 over passes. The objects come from a real ``Loader`` (its ``SamplePlan`` and
 ``OutputSpec``), so this baseline follows the loader's kernels when they change.
@@ -59,6 +67,11 @@ class PrimitiveLoop:
         if self.plan.region_op is None:
             raise Unavailable("the loader's plan has no leading region op; adapt this file")
         self.reader = SampleReader(self.pack, self.plan, SEED)
+        self.fused = getattr(self.plan, "fused", None)
+        if self.fused is not None:
+            from pixpack._native._resample import resize as native_resize
+
+            self.native_resize = native_resize
         self.fmt, self.write_sample, self.epoch_order = fmt, write_sample, epoch_order
         self.sample_rng, self.choose_scale, self.decode = sample_rng, choose_scale, decode_jpeg
         self.dtypes = {c: np.dtype(d).newbyteorder("<") for c, d in fmt.DTYPE_FROM_CODE.items()}
@@ -80,6 +93,8 @@ class PrimitiveLoop:
         clock = time.perf_counter_ns
         read_ns = decode_ns = crop_ns = flip_ns = norm_ns = 0
         start = time.perf_counter()
+        if self.fused is not None:
+            return self._run_fused(order, rows, epoch)
         for j, index in enumerate(order.tolist()):
             height, width, channels, code, mode = rows[j]
             shape = (height, width, channels)
@@ -119,6 +134,56 @@ class PrimitiveLoop:
             norm_ns += t4 - t3
         seconds = time.perf_counter() - start
         stages = np.array([read_ns, decode_ns, crop_ns, flip_ns, norm_ns], dtype=np.float64)
+        return len(order), seconds, stages
+
+    def _run_fused(
+        self, order: np.ndarray, rows: list[Any], epoch: int
+    ) -> tuple[int, float, np.ndarray]:
+        """The native fast path's per-sample calls (see the module docstring)."""
+        region_op, flips = self.fused.region_op, self.fused.flips
+        pack, decode, choose_scale, dtypes = self.pack, self.decode, self.choose_scale, self.dtypes
+        work, spec, resize = self.work, self.spec, self.native_resize
+        alpha, beta, chw = spec.alpha, spec.beta, spec.layout == "NCHW"
+        antialias = self.fused.antialias
+        raw, sample_rng = self.fmt.MODE_RAW, self.sample_rng
+        rng = sample_rng(SEED, epoch, 0)
+        clock = time.perf_counter_ns
+        read_ns = decode_ns = crop_ns = flip_ns = 0
+        start = time.perf_counter()
+        for j, index in enumerate(order.tolist()):
+            height, width, channels, code, mode = rows[j]
+            shape = (height, width, channels)
+            sample_rng(SEED, epoch, index, rng)
+            t0 = clock()
+            data = pack.sample_bytes(index)
+            if mode == raw:
+                img = np.frombuffer(data, dtype=dtypes[code]).reshape(shape)
+                t1 = clock()
+                box = region_op.make_params(rng, shape)
+                t2 = clock()
+                src, region = img, (box.top, box.left, box.height, box.width)
+            else:
+                t1 = clock()
+                box = region_op.make_params(rng, shape)
+                scale = choose_scale(box.height, box.width, *box.size)
+                ta = clock()
+                src = decode(data, region=(box.top, box.left, box.height, box.width), scale=scale)
+                t2 = clock()
+                decode_ns += t2 - ta
+                crop_ns += ta - t1
+                t1, region = t2, (0, 0, src.shape[0], src.shape[1])
+            flip = 0
+            for make_params, bit in flips:
+                if make_params(rng, region_op.output_shape(shape)):
+                    flip ^= bit
+            t3 = clock()
+            resize(src, region, work[j % BATCH], alpha, beta, chw, flip, antialias)
+            t4 = clock()
+            read_ns += t1 - t0 if mode == raw else t1 - t0 - (t2 - ta)
+            crop_ns += (t2 - t1 if mode == raw else 0) + (t4 - t3)
+            flip_ns += t3 - t2
+        seconds = time.perf_counter() - start
+        stages = np.array([read_ns, decode_ns, crop_ns, flip_ns, 0], dtype=np.float64)
         return len(order), seconds, stages
 
 
