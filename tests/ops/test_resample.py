@@ -233,3 +233,31 @@ def test_bad_arguments_raise_value_errors(image_of):
     with pytest.raises(ValueError, match="jobs"):
         resample.resize_chunk(b"", np.zeros((1, 3), np.int64), out[None], None, None, 0, 1,
                               np.zeros(1, np.bool_))  # fmt: skip
+
+
+def test_thread_scratch_is_freed_when_threads_exit(photos):
+    """Each thread keeps one scratch block (up to 32 MB) for the next sample; threads
+    of loaders and packs come and go, so the block must go with its thread."""
+    import threading
+
+    def rss() -> int:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * 4096
+
+    # an upscale keeps every horizontally filtered row: ~24 MB of scratch
+    big = np.ascontiguousarray(np.tile(photos[0], (2, 2, 1))[:1000, :1000])
+    out = np.empty((2000, 2000, 3), np.uint8)
+
+    def work() -> None:
+        resample.resize(big, (0, 0, 1000, 1000), out)
+
+    for _ in range(2):  # warm up the allocator
+        t = threading.Thread(target=work)
+        t.start()
+        t.join()
+    before = rss()
+    for _ in range(20):
+        t = threading.Thread(target=work)
+        t.start()
+        t.join()
+    assert rss() - before < 100 << 20  # a leak would be ~20 x 24 MB

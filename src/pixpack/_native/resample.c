@@ -2,15 +2,16 @@
  * pixpack._native._resample: crop + bilinear resize (+ flips + Normalize + layout)
  * in one pass, the loader's whole per-sample job for a raw pack.
  *
- *   resize(src, box, dst, alpha=None, beta=None, chw=False, flip=0, antialias=True)
+ *   resize(src, box, dst, alpha=None, beta=None, chw=False, flip=0, antialias=True,
+ *          sigma=(0, 0), radius=(0, 0))
  *   resize_chunk(buffer, jobs, dst, alpha, beta, chw, antialias, ok)
  *
  * The filter is torchvision's (torch's _upsample_bilinear2d_aa, PIL's): a separable
  * triangle of half-width max(scale, 1) source pixels with half-pixel centres, so a
  * downscale is antialiased exactly as torchvision's Resize(antialias=True) does it;
  * without antialias (and for every upscale) it is plain bilinear with the edge pixel
- * repeated. Horizontal pass first (source rows converted to float, then written as
- * one plane per channel), then vertical, in float32; the result is rounded to the pixel
+ * repeated. Two separable passes in float32, horizontal first (writing one plane per
+ * channel) unless filtering the rows first is cheaper (a downscale in y); the result is rounded to the pixel
  * type and clamped, then either stored as pixels or mapped through x * alpha[c] +
  * beta[c] into float32. Because every output goes through the same rounding, the fused
  * float write equals "resize to pixels, then store" bit for bit, which is what lets
@@ -18,6 +19,10 @@
  * adds in the same order (built with -ffp-contract=off), so they agree exactly.
  *
  * Flips cost nothing: a flipped output column (row) uses the taps of its mirror.
+ *
+ * sigma > 0 selects the packer's max_side filter instead: OpenCV's GaussianBlur
+ * (reflect-101 border) then INTER_LINEAR, folded into the same taps and evaluated only
+ * at the output positions (the blur of a full-resolution image is most of its cost).
  *
  * Why native: per 224x224x3 float32 sample on the benchmark VM, OpenCV's resize of a
  * 256x197 crop (no antialias) takes ~89 us plus ~30 us for the separate float store,
@@ -29,6 +34,7 @@
 #include "glue.h"
 
 #include <math.h>
+#include <pthread.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -54,6 +60,16 @@ static int cpu_avx2; /* set at import: AVX2 versions of the two hot loops */
 #define MAX_CHANNELS 4
 enum { OUT_F32 = 0, OUT_U8 = 1, OUT_U16 = 2 };
 
+/* How one axis is filtered: torchvision's triangle (widened to the scale when
+ * downscaling with antialias), or, with sigma > 0, the packer's Gaussian pre-blur
+ * (reflect-101 border, radius taps each side) followed by bilinear sampling, folded
+ * into one set of taps evaluated only where an output needs them. */
+typedef struct {
+    int antialias;
+    double sigma;
+    int radius;
+} axis_filter_t;
+
 typedef struct {
     const char *src; /* the box's top-left pixel */
     Py_ssize_t s_row;
@@ -64,42 +80,74 @@ typedef struct {
     int out_h, out_w, out_c, out_kind;
     float alpha[MAX_CHANNELS], beta[MAX_CHANNELS];
     int flip; /* bit 0: horizontal, bit 1: vertical */
-    int antialias;
+    axis_filter_t fy, fx;
 } job_t;
 
-/* ---- scratch: one growing block per thread, so a sample allocates nothing ---- */
+/* ---- scratch: one growing block per thread, so a sample allocates nothing ----
+ * Held in a pthread key whose destructor frees it when the thread exits: loader and
+ * packer threads come and go with each Loader and pack(), and a __thread pointer
+ * would leak its block every time. */
 
-static __thread char *scratch_buf;
-static __thread size_t scratch_cap;
+typedef struct {
+    char *buf;
+    size_t cap;
+} scratch_t;
+
+static pthread_key_t scratch_key;
 #define SCRATCH_KEEP ((size_t)32 << 20) /* larger blocks are freed after each call */
 
-static char *scratch(size_t bytes)
+static void scratch_destroy(void *p)
 {
-    if (bytes > scratch_cap) {
-        free(scratch_buf);
-        scratch_buf = (char *)malloc(bytes);
-        scratch_cap = scratch_buf ? bytes : 0;
+    scratch_t *s = (scratch_t *)p;
+    free(s->buf);
+    free(s);
+}
+
+static scratch_t *thread_scratch(void)
+{
+    scratch_t *s = (scratch_t *)pthread_getspecific(scratch_key);
+    if (!s && (s = (scratch_t *)calloc(1, sizeof *s)) && pthread_setspecific(scratch_key, s)) {
+        free(s);
+        s = NULL;
     }
-    return scratch_buf;
+    return s;
+}
+
+/* At least `bytes` of this thread's scratch (contents kept only when it does not grow),
+ * or NULL without memory. */
+static char *scratch(scratch_t *s, size_t bytes)
+{
+    if (bytes > s->cap) {
+        free(s->buf);
+        s->buf = (char *)malloc(bytes);
+        s->cap = s->buf ? bytes : 0;
+    }
+    return s->buf;
 }
 
 static void scratch_trim(void)
 {
-    if (scratch_cap > SCRATCH_KEEP) {
-        free(scratch_buf);
-        scratch_buf = NULL;
-        scratch_cap = 0;
+    scratch_t *s = (scratch_t *)pthread_getspecific(scratch_key);
+    if (s && s->cap > SCRATCH_KEEP) {
+        free(s->buf);
+        s->buf = NULL;
+        s->cap = 0;
     }
 }
 
 /* ---- filter taps ---- */
 
-static int tap_count(int in, int out, int antialias)
+static int tap_count(int in, int out, const axis_filter_t *f)
 {
     double scale = (double)in / out;
-    /* An antialiased window [centre - scale, centre + scale] spans fewer than
-     * 2 * scale + 1 whole pixels. */
-    int k = (antialias && scale > 1.0) ? (int)ceil(2.0 * scale) : 2;
+    int k;
+    if (f->sigma > 0.0)
+        k = 2 * f->radius + 2; /* the blur's window around two bilinear neighbours */
+    else if (f->antialias && scale > 1.0)
+        k = (int)ceil(2.0 * scale); /* [centre - scale, centre + scale] spans fewer
+                                       than 2 * scale + 1 whole pixels */
+    else
+        k = 2;
     return k < in ? k : in;
 }
 
@@ -109,18 +157,74 @@ static double triangle(double x)
     return x < 1.0 ? 1.0 - x : 0.0;
 }
 
+static int reflect101(int j, int n)
+{
+    if (n == 1)
+        return 0;
+    while (j < 0 || j >= n)
+        j = j < 0 ? -j : 2 * (n - 1) - j;
+    return j;
+}
+
+/* Bilinear sampling position of output i: left neighbour and the right one's weight
+ * (OpenCV's and torch's half-pixel convention, the edge pixel repeated). */
+static int bilinear_at(double scale, int i, int in, double *lam)
+{
+    double s = scale * (i + 0.5) - 0.5;
+    if (s < 0.0)
+        s = 0.0;
+    int lo = (int)s;
+    *lam = lo >= in - 1 ? 0.0 : s - lo;
+    return lo >= in - 1 ? in - 1 : lo;
+}
+
+/* Gaussian-then-bilinear taps of one output: (1 - lam) * g around x0 plus lam * g
+ * around x0 + 1, reflected at the borders, into wx[j - first]. Returns first. */
+static int gauss_taps(int in, int k, int x0, double lam, const axis_filter_t *f, float *wx)
+{
+    const int r = f->radius;
+    int lo = in, hi = -1;
+    for (int m = x0; m <= x0 + (lam > 0.0); m++)
+        for (int t = -r; t <= r; t++) {
+            int j = reflect101(m + t, in);
+            lo = j < lo ? j : lo;
+            hi = j > hi ? j : hi;
+        }
+    const int first = lo + k > in ? in - k : lo;
+    double total = 0.0;
+    for (int t = -r; t <= r; t++)
+        total += exp(-0.5 * t * t / (f->sigma * f->sigma));
+    for (int t = 0; t < k; t++)
+        wx[t] = 0.0f;
+    for (int m = x0; m <= x0 + (lam > 0.0); m++) {
+        const double coef = (m == x0 ? 1.0 - lam : lam) / total;
+        for (int t = -r; t <= r; t++)
+            wx[reflect101(m + t, in) - first] +=
+                (float)(coef * exp(-0.5 * t * t / (f->sigma * f->sigma)));
+    }
+    return first;
+}
+
 /* For each output position: the first source index and k weights. Windows are
  * shifted to fit inside [0, in) with zero weights, so every output runs the same
  * fixed-length loop; adding a zero product changes no sum. */
-static void make_taps(int in, int out, int antialias, int flip, int k, int *start, float *w)
+static void make_taps(int in, int out, const axis_filter_t *f, int flip, int k, int *start,
+                      float *w)
 {
     const double scale = (double)in / out;
+    const int aa = f->antialias && scale > 1.0;
     for (int x = 0; x < out; x++) {
         const int i = flip ? out - 1 - x : x;
         float *wx = w + (size_t)x * k;
+        if (f->sigma > 0.0) {
+            double lam;
+            int x0 = bilinear_at(scale, i, in, &lam);
+            start[x] = gauss_taps(in, k, x0, lam, f, wx);
+            continue;
+        }
         int lo, n;
-        double w0 = 1.0, w1 = 0.0, total = 1.0, center = 0.0, inv = 1.0;
-        if (antialias && scale > 1.0) {
+        double lam = 0.0, total = 1.0, center = 0.0, inv = 1.0;
+        if (aa) {
             center = scale * (i + 0.5);
             inv = 1.0 / scale;
             lo = (int)(center - scale + 0.5);
@@ -134,26 +238,15 @@ static void make_taps(int in, int out, int antialias, int flip, int k, int *star
             for (int t = 0; t < n; t++)
                 total += triangle((t + lo - center + 0.5) * inv);
         } else {
-            double s = scale * (i + 0.5) - 0.5;
-            if (s < 0.0)
-                s = 0.0;
-            lo = (int)s;
-            if (lo >= in - 1) {
-                lo = in - 1;
-                n = 1;
-            } else {
-                w1 = s - lo;
-                w0 = 1.0 - w1;
-                n = 2;
-            }
+            lo = bilinear_at(scale, i, in, &lam);
+            n = lam > 0.0 ? 2 : 1;
         }
         const int first = lo + k > in ? in - k : lo;
         start[x] = first;
         for (int t = 0; t < k; t++)
             wx[t] = 0.0f;
         for (int t = 0; t < n; t++) {
-            double v = (antialias && scale > 1.0) ? triangle((t + lo - center + 0.5) * inv)
-                                                  : (t == 0 ? w0 : w1);
+            double v = aa ? triangle((t + lo - center + 0.5) * inv) : (t == 0 ? 1.0 - lam : lam);
             wx[(lo - first) + t] = total > 0.0 ? (float)(v / total) : 0.0f;
         }
     }
@@ -454,25 +547,74 @@ static void vfinish(const float *rows, Py_ssize_t stride, int k, const float *w,
 
 static size_t pad4(size_t n) { return (n + 4 + 3) & ~(size_t)3; }
 
+/* Vertical pass straight from the source rows (the vertical-first order): the k rows
+ * from `first` of the box, weighted, into one float row of n values. */
+VECTOR_CLONES
+static void vpass_src(const char *src, Py_ssize_t s_row, int item, int first, int k,
+                      const float *w, Py_ssize_t n, float *restrict acc)
+{
+    if (item == 1) {
+        const uint8_t *r = (const uint8_t *)(src + first * s_row);
+        for (Py_ssize_t v = 0; v < n; v++)
+            acc[v] = w[0] * (float)r[v];
+        for (int t = 1; t < k; t++) {
+            const uint8_t *rt = (const uint8_t *)(src + (first + t) * s_row);
+            const float wt = w[t];
+            for (Py_ssize_t v = 0; v < n; v++)
+                acc[v] = acc[v] + wt * (float)rt[v];
+        }
+    } else {
+        const uint16_t *r = (const uint16_t *)(src + first * s_row);
+        for (Py_ssize_t v = 0; v < n; v++)
+            acc[v] = w[0] * (float)r[v];
+        for (int t = 1; t < k; t++) {
+            const uint16_t *rt = (const uint16_t *)(src + (first + t) * s_row);
+            const float wt = w[t];
+            for (Py_ssize_t v = 0; v < n; v++)
+                acc[v] = acc[v] + wt * (float)rt[v];
+        }
+    }
+}
+
+/* One output row from k planar float rows `stride` apart weighted by w (k = 1 and
+ * w = {1}: a row that is already final), rounded and written to d. */
+static void finish_row(const job_t *j, const float *rows, Py_ssize_t stride, int k,
+                       const float *w, Py_ssize_t plane, float *acc, char *d)
+{
+    const float maxv = j->item == 1 ? 255.0f : 65535.0f;
+    const int c = j->src_c, ow = j->out_w;
+    if (j->out_kind == OUT_F32 && j->d_px == (Py_ssize_t)sizeof(float)) {
+        for (int ch = 0; ch < j->out_c; ch++) /* a planar float slot: straight in */
+            vfinish(rows + (c == 1 ? 0 : ch * plane), stride, k, w, ow, maxv, j->alpha[ch],
+                    j->beta[ch], (float *)(d + ch * j->d_ch));
+        return;
+    }
+    for (int ch = 0; ch < (c == 1 ? 1 : c); ch++)
+        vfinish(rows + ch * plane, stride, k, w, ow, maxv, 1.0f, 0.0f, acc + ch * plane);
+    write_row(j, acc, plane, d);
+}
+
 static int resample(const job_t *j)
 {
     const int c = j->src_c, ow = j->out_w, oh = j->out_h;
-    const int kh = tap_count(j->box_w, ow, j->antialias);
-    const int kv = tap_count(j->box_h, oh, j->antialias);
+    const int kh = tap_count(j->box_w, ow, &j->fx);
+    const int kv = tap_count(j->box_h, oh, &j->fy);
     /* Rows of the intermediate are planar (one padded plane per channel): the vertical
      * pass and the writes are then contiguous loops per channel. */
     const Py_ssize_t plane = c > 1 ? (Py_ssize_t)pad4((size_t)ow) : 0;
     const size_t row_n = c > 1 ? (size_t)plane * c : (size_t)ow, tstride = pad4(row_n);
+    const size_t src_n = pad4((size_t)j->box_w * c);
 
     /* Vertical taps first: they say which source rows the horizontal pass needs. */
     size_t taps_bytes = ((size_t)ow * (1 + kh) + (size_t)oh * (1 + kv)) * sizeof(float);
-    size_t fixed = taps_bytes + (pad4((size_t)j->box_w * c) + tstride) * sizeof(float);
-    char *base = scratch(fixed);
+    size_t fixed = taps_bytes + (src_n + 2 * tstride) * sizeof(float);
+    scratch_t *sc = thread_scratch();
+    char *base = sc ? scratch(sc, fixed) : NULL;
     if (!base)
         return -1;
     int *vstart = (int *)base;
     float *vw = (float *)(vstart + oh);
-    make_taps(j->box_h, oh, j->antialias, j->flip & 2, kv, vstart, vw);
+    make_taps(j->box_h, oh, &j->fy, j->flip & 2, kv, vstart, vw);
     int y0 = j->box_h, y1 = 0;
     for (int y = 0; y < oh; y++) {
         if (vstart[y] < y0)
@@ -480,46 +622,50 @@ static int resample(const job_t *j)
         if (vstart[y] + kv > y1)
             y1 = vstart[y] + kv;
     }
-    size_t total = fixed + (size_t)(y1 - y0) * tstride * sizeof(float);
-    if (total > scratch_cap) { /* grow, keeping the vertical taps */
+    /* The cheaper order: a downscale in y filters the source rows down to the output
+     * rows before the horizontal pass, whose multiply-adds cost ~3x the vertical
+     * pass's contiguous ones (measured). Both callers of a sample (the loader's fused
+     * path, resize then store) make the same choice, so their results stay identical. */
+    const double h_first = 3.0 * (y1 - y0) * ow * kh + (double)oh * ow * kv;
+    const double v_first = (double)oh * j->box_w * kv + 3.0 * oh * ow * kh;
+    const int vfirst = v_first < h_first;
+    size_t total = fixed + (vfirst ? 0 : (size_t)(y1 - y0) * tstride * sizeof(float));
+    if (total > sc->cap) { /* grow, keeping the vertical taps */
         char *grown = (char *)malloc(total);
         if (!grown)
             return -1;
         memcpy(grown, base, (size_t)oh * (1 + kv) * sizeof(float));
-        free(scratch_buf);
-        scratch_buf = base = grown;
-        scratch_cap = total;
+        free(sc->buf);
+        sc->buf = base = grown;
+        sc->cap = total;
         vstart = (int *)base;
         vw = (float *)(vstart + oh);
     }
     int *hstart = (int *)(vw + (size_t)oh * kv);
     float *hw = (float *)(hstart + ow);
     float *rowf = hw + (size_t)ow * kh;
-    float *acc = rowf + pad4((size_t)j->box_w * c);
+    float *acc = rowf + src_n;
     float *tmp = acc + tstride;
-    make_taps(j->box_w, ow, j->antialias, j->flip & 1, kh, hstart, hw);
+    make_taps(j->box_w, ow, &j->fx, j->flip & 1, kh, hstart, hw);
+    memset(rowf + (size_t)j->box_w * c, 0, (src_n - (size_t)j->box_w * c) * sizeof(float));
 
-    memset(rowf + (size_t)j->box_w * c, 0, 4 * sizeof(float));
+    if (vfirst) {
+        static const float one = 1.0f;
+        for (int y = 0; y < oh; y++) {
+            vpass_src(j->src, j->s_row, j->item, vstart[y], kv, vw + (size_t)y * kv,
+                      (Py_ssize_t)j->box_w * c, rowf);
+            hpass(rowf, c, ow, kh, hstart, hw, tmp, plane);
+            finish_row(j, tmp, 0, 1, &one, plane, acc, j->dst + y * j->d_row);
+        }
+        return 0;
+    }
     for (int y = y0; y < y1; y++) {
         row_to_float(j->src + y * j->s_row, j->item, (Py_ssize_t)j->box_w * c, rowf);
         hpass(rowf, c, ow, kh, hstart, hw, tmp + (size_t)(y - y0) * tstride, plane);
     }
-    const float maxv = j->item == 1 ? 255.0f : 65535.0f;
-    const int planes_in = c == 1 ? 1 : c;
-    for (int y = 0; y < oh; y++) {
-        const float *rows = tmp + (size_t)(vstart[y] - y0) * tstride, *wy = vw + (size_t)y * kv;
-        char *d = j->dst + y * j->d_row;
-        if (j->out_kind == OUT_F32 && j->d_px == (Py_ssize_t)sizeof(float)) {
-            for (int ch = 0; ch < j->out_c; ch++) /* a planar float slot: straight in */
-                vfinish(rows + (c == 1 ? 0 : ch * plane), (Py_ssize_t)tstride, kv, wy, ow, maxv,
-                        j->alpha[ch], j->beta[ch], (float *)(d + ch * j->d_ch));
-            continue;
-        }
-        for (int ch = 0; ch < planes_in; ch++)
-            vfinish(rows + ch * plane, (Py_ssize_t)tstride, kv, wy, ow, maxv, 1.0f, 0.0f,
-                    acc + ch * plane);
-        write_row(j, acc, plane, d);
-    }
+    for (int y = 0; y < oh; y++)
+        finish_row(j, tmp + (size_t)(vstart[y] - y0) * tstride, (Py_ssize_t)tstride, kv,
+                   vw + (size_t)y * kv, plane, acc, j->dst + y * j->d_row);
     return 0;
 }
 
@@ -558,14 +704,19 @@ static int set_output(job_t *j, const Py_buffer *d, int first_dim, int chw, int 
 static PyObject *py_resize(PyObject *self, PyObject *args, PyObject *kwargs)
 {
     (void)self;
-    static char *kwlist[] = {"src",  "box", "dst",  "alpha",     "beta",
-                             "chw",  "flip", "antialias", NULL};
+    static char *kwlist[] = {"src", "box",       "dst",   "alpha",  "beta", "chw",
+                             "flip", "antialias", "sigma", "radius", NULL};
     PyObject *src_obj, *dst_obj, *alpha = Py_None, *beta = Py_None;
-    int top, left, bh, bw, chw = 0, flip = 0, antialias = 1;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O(iiii)O|OOpip", kwlist, &src_obj, &top,
-                                     &left, &bh, &bw, &dst_obj, &alpha, &beta, &chw, &flip,
-                                     &antialias))
+    int top, left, bh, bw, chw = 0, flip = 0, antialias = 1, ry = 0, rx = 0;
+    double sy = 0.0, sx = 0.0;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O(iiii)O|OOpip(dd)(ii)", kwlist, &src_obj,
+                                     &top, &left, &bh, &bw, &dst_obj, &alpha, &beta, &chw, &flip,
+                                     &antialias, &sy, &sx, &ry, &rx))
         return NULL;
+    if (sy < 0.0 || sx < 0.0 || ry < 0 || rx < 0 || (sy > 0.0) != (sx > 0.0)) {
+        PyErr_SetString(PyExc_ValueError, "resize: sigma and radius must be >= 0, sigma both or none");
+        return NULL;
+    }
     Py_buffer s, d;
     if (get_src_dst(src_obj, dst_obj, &s, &d) < 0)
         return NULL;
@@ -608,7 +759,8 @@ static PyObject *py_resize(PyObject *self, PyObject *args, PyObject *kwargs)
     j.box_w = bw;
     j.dst = (char *)d.buf;
     j.flip = flip & 3;
-    j.antialias = antialias;
+    j.fy = (axis_filter_t){antialias, sy, ry};
+    j.fx = (axis_filter_t){antialias, sx, rx};
     int status;
     Py_BEGIN_ALLOW_THREADS
     status = resample(&j);
@@ -677,7 +829,7 @@ static PyObject *py_resize_chunk(PyObject *self, PyObject *args, PyObject *kwarg
     if (set_output(&proto, &d, 1, chw, kind) < 0 ||
         parse_affine(alpha, beta, proto.out_c, proto.alpha, proto.beta, "resize_chunk") < 0)
         goto done;
-    proto.antialias = antialias;
+    proto.fy = proto.fx = (axis_filter_t){antialias, 0.0, 0};
     int status = 0;
     Py_BEGIN_ALLOW_THREADS
     const int64_t *rows = (const int64_t *)jb.buf;
@@ -737,10 +889,13 @@ static PyObject *py_set_avx2(PyObject *self, PyObject *arg)
 static PyMethodDef methods[] = {
     {"_set_avx2", py_set_avx2, METH_O, "_set_avx2(enabled) -> was_enabled (for tests)."},
     {"resize", (PyCFunction)(void (*)(void))py_resize, METH_VARARGS | METH_KEYWORDS,
-     "resize(src, box, dst, alpha=None, beta=None, chw=False, flip=0, antialias=True)\n\n"
+     "resize(src, box, dst, alpha=None, beta=None, chw=False, flip=0, antialias=True,\n"
+     "       sigma=(0, 0), radius=(0, 0))\n\n"
      "Resize box=(top, left, height, width) of an HWC uint8/uint16 image (packed pixel\n"
      "rows) into dst ((C,H,W) if chw else (H,W,C)): pixels of the source's dtype, or\n"
-     "float32 as x*alpha[c]+beta[c]. flip: bit 0 horizontal, bit 1 vertical."},
+     "float32 as x*alpha[c]+beta[c]. flip: bit 0 horizontal, bit 1 vertical.\n"
+     "sigma=(sy, sx) > 0: a Gaussian blur (radius=(ry, rx) taps each side, reflect-101\n"
+     "border) then bilinear sampling, instead of torchvision's triangle filter."},
     {"resize_chunk", (PyCFunction)(void (*)(void))py_resize_chunk, METH_VARARGS | METH_KEYWORDS,
      "resize_chunk(buffer, jobs, dst, alpha, beta, chw, antialias, ok)\n\n"
      "resize() for n samples of a raw pack in one GIL release. jobs: (n, 11) int64 rows\n"
@@ -756,6 +911,8 @@ static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_resample",
 
 PyMODINIT_FUNC PyInit__resample(void)
 {
+    if (pthread_key_create(&scratch_key, scratch_destroy) != 0)
+        return PyErr_NoMemory();
 #ifdef HAVE_AVX2_PATH
     __builtin_cpu_init();
     cpu_avx2 = __builtin_cpu_supports("avx2");

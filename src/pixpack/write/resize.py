@@ -1,12 +1,16 @@
 """The pack-time ``max_side`` downscale: target size and an antialiased resize.
 
 Every image (uint8 or uint16, 1/3/4 channels) is blurred with a Gaussian of sigma
-``(scale - 1) / 2`` per axis, then resized bilinearly with OpenCV (SIMD, releases the
-GIL): ~41 dB median PSNR against a float Lanczos of the same image, within ~1 dB of
-``INTER_AREA`` at a third of its cost (``INTER_AREA`` has no fast path for
-non-integer scales) and ~5x faster than Pillow's Lanczos; see docs/packing.md.
+``(scale - 1) / 2`` per axis, then resized bilinearly: ~42 dB median PSNR against a
+float Lanczos of the same image, within ~1 dB of ``INTER_AREA`` at a third of its
+cost and ~5x faster than Pillow's Lanczos; see docs/packing.md.
 
-The blurred intermediate goes into a per-thread scratch array (:mod:`.scratch`).
+The native resampler (``pixpack._native._resample`` with ``sigma``) folds the blur
+and the bilinear weights into one set of taps and evaluates them only at the output
+positions: the blur of the full-resolution image was most of the resize's cost. The
+result is within one level of the two-step OpenCV version (which rounds its blurred
+intermediate to integers); that version remains the fallback without the extension,
+its blurred intermediate in a per-thread scratch array (:mod:`.scratch`).
 """
 
 from __future__ import annotations
@@ -14,6 +18,11 @@ from __future__ import annotations
 import numpy as np
 
 from .scratch import scratch
+
+try:
+    from .._native._resample import resize as _native_resize
+except ImportError:  # no C compiler at install time: OpenCV, in two steps
+    _native_resize = None
 
 __all__ = ["downscale", "target_size"]
 
@@ -39,6 +48,11 @@ def downscale(array: np.ndarray, target: tuple[int, int]) -> np.ndarray:
 
     array = np.ascontiguousarray(array)
     sigma_x, sigma_y = (max(0.5 * (n / t - 1.0), 1e-3) for n, t in ((w, tw), (h, th)))
+    if _native_resize is not None and array.shape[2] in (1, 3, 4):
+        out = np.empty((th, tw, array.shape[2]), array.dtype)
+        radius = (_radius(sigma_y, array.dtype), _radius(sigma_x, array.dtype))
+        _native_resize(array, (0, 0, h, w), out, sigma=(sigma_y, sigma_x), radius=radius)
+        return out
     blurred = cv2.GaussianBlur(
         array,
         (_kernel_size(sigma_x, array.dtype), _kernel_size(sigma_y, array.dtype)),
@@ -51,14 +65,19 @@ def downscale(array: np.ndarray, target: tuple[int, int]) -> np.ndarray:
     return out[:, :, None] if out.ndim == 2 else out
 
 
-def _kernel_size(sigma: float, dtype: np.dtype) -> int:
-    """Radius ``round(3 sigma)``: every dropped tap lies beyond 3 sigma.
+def _radius(sigma: float, dtype: np.dtype) -> int:
+    """Gaussian taps on each side: ``round(3 sigma)`` for uint8, OpenCV's 4 sigma else.
 
-    There the weight is under 1.1% of the centre tap's (a fraction of a grey level),
-    yet OpenCV's own uint8 choice, ``round(6 sigma + 1) | 1``, often adds a tap pair:
-    5 taps instead of 3 at the usual ~2x downscale, 20% of the resize time. uint16
-    keeps OpenCV's wider 4-sigma kernel (0: let OpenCV choose).
+    Every tap dropped at ``3 sigma`` weighs under 1.1% of the centre tap's (a fraction
+    of a grey level), yet OpenCV's own uint8 choice, ``round(6 sigma + 1) | 1``, often
+    adds a tap pair: 5 taps instead of 3 at the usual ~2x downscale, 20% of the resize
+    time. uint16 keeps OpenCV's wider 4-sigma kernel.
     """
-    if dtype != np.uint8:
-        return 0
-    return 2 * max(1, round(3.0 * sigma)) + 1
+    if dtype == np.uint8:
+        return max(1, round(3.0 * sigma))
+    return (round(sigma * 8 + 1) | 1) // 2
+
+
+def _kernel_size(sigma: float, dtype: np.dtype) -> int:
+    """The OpenCV fallback's kernel size (0: let OpenCV choose, as it does for uint16)."""
+    return 2 * _radius(sigma, dtype) + 1 if dtype == np.uint8 else 0
