@@ -34,8 +34,8 @@ setup(
         ),
         Extension(
             "pixpack._native._resample",
-            sources=["src/pixpack/_native/resample.c"],
-            depends=["src/pixpack/_native/glue.h"],
+            sources=["src/pixpack/_native/resample.c", "src/pixpack/_native/draw.c"],
+            depends=["src/pixpack/_native/glue.h", "src/pixpack/_native/draw.h"],
             libraries=["m"],
             extra_compile_args=["-O3", "-std=c99", "-ffp-contract=off"],
             optional=True,

@@ -13,12 +13,14 @@ calls per sample (``SampleReader.sample`` and ``run_chunk`` in
 - normalize: ``write_sample`` into a float32 CHW slot of a batch-sized buffer.
 
 When the loader's plan takes the native fast path (``SamplePlan.fused``: a bilinear
-RandomResizedCrop followed by flips), the loader does crop_resize, flip and normalize
-in one C call per sample (``pixpack._native._resample.resize`` into the batch slot,
-flip drawn in Python); this loop then times exactly that call as ``crop_resize``
-(with ``make_params``), and ``flip``/``normalize`` hold only the flip's draw. For raw
-samples the loader batches a chunk into one call (``resize_chunk``) and skips the
-per-sample ``np.frombuffer`` view this loop still times under ``read``.
+RandomResizedCrop followed by flips), the loader draws every sample's box and flips
+natively (``draw_boxes``, once per chunk) and does crop_resize, flip and normalize in
+one C call per sample (``pixpack._native._resample.resize`` into the batch slot). This
+loop then draws the whole epoch's parameters in one ``draw_boxes`` call (timed as
+``flip``: the draws) and times each ``resize`` call as ``crop_resize``; ``normalize``
+is 0 (it is inside that call). For raw samples the loader batches a chunk into one
+call (``resize_chunk``) and skips the per-sample ``np.frombuffer`` view this loop
+still times under ``read``.
 
 Each stage is timed separately; the per-image cost is the sum of the stages' medians
 over passes. The objects come from a real ``Loader`` (its ``SamplePlan`` and
@@ -69,9 +71,9 @@ class PrimitiveLoop:
         self.reader = SampleReader(self.pack, self.plan, SEED)
         self.fused = getattr(self.plan, "fused", None)
         if self.fused is not None:
-            from pixpack._native._resample import resize as native_resize
+            from pixpack._native._resample import draw_boxes, resize
 
-            self.native_resize = native_resize
+            self.native_resize, self.draw_boxes = resize, draw_boxes
         self.fmt, self.write_sample, self.epoch_order = fmt, write_sample, epoch_order
         self.sample_rng, self.choose_scale, self.decode = sample_rng, choose_scale, decode_jpeg
         self.dtypes = {c: np.dtype(d).newbyteorder("<") for c, d in fmt.DTYPE_FROM_CODE.items()}
@@ -139,51 +141,51 @@ class PrimitiveLoop:
     def _run_fused(
         self, order: np.ndarray, rows: list[Any], epoch: int
     ) -> tuple[int, float, np.ndarray]:
-        """The native fast path's per-sample calls (see the module docstring)."""
-        region_op, flips = self.fused.region_op, self.fused.flips
+        """The native fast path's calls (see the module docstring)."""
+        fused, reader = self.fused, self.reader
         pack, decode, choose_scale, dtypes = self.pack, self.decode, self.choose_scale, self.dtypes
         work, spec, resize = self.work, self.spec, self.native_resize
         alpha, beta, chw = spec.alpha, spec.beta, spec.layout == "NCHW"
-        antialias = self.fused.antialias
-        raw, sample_rng = self.fmt.MODE_RAW, self.sample_rng
-        rng = sample_rng(SEED, epoch, 0)
-        clock = time.perf_counter_ns
-        read_ns = decode_ns = crop_ns = flip_ns = 0
+        raw, clock = self.fmt.MODE_RAW, time.perf_counter_ns
+        decode_ns = crop_ns = read_ns = 0
         start = time.perf_counter()
-        for j, index in enumerate(order.tolist()):
+        t0 = clock()
+        order = np.ascontiguousarray(order, np.int64)
+        boxes = np.empty((len(order), 5), np.int64)
+        self.draw_boxes(
+            SEED,
+            epoch,
+            order,
+            reader.height[order].astype(np.int64),
+            reader.width[order].astype(np.int64),
+            fused.rrc,
+            fused.flips,
+            boxes,
+        )
+        draw_ns = clock() - t0
+        for j, (index, box) in enumerate(zip(order.tolist(), boxes.tolist(), strict=True)):
             height, width, channels, code, mode = rows[j]
-            shape = (height, width, channels)
-            sample_rng(SEED, epoch, index, rng)
+            top, left, bh, bw, flip = box
             t0 = clock()
             data = pack.sample_bytes(index)
             if mode == raw:
-                img = np.frombuffer(data, dtype=dtypes[code]).reshape(shape)
+                src, region = np.frombuffer(data, dtype=dtypes[code]), (top, left, bh, bw)
+                src = src.reshape(height, width, channels)
                 t1 = clock()
-                box = region_op.make_params(rng, shape)
-                t2 = clock()
-                src, region = img, (box.top, box.left, box.height, box.width)
             else:
-                t1 = clock()
-                box = region_op.make_params(rng, shape)
-                scale = choose_scale(box.height, box.width, *box.size)
+                scale = choose_scale(bh, bw, *fused.size)
                 ta = clock()
-                src = decode(data, region=(box.top, box.left, box.height, box.width), scale=scale)
-                t2 = clock()
-                decode_ns += t2 - ta
-                crop_ns += ta - t1
-                t1, region = t2, (0, 0, src.shape[0], src.shape[1])
-            flip = 0
-            for make_params, bit in flips:
-                if make_params(rng, region_op.output_shape(shape)):
-                    flip ^= bit
-            t3 = clock()
-            resize(src, region, work[j % BATCH], alpha, beta, chw, flip, antialias)
-            t4 = clock()
-            read_ns += t1 - t0 if mode == raw else t1 - t0 - (t2 - ta)
-            crop_ns += (t2 - t1 if mode == raw else 0) + (t4 - t3)
-            flip_ns += t3 - t2
+                src = decode(data, region=(top, left, bh, bw), scale=scale)
+                t1 = clock()
+                decode_ns += t1 - ta
+                read_ns -= t1 - ta
+                region = (0, 0, src.shape[0], src.shape[1])
+            resize(src, region, work[j % BATCH], alpha, beta, chw, flip, fused.antialias)
+            t2 = clock()
+            read_ns += t1 - t0
+            crop_ns += t2 - t1
         seconds = time.perf_counter() - start
-        stages = np.array([read_ns, decode_ns, crop_ns, flip_ns, 0], dtype=np.float64)
+        stages = np.array([read_ns, decode_ns, crop_ns, draw_ns, 0], dtype=np.float64)
         return len(order), seconds, stages
 
 

@@ -128,3 +128,43 @@ def test_corrupt_sample_is_skipped_exactly_as_before(photos, tmp_path, kind, mon
     # a raw sample whose stored length does not match its shape is refused by both
     # paths (the fast path must not read past it into the next sample)
     assert sum(len(y) for _, y in fast) == 15
+
+
+def test_native_draws_equal_the_python_ops():
+    """draw_boxes reproduces sample_rng + RandomResizedCrop.make_params + the flips'
+    draws exactly: normal draws, the central fallback (impossible scales, extreme
+    ratios), 0-3 flips, large seeds and indices."""
+    from pixpack._native._resample import draw_boxes
+
+    from pixpack.ops.base import sample_rng
+
+    pick = np.random.default_rng(1)
+    fallbacks = 0
+    for trial in range(32):
+        scale = [(0.08, 1.0), (0.9, 1.0), (0.01, 0.02), (1.5, 3.0)][trial % 4]
+        ratio = [(3 / 4, 4 / 3), (0.2, 0.25), (5.0, 6.0), (1.0, 1.0)][(trial // 4) % 4]
+        rrc = ops.RandomResizedCrop(32, scale=scale, ratio=ratio)
+        flips = [
+            ops.RandomHorizontalFlip(0.5),
+            ops.RandomVerticalFlip(0.3),
+            ops.RandomHorizontalFlip(0.9),
+        ][: trial % 4]
+        seed = int(pick.integers(0, 2**63)) if trial % 2 else trial
+        epoch = int(pick.integers(0, 1000))
+        n = 150
+        idx = pick.integers(0, 2**40, n).astype(np.int64)
+        hs = pick.integers(1, 600, n).astype(np.int64)
+        ws = pick.integers(1, 600, n).astype(np.int64)
+        got = np.empty((n, 5), np.int64)
+        bits = [(f.p, 1 if f.horizontal else 2) for f in flips]
+        draw_boxes(seed, epoch, idx, hs, ws, (*rrc._draw, *rrc.ratio), bits, got)
+        rng = sample_rng(0, 0, 0)
+        for i in range(n):
+            rng = sample_rng(seed, epoch, int(idx[i]), rng)
+            box = rrc.make_params(rng, (int(hs[i]), int(ws[i]), 3))
+            flip = 0
+            for f, (_, bit) in zip(flips, bits, strict=True):
+                flip ^= bit if f.make_params(rng, (32, 32, 3)) else 0
+            assert tuple(got[i]) == (box.top, box.left, box.height, box.width, flip), (trial, i)
+            fallbacks += scale[0] > 1.0
+    assert fallbacks > 0

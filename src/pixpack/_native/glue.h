@@ -9,7 +9,7 @@
 #include <Python.h>
 
 /* Whether a buffer's items are of struct code `code` (native or little-endian). */
-static int is_format(const Py_buffer *b, char code)
+static inline int is_format(const Py_buffer *b, char code)
 {
     const char *f = b->format ? b->format : "B";
     if (*f == '<' || *f == '=' || *f == '@')
@@ -20,7 +20,7 @@ static int is_format(const Py_buffer *b, char code)
 /* alpha/beta (None, or sequences of exactly `channels` floats) into a[] and b[], which
  * default to 1 and 0. `who` names the caller in errors. Returns 0, or -1 with an
  * exception set. */
-static int parse_affine(PyObject *alpha, PyObject *beta, Py_ssize_t channels, float *a,
+static inline int parse_affine(PyObject *alpha, PyObject *beta, Py_ssize_t channels, float *a,
                         float *b, const char *who)
 {
     for (Py_ssize_t c = 0; c < channels; c++) {
@@ -57,7 +57,7 @@ static int parse_affine(PyObject *alpha, PyObject *beta, Py_ssize_t channels, fl
 
 /* A read-only source and a writable destination, both with strides. Returns 0, or -1
  * with an exception set and neither held. */
-static int get_src_dst(PyObject *src, PyObject *dst, Py_buffer *s, Py_buffer *d)
+static inline int get_src_dst(PyObject *src, PyObject *dst, Py_buffer *s, Py_buffer *d)
 {
     if (PyObject_GetBuffer(src, s, PyBUF_RECORDS_RO) < 0)
         return -1;
@@ -69,7 +69,7 @@ static int get_src_dst(PyObject *src, PyObject *dst, Py_buffer *s, Py_buffer *d)
 }
 
 /* The return value of a call whose native work ended with `status` (< 0: no memory). */
-static PyObject *none_or_nomemory(int status)
+static inline PyObject *none_or_nomemory(int status)
 {
     if (status < 0)
         return PyErr_NoMemory();

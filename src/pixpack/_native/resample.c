@@ -31,6 +31,7 @@
  * whole chunk of samples in one GIL release.
  */
 
+#include "draw.h"
 #include "glue.h"
 
 #include <math.h>
@@ -888,6 +889,12 @@ static PyObject *py_set_avx2(PyObject *self, PyObject *arg)
 
 static PyMethodDef methods[] = {
     {"_set_avx2", py_set_avx2, METH_O, "_set_avx2(enabled) -> was_enabled (for tests)."},
+    {"draw_boxes", (PyCFunction)(void (*)(void))py_draw_boxes, METH_VARARGS | METH_KEYWORDS,
+     "draw_boxes(seed, epoch, indices, heights, widths, rrc, flips, out)\n\n"
+     "The fast path's random parameters for n samples, exactly as the Python ops draw\n"
+     "them (see draw.c): out[i] = (top, left, box_h, box_w, flip). rrc: None (a fixed\n"
+     "Resize: the whole image) or RandomResizedCrop's (log_lo, log_span, s_lo, s_span,\n"
+     "ratio0, ratio1); flips: (p, bit) pairs in pipeline order."},
     {"resize", (PyCFunction)(void (*)(void))py_resize, METH_VARARGS | METH_KEYWORDS,
      "resize(src, box, dst, alpha=None, beta=None, chw=False, flip=0, antialias=True,\n"
      "       sigma=(0, 0), radius=(0, 0))\n\n"

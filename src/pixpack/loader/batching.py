@@ -165,6 +165,10 @@ class SampleReader:
             code: np.dtype(dt).newbyteorder("<") for code, dt in fmt.DTYPE_FROM_CODE.items()
         }
         self.itemsize = {code: dt.itemsize for code, dt in self._dtypes.items()}
+        # bytes per value by dtype code, for whole-chunk arithmetic (0: unknown code)
+        self.itemsize_table = np.zeros(256, np.int64)
+        for code, size in self.itemsize.items():
+            self.itemsize_table[code] = size
         self._decode: Callable[..., np.ndarray] | None = None
         self._choose_scale: Callable[..., int] | None = None
 
@@ -264,11 +268,7 @@ def run_chunk(
     seed, sample = read.seed, read.sample
     rng = _thread_rng()
     fused = read.pipeline.fused
-    todo = (
-        range(len(ids))
-        if fused is None
-        else fused.run(read, indices, rows, epoch, work, spec, ok, rng)
-    )
+    todo = range(len(ids)) if fused is None else fused.run(read, indices, epoch, work, spec, ok)
     for j in todo:
         index = ids[j]
         try:

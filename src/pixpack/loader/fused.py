@@ -4,112 +4,113 @@ When a pipeline is a bilinear box op (``RandomResizedCrop``, or ``Resize`` to a 
 ``(h, w)``) followed by nothing but flips, a sample's whole job is one call of
 ``pixpack._native._resample`` straight into its slot of the batch buffer:
 
-- raw samples of a chunk go to ``resize_chunk`` together: the chunk's parameters are
-  drawn in Python (the generator and ``make_params``, a few microseconds a sample),
-  then one GIL release covers every sample's pixels. Per-sample GIL-held work was the
-  limit on thread scaling (see docs/loader.md);
+- the chunk's random parameters come from one ``draw_boxes`` call: the same Philox
+  stream, uniforms and RandomResizedCrop/flip logic as the Python ops, natively (in
+  Python they were ~12 us of GIL-held time per sample next to a ~95 us kernel);
+- raw samples of the chunk go to ``resize_chunk`` together: one GIL release covers
+  every sample's pixels;
 - JPEG samples decode their region at the reduced DCT scale (GIL released), then one
   ``resize`` call writes the slot.
 
-The output is bit-identical to the general path (``apply`` then ``write_sample``):
-the kernel rounds to pixel values before ``x * alpha + beta``, exactly as a resize to
-pixels followed by the store does, and the parameters are drawn in the same order from
-the same generator. Anything the fast path cannot take (other storage modes, entries
-outside the data region or whose length does not match their shape, every sample of a
-checksum-checking pack, a shape the kernel rejects) is handed back to the general
-path, which handles or reports it.
+The output is bit-identical to the general path (``make_params``, ``apply``, then
+``write_sample``): the parameters are the same draws, and the kernel rounds to pixel
+values before ``x * alpha + beta``, exactly as a resize to pixels then the store does.
+Anything the fast path cannot take (other storage modes, entries outside the data
+region or whose length does not match their shape, every sample of a checksum-checking
+pack, a shape the kernel rejects) is handed back to the general path, which handles or
+reports it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
 from .. import format as fmt
-from ..ops.base import sample_rng
 from .convert import OutputSpec
 
 try:
+    from .._native._resample import draw_boxes as _draw_boxes
     from .._native._resample import resize as _resize
     from .._native._resample import resize_chunk as _resize_chunk
 except ImportError:  # no C compiler at install time: the general path
-    _resize = _resize_chunk = None
+    _draw_boxes = _resize = _resize_chunk = None
 
 __all__ = ["FusedPlan", "fused_plan"]
 
 _H_FLIP, _V_FLIP = 1, 2
+_M64 = (1 << 64) - 1
 
 
 class FusedPlan:
     """A bilinear box op plus trailing flips, run natively.
 
-    ``flips`` is a tuple of ``(make_params, bit)``: each flip still draws its parameter
-    in pipeline order; ``bit`` is 1 (horizontal) or 2 (vertical), XORed together.
+    ``flips`` is a tuple of ``(p, bit)`` in pipeline order: each flip draws one
+    uniform and applies when it is below ``p``; ``bit`` is 1 (horizontal) or 2
+    (vertical), XORed together.
     """
 
-    def __init__(self, region_op: Any, flips: tuple[tuple[Callable[..., Any], int], ...]) -> None:
+    def __init__(self, region_op: Any, flips: tuple[tuple[float, int], ...]) -> None:
         self.region_op = region_op
         self.flips = flips
         self.antialias = bool(region_op.antialias)
+        self.size: tuple[int, int] = tuple(region_op.size)  # type: ignore[assignment]
+        # RandomResizedCrop's draw constants for draw_boxes; None: a fixed Resize
+        self.rrc = (*region_op._draw, *region_op.ratio) if hasattr(region_op, "_draw") else None
 
     def run(
         self,
         read: Any,
         indices: np.ndarray,
-        rows: list[tuple[int, int, int, int, int]],
         epoch: int,
         work: np.ndarray,
         spec: OutputSpec,
         ok: np.ndarray,
-        rng: np.random.Generator,
     ) -> list[int]:
         """Write every sample it can into ``work[j]`` (setting ``ok[j]``); return the
-        positions ``j`` left for the general path."""
-        seed, ids = read.seed, indices.tolist()
-        make_box, out_shape = self.region_op.make_params, self.region_op.output_shape
-        flips, itemsize = self.flips, read.itemsize
+        positions ``j`` left for the general path, in batch order."""
+        indices = np.ascontiguousarray(indices, np.int64)
+        heights = read.height[indices].astype(np.int64)
+        widths = read.width[indices].astype(np.int64)
+        boxes = np.empty((len(indices), 5), np.int64)  # top, left, box_h, box_w, flip
+        _draw_boxes(
+            read.seed & _M64, epoch & _M64, indices, heights, widths, self.rrc, self.flips, boxes
+        )
+        modes = read.mode[indices]
+        channels = read.channels[indices].astype(np.int64)
+        items = read.itemsize_table[read.dtype_code[indices]]
         buffer, offsets, nbytes = read.pack.sample_spans(indices)
-        offsets, nbytes = offsets.tolist(), nbytes.tolist()
+        raw = (modes == fmt.MODE_RAW) & (nbytes == heights * widths * channels * items)
         chw = spec.layout == "NCHW"
         alpha, beta = (spec.alpha, spec.beta) if spec.is_float else (None, None)
-        raw, jpeg = fmt.MODE_RAW, fmt.MODE_JPEG
-        jobs: list[tuple[int, ...]] = []
         rest: list[int] = []
-        for j, index in enumerate(ids):
-            height, width, channels, code, mode = shape = rows[j]
-            r = sample_rng(seed, epoch, index, rng)
-            box = make_box(r, shape[:3])
-            flip = 0
-            if flips:
-                after = out_shape(shape[:3])
-                for make_params, bit in flips:
-                    if make_params(r, after):
-                        flip ^= bit
-            item = itemsize.get(code, 0)
-            if mode == raw and nbytes[j] == height * width * channels * item:
-                jobs.append(
-                    (offsets[j], height, width, channels, item,
-                     box.top, box.left, box.height, box.width, flip, j)
-                )  # fmt: skip
-            elif mode == jpeg and self._jpeg(read, index, box, flip, work[j], chw, alpha, beta):
+        for j in np.flatnonzero(~raw).tolist():
+            top, left, bh, bw, flip = boxes[j].tolist()
+            if modes[j] == fmt.MODE_JPEG and self._jpeg(
+                read, int(indices[j]), (top, left, bh, bw), flip, work[j], chw, alpha, beta
+            ):
                 ok[j] = True
             else:
                 rest.append(j)
-        if jobs:
-            done = np.zeros(len(jobs), np.bool_)
-            table = np.array(jobs, np.int64)
+        sel = np.flatnonzero(raw)
+        if sel.size:
+            table = np.empty((sel.size, 11), np.int64)
+            for col, values in enumerate((offsets, heights, widths, channels, items)):
+                table[:, col] = values[sel]
+            table[:, 5:10] = boxes[sel]
+            table[:, 10] = sel
+            done = np.zeros(sel.size, np.bool_)
             _resize_chunk(buffer, table, work, alpha, beta, chw, self.antialias, done)
-            ok[table[done, 10]] = True
-            rest.extend(table[~done, 10].tolist())
-        return rest
+            ok[sel[done]] = True
+            rest.extend(sel[~done].tolist())
+        return sorted(rest)
 
     def _jpeg(
         self,
         read: Any,
         index: int,
-        box: Any,
+        box: tuple[int, int, int, int],
         flip: int,
         slot: np.ndarray,
         chw: bool,
@@ -120,10 +121,8 @@ class FusedPlan:
         general path then retries and reports) on any failure."""
         try:
             decode, choose_scale = read.jpeg_codec()
-            out_h, out_w = box.size
-            scale = choose_scale(box.height, box.width, out_h, out_w)
-            data = read.pack.sample_bytes(index)
-            crop = decode(data, region=(box.top, box.left, box.height, box.width), scale=scale)
+            scale = choose_scale(box[2], box[3], *self.size)
+            crop = decode(read.pack.sample_bytes(index), region=box, scale=scale)
             _resize(crop, (0, 0, crop.shape[0], crop.shape[1]), slot, alpha, beta, chw, flip,
                     self.antialias)  # fmt: skip
         except Exception:
@@ -145,9 +144,9 @@ def fused_plan(region_op: Any, rest: tuple[Any, ...]) -> FusedPlan | None:
     flips = []
     for op in rest:
         if type(op) is RandomHorizontalFlip:
-            flips.append((op.make_params, _H_FLIP))
+            flips.append((float(op.p), _H_FLIP))
         elif type(op) is RandomVerticalFlip:
-            flips.append((op.make_params, _V_FLIP))
+            flips.append((float(op.p), _V_FLIP))
         else:
             return None
     return FusedPlan(region_op, tuple(flips))
