@@ -244,12 +244,14 @@ def test_thread_scratch_is_freed_when_threads_exit(photos):
         with open("/proc/self/statm") as f:
             return int(f.read().split()[1]) * 4096
 
-    # an upscale keeps every horizontally filtered row: ~24 MB of scratch
-    big = np.ascontiguousarray(np.tile(photos[0], (2, 2, 1))[:1000, :1000])
-    out = np.empty((2000, 2000, 3), np.uint8)
+    # a very wide box: its row as floats and the taps take ~20 MB of scratch, under
+    # the 32 MB a thread keeps between calls
+    rng = np.random.default_rng(0)
+    big = rng.integers(0, 255, (2, 1_000_000, 3), dtype=np.uint8)
+    out = np.empty((2, 1000, 3), np.uint8)
 
     def work() -> None:
-        resample.resize(big, (0, 0, 1000, 1000), out)
+        resample.resize(big, (0, 0, 2, 1_000_000), out)
 
     for _ in range(2):  # warm up the allocator
         t = threading.Thread(target=work)
@@ -260,4 +262,4 @@ def test_thread_scratch_is_freed_when_threads_exit(photos):
         t = threading.Thread(target=work)
         t.start()
         t.join()
-    assert rss() - before < 100 << 20  # a leak would be ~20 x 24 MB
+    assert rss() - before < 100 << 20  # a leak would be ~20 x 20 MB
