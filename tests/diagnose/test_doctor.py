@@ -167,3 +167,12 @@ def test_model_flags_pipeline_overhead() -> None:
     d = _model_inputs(0.001, True, e2e_rate=300)
     assert d.overhead
     assert any(a.startswith("pipeline overhead / threading") for a in d.advice)
+
+
+def test_notes_say_which_execution_path_runs(small_pack: Path) -> None:
+    pytest.importorskip("pixpack._native._resample")
+    fast = doctor(small_pack, [ops.RandomResizedCrop(32), ops.RandomHorizontalFlip()], **FAST)
+    assert any(n.startswith("native fast path") for n in fast.notes)
+    slow = doctor(small_pack, [ops.RandomResizedCrop(32), ops.ColorJitter(0.4)], **FAST)
+    assert any(n.startswith("general path") for n in slow.notes)
+    assert "general path" in format_diagnosis(slow)

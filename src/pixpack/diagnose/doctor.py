@@ -111,6 +111,21 @@ def _size(nbytes: float | None) -> str:
     return f"{nbytes:.1f} TB"  # pragma: no cover
 
 
+def _path_note(plan: Any) -> str:
+    """Which execution path the loader takes for this pipeline, and what that means
+    for the per-stage times (which are always taken one op at a time)."""
+    if getattr(plan, "fused", None) is not None:
+        return (
+            "native fast path: the loader draws the parameters and runs crop, resize, "
+            "flips and the conversion in one C call per sample; the stages below time "
+            "them one by one, so their sum overstates what the loader spends"
+        )
+    return (
+        "general path: only a bilinear RandomResizedCrop or Resize((h, w)) followed by "
+        "flips (and Normalize/ToOutput) runs on the native fast path; see docs/loader.md"
+    )
+
+
 def doctor(
     pack_or_loader: Any,
     pipeline: Any = None,
@@ -205,6 +220,7 @@ def doctor(
             f"stage timings stopped after {chain.samples} of {len(indices)} samples "
             f"(budget {budget:g} s)"
         )
+    notes.append(_path_note(loader.pipeline))
     total_ram, available = _memory()
     pack_bytes = os.path.getsize(path)
     fits = available is not None and pack_bytes < available
