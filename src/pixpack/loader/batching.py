@@ -164,11 +164,10 @@ class SampleReader:
         self._dtypes = {
             code: np.dtype(dt).newbyteorder("<") for code, dt in fmt.DTYPE_FROM_CODE.items()
         }
-        self.itemsize = {code: dt.itemsize for code, dt in self._dtypes.items()}
         # bytes per value by dtype code, for whole-chunk arithmetic (0: unknown code)
         self.itemsize_table = np.zeros(256, np.int64)
-        for code, size in self.itemsize.items():
-            self.itemsize_table[code] = size
+        for code, dt in self._dtypes.items():
+            self.itemsize_table[code] = dt.itemsize
         self._decode: Callable[..., np.ndarray] | None = None
         self._choose_scale: Callable[..., int] | None = None
 
@@ -260,6 +259,10 @@ def run_chunk(
     ``ok[j]`` is set False for a sample that failed; ``fail(index, exc)`` decides
     whether that raises (the "raise" policy) or is recorded and skipped.
     """
+    fused = read.pipeline.fused
+    todo = range(len(indices)) if fused is None else fused.run(read, indices, epoch, work, spec, ok)
+    if not todo:  # the fast path did the whole chunk
+        return
     planes = [np.empty((spec.height, spec.width), spec.pixel_dtype) for _ in range(spec.channels)]
     # Per-task bookkeeping hoisted out of the sample loop: the index rows of the whole
     # chunk in one go and one generator, re-keyed per sample (see ``sample_rng``).
@@ -267,8 +270,6 @@ def run_chunk(
     rows = read.rows(indices)
     seed, sample = read.seed, read.sample
     rng = _thread_rng()
-    fused = read.pipeline.fused
-    todo = range(len(ids)) if fused is None else fused.run(read, indices, epoch, work, spec, ok)
     for j in todo:
         index = ids[j]
         try:
