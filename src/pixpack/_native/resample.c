@@ -550,32 +550,24 @@ static size_t pad4(size_t n) { return (n + 4 + 3) & ~(size_t)3; }
 
 /* Vertical pass straight from the source rows (the vertical-first order): the k rows
  * from `first` of the box, weighted, into one float row of n values. */
-VECTOR_CLONES
-static void vpass_src(const char *src, Py_ssize_t s_row, int item, int first, int k,
-                      const float *w, Py_ssize_t n, float *restrict acc)
-{
-    if (item == 1) {
-        const uint8_t *r = (const uint8_t *)(src + first * s_row);
-        for (Py_ssize_t v = 0; v < n; v++)
-            acc[v] = w[0] * (float)r[v];
-        for (int t = 1; t < k; t++) {
-            const uint8_t *rt = (const uint8_t *)(src + (first + t) * s_row);
-            const float wt = w[t];
-            for (Py_ssize_t v = 0; v < n; v++)
-                acc[v] = acc[v] + wt * (float)rt[v];
-        }
-    } else {
-        const uint16_t *r = (const uint16_t *)(src + first * s_row);
-        for (Py_ssize_t v = 0; v < n; v++)
-            acc[v] = w[0] * (float)r[v];
-        for (int t = 1; t < k; t++) {
-            const uint16_t *rt = (const uint16_t *)(src + (first + t) * s_row);
-            const float wt = w[t];
-            for (Py_ssize_t v = 0; v < n; v++)
-                acc[v] = acc[v] + wt * (float)rt[v];
-        }
+#define VPASS_SRC(NAME, T)                                                                   \
+    VECTOR_CLONES                                                                            \
+    static void NAME(const char *src, Py_ssize_t s_row, int first, int k, const float *w,    \
+                     Py_ssize_t n, float *restrict acc)                                      \
+    {                                                                                        \
+        const T *r = (const T *)(src + first * s_row);                                       \
+        for (Py_ssize_t v = 0; v < n; v++)                                                   \
+            acc[v] = w[0] * (float)r[v];                                                     \
+        for (int t = 1; t < k; t++) {                                                        \
+            const T *rt = (const T *)(src + (first + t) * s_row);                            \
+            const float wt = w[t];                                                           \
+            for (Py_ssize_t v = 0; v < n; v++)                                               \
+                acc[v] = acc[v] + wt * (float)rt[v];                                         \
+        }                                                                                    \
     }
-}
+
+VPASS_SRC(vpass_src_u8, uint8_t)
+VPASS_SRC(vpass_src_u16, uint16_t)
 
 /* One output row from k planar float rows `stride` apart weighted by w (k = 1 and
  * w = {1}: a row that is already final), rounded and written to d. */
@@ -653,8 +645,9 @@ static int resample(const job_t *j)
     if (vfirst) {
         static const float one = 1.0f;
         for (int y = 0; y < oh; y++) {
-            vpass_src(j->src, j->s_row, j->item, vstart[y], kv, vw + (size_t)y * kv,
-                      (Py_ssize_t)j->box_w * c, rowf);
+            (j->item == 1 ? vpass_src_u8 : vpass_src_u16)(j->src, j->s_row, vstart[y], kv,
+                                                          vw + (size_t)y * kv,
+                                                          (Py_ssize_t)j->box_w * c, rowf);
             hpass(rowf, c, ow, kh, hstart, hw, tmp, plane);
             finish_row(j, tmp, 0, 1, &one, plane, acc, j->dst + y * j->d_row);
         }
