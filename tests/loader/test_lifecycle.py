@@ -63,6 +63,26 @@ def test_skip_policy_drops_only_the_bad_sample(corrupt_pack):
     assert torch.equal(x1, ref)
 
 
+@pytest.mark.parametrize(
+    "layout, contiguous",
+    [("NCHW", torch.contiguous_format), ("channels_last", torch.channels_last)],
+)
+def test_skip_keeps_the_declared_layout(corrupt_pack, layout, contiguous):
+    """The batch missing its bad sample is gathered anew; it must keep the memory format
+    (index_select would return NCHW memory for channels_last)."""
+    loader = Loader(
+        corrupt_pack,
+        8,
+        pipeline=[RandomResizedCrop(16)],
+        shuffle=False,
+        on_error="skip",
+        dtype="float32",
+        layout=layout,
+    )
+    short = [x for x, y in loader if len(y) == 7]
+    assert len(short) == 1 and short[0].is_contiguous(memory_format=contiguous)
+
+
 def test_warn_policy_warns_and_skips(corrupt_pack):
     loader = Loader(
         corrupt_pack, 8, pipeline=[RandomResizedCrop(16)], shuffle=False, on_error="warn"

@@ -72,8 +72,9 @@ class BatchBuffer:
         images, labels = self.images[:n], self.labels[:n]
         ok = self.ok[:n]
         if not ok.all():
+            # Indexing, not index_select: that one returns NCHW memory for channels_last.
             keep = torch.from_numpy(np.flatnonzero(ok))
-            return images.index_select(0, keep), labels.index_select(0, keep)
+            return images[keep], labels[keep]
         if fresh:
             return images.clone(memory_format=torch.preserve_format), labels.clone()
         return images, labels
