@@ -1,24 +1,30 @@
 """Moving batches to a CUDA device: uint8 over the bus, the float math on the GPU.
 
-With ``device="cuda[:k]"`` workers fill *pinned* uint8 NHWC staging buffers; this
-stage then, on a side CUDA stream,
+With ``device="cuda[:k]"`` workers fill *pinned* host buffers (uint8 NHWC staging for
+8-bit packs; the final float batch for 16-bit ones); :class:`DeviceStage` then, on a
+side CUDA stream,
 
-1. copies the uint8 batch with ``tensor.to(device, non_blocking=True)`` (a quarter of
-   the bytes of float32; the copy engine overlaps it with compute on other streams),
-2. converts layout, dtype and Normalize there (``x * alpha + beta``),
+1. copies the batch with ``tensor.to(device, non_blocking=True)`` (uint8: a quarter
+   of the bytes of float32; the copy engine overlaps it with compute on other
+   streams),
+2. converts layout, dtype and Normalize there (``x * alpha + beta``) and drops failed
+   samples,
 3. records an event; the consumer's current stream waits on it (``wait_event``), so
    the batch is never read early, and ``record_stream`` tells the caching allocator
    the output is used on the consumer stream.
 
-The same event guards the pinned buffer: before a worker rewrites it the loader
-synchronizes on the event, so an in-flight copy never reads half-new pixels.
-Everything CUDA is behind :func:`cuda_device`; without CUDA nothing here runs.
+The same event guards the pinned buffer: before a worker rewrites it the loader calls
+:meth:`DeviceStage.wait_reusable`, so an in-flight copy never reads half-new pixels
+(``tests/loader/test_device.py`` replays this protocol with copies deferred as late as
+CUDA allows). Everything CUDA is behind :func:`cuda_device`; without CUDA nothing here
+runs.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import torch
 
 from ..errors import UsageError
@@ -78,26 +84,40 @@ def convert_batch(
 
 
 class DeviceStage:
-    """Turns a filled pinned host buffer into the final device tensors."""
+    """Turns a filled pinned host buffer into the final device tensors.
 
-    def __init__(self, device: torch.device, spec: OutputSpec) -> None:
+    ``host_spec`` is what the workers wrote: when it differs from ``spec`` (uint8
+    staging) the conversion runs on the device, otherwise the batch is only moved.
+    """
+
+    pin = True  # page-locked host buffers: the only kind a copy can overlap with
+
+    def __init__(self, device: torch.device, spec: OutputSpec, host_spec: OutputSpec) -> None:
         self.device = device
         self.spec = spec  # the final (device-side) spec
+        self.convert = host_spec is not spec
         self.stream: Any = torch.cuda.Stream(device=device)
         shape = (1, spec.channels, 1, 1)
         self.alpha = torch.tensor(spec.alpha, dtype=torch.float32, device=device).view(shape)
         self.beta = torch.tensor(spec.beta, dtype=torch.float32, device=device).view(shape)
 
     def transfer(self, buf: BatchBuffer, count: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """Issue copy + conversion of the first ``count`` samples of ``buf`` (pinned NHWC)."""
-        spec = self.spec
+        """Issue copy + conversion of the first ``count`` samples of ``buf``, without the
+        failed ones (``buf.ok``)."""
         consumer = torch.cuda.current_stream(self.device)
+        ok = buf.ok[:count]
         with torch.cuda.stream(self.stream):
             # No wait_stream(consumer): the copy must overlap the consumer's queued
             # compute. Memory reuse across streams is handled by record_stream below.
-            nhwc = buf.storage[:count].to(self.device, non_blocking=True)
+            if self.convert:
+                nhwc = buf.storage[:count].to(self.device, non_blocking=True)
+                out = convert_batch(nhwc, self.spec, self.alpha, self.beta)
+            else:  # converted on the host (16-bit packs); ``images`` keeps the layout
+                out = buf.images[:count].to(self.device, non_blocking=True)
             y = buf.labels[:count].to(self.device, non_blocking=True)
-            out = convert_batch(nhwc, spec, self.alpha, self.beta)
+            if not ok.all():
+                keep = torch.from_numpy(np.flatnonzero(ok)).to(self.device)
+                out, y = out[keep], y[keep]  # keeps channels_last (index_select does not)
             event = torch.cuda.Event()
             event.record(self.stream)
         consumer.wait_event(event)

@@ -221,13 +221,13 @@ class Loader:
 
     def _buffers(self) -> list[BatchBuffer]:
         if not self._ring:
-            pin = self._device is not None
+            if self._device is not None and self._stage is None:
+                self._stage = DeviceStage(self._device, self.spec, self._host_spec)
+            pin = self._stage is not None and self._stage.pin
             size = self.options.prefetch + 1
             self._ring = [
                 BatchBuffer(self._host_spec, self.options.batch_size, pin=pin) for _ in range(size)
             ]
-            if self._device is not None and self._host_spec is not self.spec:
-                self._stage = DeviceStage(self._device, self.spec)
         return self._ring
 
     def _iterate(self, epoch: int, skip: int) -> Iterator[Batch]:
@@ -240,6 +240,7 @@ class Loader:
         )
         slices = batch_slices(len(order), o.batch_size, o.drop_last)[skip:]
         free = deque(self._buffers())
+        stage = self._stage
         pending: deque[tuple[BatchBuffer, list[Any]]] = deque()
         cursor = 0
         pool, reader, spec, chunk = self._pool, self._reader, self._host_spec, self._chunk
@@ -250,7 +251,8 @@ class Loader:
             nonlocal cursor
             while free and cursor < len(slices) and len(pending) < o.prefetch:
                 buf = free.popleft()
-                DeviceStage.wait_reusable(buf)
+                if stage is not None:  # its last copy to the device may still be reading it
+                    stage.wait_reusable(buf)
                 start, stop = slices[cursor]
                 cursor += 1
                 indices = order[start:stop]
@@ -302,18 +304,9 @@ class Loader:
             restore.close()
 
     def _deliver(self, buf: BatchBuffer) -> Batch:
-        if self._stage is None:
-            images, labels = buf.batch(fresh=not self.reuse_buffers)
-            if self._device is not None:  # 16-bit packs: converted on the host, then moved
-                images = images.to(self._device, non_blocking=True)
-                labels = labels.to(self._device, non_blocking=True)
-            return images, labels
-        images, labels = self._stage.transfer(buf, buf.size)
-        ok = buf.ok[: buf.size]
-        if not ok.all():
-            keep = torch.from_numpy(np.flatnonzero(ok)).to(self._device)
-            images, labels = images.index_select(0, keep), labels.index_select(0, keep)
-        return images, labels
+        if self._stage is not None:
+            return self._stage.transfer(buf, buf.size)
+        return buf.batch(fresh=not self.reuse_buffers)
 
     def __repr__(self) -> str:
         o = self.options
