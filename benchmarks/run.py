@@ -239,8 +239,10 @@ def main() -> int:
     earlier_meta = json.loads(meta_path.read_text()) if meta_path.exists() else {}
     # A resumed run with fewer --rounds does not forget the rounds already on disk.
     meta["rounds"] = max(rounds, earlier_meta.get("rounds", 1))
-    # A resumed run lists every invocation.
-    meta["commands"] = [*earlier_meta.get("commands", []), meta["command"]]
+    # A resumed run lists every invocation; a full --redo replaces every result.
+    full_redo = args.redo and not args.only
+    earlier = [] if full_redo else earlier_meta.get("commands", [])
+    meta["commands"] = [*earlier, meta["command"]]
     meta_path.write_text(json.dumps(meta, indent=1))
     if not args.no_report:
         import report
