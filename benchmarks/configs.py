@@ -8,6 +8,7 @@ Groups:
   scaling   pixpack 1 -> N workers/cores and the machine ceiling (configs_scaling.py)
   primitives  the loader's per-sample primitives alone (configs_scaling.py)
   size      memory vs dataset size (base vs k-times-larger set, same number of batches)
+  open      opening a pack of 1,000 and of 1,000,000 tiny samples: pixpack vs FFCV's Reader
 
 Every configuration runs once per round (run.py --rounds), except those marked
 ``once``: the memory-vs-size rows and the pack they need (memory, not speed, is what
@@ -439,6 +440,28 @@ def build_configs(
                 },
             )
         )
+    # -- opening a pack: cost vs number of samples ------------------------------------------
+    for fmt_name, module_func, env, suffix in (
+        ("pixpack", "pixpack_open", "system", "pixpack"),
+        ("ffcv", "ffcv_open", "ffcv", "beton"),
+    ):
+        for tag, n in (("1k", 1_000), ("1m", 1_000_000)):
+            add(
+                Config(
+                    f"open-{fmt_name}-{tag}",
+                    "open",
+                    f"{'pixpack.open' if fmt_name == 'pixpack' else 'FFCV Reader'}, {n:,} samples",
+                    "open_bench",
+                    module_func,
+                    env=env,
+                    params={
+                        "samples": n,
+                        "repeats": 20,
+                        "workers": workers,
+                        "artifact": str(artifacts / f"open-{n}.{suffix}"),
+                    },
+                )
+            )
     from configs_scaling import scaling_configs  # it imports Config from this module
 
     scaling = scaling_configs(base, artifacts, workers, passes)

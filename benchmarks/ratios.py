@@ -14,6 +14,8 @@ many rounds that is. Kinds:
               the loader is as fast as the bare primitives perfectly spread over N cores
   overhead1   (1 / per-image primitive cost) / loader img/s of a 1-worker row
   of_ceiling  loader img/s with N workers / the ceiling's N-process img/s
+  open        median ms to open one file / median ms to open another
+  ms          a median time in ms itself (no denominator), for an absolute target
 
 ``per_core`` targets are multiplied by N (0.9 per core: 1.8x on 2 cores);
 ``at_most`` targets are met at or below the value.
@@ -186,6 +188,41 @@ RATIOS.append(
         at_most=True,
     )
 )
+# -- opening a pack (issue 2) --------------------------------------------------------------
+RATIOS += [
+    Ratio(
+        "pixpack.open of 1,000,000 samples (ms; a time, not a ratio)",
+        "open-pixpack-1m",
+        None,
+        "ms",
+        50.0,
+        "open",
+        at_most=True,
+    ),
+    Ratio(
+        "pixpack.open: 1,000,000 samples / 1,000 samples (ms)",
+        "open-pixpack-1m",
+        "open-pixpack-1k",
+        "open",
+        1.5,
+        "open",
+        at_most=True,
+    ),
+    Ratio(
+        "FFCV Reader / pixpack.open, 1,000,000 samples (ms)",
+        "open-ffcv-1m",
+        "open-pixpack-1m",
+        "open",
+        section="open",
+    ),
+    Ratio(
+        "FFCV Reader: 1,000,000 samples / 1,000 samples (ms)",
+        "open-ffcv-1m",
+        "open-ffcv-1k",
+        "open",
+        section="open",
+    ),
+]
 
 
 def _pack_rate(result: dict[str, Any]) -> float:
@@ -196,6 +233,8 @@ def _value(kind: str, a: dict[str, Any], b: dict[str, Any] | None, n: int) -> fl
     """One round's value of a ratio from the two results (``b`` None for "ceiling")."""
     if kind == "ceiling":
         return a.get("ceiling_ratio")
+    if kind == "ms":
+        return a.get("open_ms")
     assert b is not None
     if kind in ("rate", "scaling"):
         return a["rate_median"] / b["rate_median"] if b.get("rate_median") else None
@@ -204,6 +243,8 @@ def _value(kind: str, a: dict[str, Any], b: dict[str, Any] | None, n: int) -> fl
     if kind in ("pack", "efficiency"):
         den = _pack_rate(b) * (n if kind == "efficiency" else 1)
         return _pack_rate(a) / den if den else None
+    if kind == "open":
+        return a["open_ms"] / b["open_ms"] if b.get("open_ms") else None
     if kind in ("overhead", "overhead1"):  # a: primitives, b: the loader
         cores = n if kind == "overhead" else 1
         return cores * 1e6 / a["cost_us"] / b["rate_median"] if b.get("rate_median") else None

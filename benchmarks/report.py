@@ -20,13 +20,14 @@ from report_tables import (  # noqa: E402
     ceiling_table,
     convert_table,
     loader_table,
+    open_table,
     primitives_table,
     ratio_table,
 )
 from rounds import merge_rounds, read_rounds  # noqa: E402
 
 MiB = 2**20
-GROUPS = ("convert", "load", "large", "scaling", "primitives", "workers", "size")
+GROUPS = ("convert", "load", "large", "scaling", "primitives", "workers", "size", "open")
 RATIO_SECTIONS = (
     ("peers", "pixpack against its peers (loading)"),
     ("pack", "Packing (issue 2: parallel efficiency >= 0.85)"),
@@ -34,6 +35,7 @@ RATIO_SECTIONS = (
         "scaling",
         "Loader scaling and pipeline overhead (issue 3: 1 -> 2 threads >= 1.8x, overhead <= 1.3x)",
     ),
+    ("open", "Opening a pack (issue 2: 1,000,000 samples in under 50 ms, independent of size)"),
 )
 
 
@@ -160,6 +162,11 @@ def _markdown(
             loader_table,
         ),
         ("Conversion", "convert", convert_table),
+        (
+            "Opening a file of tiny samples (open, length, last label; page cache warm)",
+            "open",
+            open_table,
+        ),
     ]
     for title, group, table in sections:
         if groups[group]:

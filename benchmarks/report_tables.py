@@ -12,6 +12,7 @@ __all__ = [
     "ceiling_table",
     "convert_table",
     "loader_table",
+    "open_table",
     "pack_rate",
     "primitives_table",
     "ratio_table",
@@ -56,11 +57,13 @@ def ratio_table(rows: list[dict[str, Any]]) -> list[str]:
         "|---|---:|---:|---:|---:|:---:|",
     ]
     for row in rows:
+        ms = row["kind"] == "ms"  # a time, not a ratio
+        digits = 3 if ms else 2
         if row["value"] is None:
             value, spread = "n/a", ""
         else:
-            value = f"**{row['value']:.2f}x**"
-            spread = f"{row['low']:.2f}-{row['high']:.2f}"
+            value = f"**{row['value']:.{digits}f}{' ms' if ms else 'x'}**"
+            spread = f"{row['low']:.{digits}f}-{row['high']:.{digits}f}"
         target = ""
         if row["target"] is not None:
             target = f"{'<=' if row['at_most'] else '>='} {row['target']:.2f}"
@@ -117,6 +120,25 @@ def convert_table(records: list[dict[str, Any]]) -> list[str]:
         lines.append(
             f"| {_name(r)} | {x['seconds']:.1f} | {every} | {pack_rate(x):,.0f} "
             f"| {x['bytes'] / MiB:,.1f} | {_mib(r['memory']['pss'])} |"
+        )
+    return lines
+
+
+def open_table(records: list[dict[str, Any]]) -> list[str]:
+    lines = [
+        "| file | samples | open (ms, median) | min-max (ms) | opens timed | size on disk (MiB) "
+        "| written once in (s) |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in records:
+        if r.get("status") != "ok":
+            lines.append(f"| {_name(r)} | {_status_cell(r)} | | | | | |")
+            continue
+        x = r["result"]
+        lines.append(
+            f"| {_name(r)} | {x['samples']:,} | **{x['open_ms']:.3f}** "
+            f"| {x['open_ms_min']:.3f}-{x['open_ms_max']:.3f} | {len(x['open_ms_all'])} "
+            f"| {x['bytes'] / MiB:,.1f} | {x['build_s']:.1f} |"
         )
     return lines
 

@@ -11,6 +11,8 @@ the shape of a single result, so the tables read both the same way:
 - primitives: each stage's median over every pass of every round, then their sum;
 - the machine ceiling: the medians of all its 1-process and N-process passes, and
   ``ceiling_ratio`` as the median of the per-round ratios;
+- opening a pack: ``open_ms`` is the median of every timed open of every round,
+  ``open_ms_min``/``open_ms_max`` the extremes;
 - memory: the highest peak of any round (a peak is a maximum);
 - ``load_avg_before``: the highest over rounds (``load_avgs`` lists them).
 
@@ -111,6 +113,12 @@ def _merge_results(results: list[dict[str, Any]]) -> dict[str, Any]:
         values = [r[key] for r in results if r.get(key) is not None]
         if values:
             out[key] = median(values)
+    if "open_ms_all" in out:  # every timed open of every round
+        times = [x for r in results for x in r["open_ms_all"]]
+        out.update(
+            open_ms_all=times, open_ms=median(times), open_ms_min=min(times),
+            open_ms_max=max(times),
+        )  # fmt: skip
     if "seconds" in out and "rates" not in out:  # a conversion
         out["seconds_all"] = [r["seconds"] for r in results]
         out["seconds"] = median(out["seconds_all"])

@@ -268,6 +268,11 @@ def _summary(record: dict[str, Any]) -> str:
             f"1 process {result['rate_1']:.0f} img/s, {result['processes']} processes "
             f"{result['rate_n']:.0f} img/s ({result['ceiling_ratio']:.2f}x)"
         )
+    if "open_ms" in result:
+        return (
+            f"open {result['open_ms']:.3f} ms (median of {len(result['open_ms_all'])}), "
+            f"{result['samples']:,} samples"
+        )
     if "rate_median" in result:
         return (
             f"{result['rate_median']:.0f} img/s "

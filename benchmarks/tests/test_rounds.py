@@ -118,6 +118,34 @@ def test_overhead_and_efficiency_formulas() -> None:
     assert efficiency["value"] == pytest.approx(0.9) and efficiency["met"] is True
 
 
+def _open(config_id: str, times: list[float]) -> dict:
+    result = {
+        "open_ms": float(np.median(times)), "open_ms_min": min(times),
+        "open_ms_max": max(times), "open_ms_all": times, "samples": 10, "bytes": 1,
+        "build_s": 0.0,
+    }  # fmt: skip
+    return {"id": config_id, "group": "open", "status": "ok", "memory": MEMORY, "result": result}
+
+
+def test_open_times_merge_over_every_open_and_give_time_and_ratio_rows() -> None:
+    merged = merge_rounds({1: _open("big", [0.1, 0.2, 0.9]), 2: _open("big", [0.3, 0.4])})
+    x = merged["result"]
+    assert x["open_ms"] == 0.3 and (x["open_ms_min"], x["open_ms_max"]) == (0.1, 0.9)
+    by_round = {
+        1: {"big": _open("big", [0.2]), "small": _open("small", [0.1])},
+        2: {"big": _open("big", [60.0]), "small": _open("small", [20.0])},
+        3: {"big": _open("big", [0.4]), "small": _open("small", [0.2])},
+    }
+    defs = [
+        Ratio("t", "big", None, "ms", 50.0, at_most=True),
+        Ratio("r", "big", "small", "open", 1.5, at_most=True),
+    ]
+    time_row, ratio_row = ratio_rows(by_round, 2, defs)
+    assert time_row["per_round"] == {1: 0.2, 2: 60.0, 3: 0.4} and time_row["value"] == 0.4
+    assert time_row["met"] is True  # the median round, not the slowest, is compared
+    assert ratio_row["per_round"] == {1: 2.0, 2: 3.0, 3: 2.0} and ratio_row["met"] is False
+
+
 def test_primitive_loop_writes_exactly_the_loaders_batch(tmp_path: Path) -> None:
     """Same samples, same random parameters, same kernels: the floor is the loader's work."""
     from loaders.common import BATCH, CROP, MEAN, STD
