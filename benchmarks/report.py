@@ -82,7 +82,11 @@ def _markdown(
         else "full-size data set"
     )
     total = len(_all_configs(meta["workers"]))
-    if total and len(records) < total:
+    subset = bool(total) and len(records) < total
+    if subset:  # ratios between configurations this run did not include say nothing
+        ran = {r["id"] for r in records}
+        ratio_rows = [row for row in ratio_rows if row["numerator"] in ran]
+    if subset:
         label += f"; PARTIAL: a subset of {len(records)} of the {total} configurations"
     if done < len(records):
         missing = len(records) - done

@@ -118,6 +118,7 @@ def _merge_results(results: list[dict[str, Any]]) -> dict[str, Any]:
         out.update(
             open_ms_all=times, open_ms=median(times), open_ms_min=min(times),
             open_ms_max=max(times),
+            build_s=max(r["build_s"] for r in results),  # the round that wrote the file
         )  # fmt: skip
     if "seconds" in out and "rates" not in out:  # a conversion
         out["seconds_all"] = [r["seconds"] for r in results]
