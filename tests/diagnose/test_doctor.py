@@ -119,7 +119,13 @@ def test_page_cache_drop_and_residency(big_raw_pack: Path) -> None:
 
 
 # -- the verdict model on constructed timings (deterministic) ------------------------------
-def _model_inputs(cold_seconds: float, fits: bool, e2e_rate: float | None):
+def _model_inputs(
+    cold_seconds: float,
+    fits: bool,
+    e2e_rate: float | None,
+    fast_seconds: float | None = None,
+    shape: tuple[int, int] = (375, 500),
+):
     from types import SimpleNamespace
 
     from pixpack.diagnose.bench import BenchResult
@@ -134,7 +140,9 @@ def _model_inputs(cold_seconds: float, fits: bool, e2e_rate: float | None):
         StageTiming("RandomResizedCrop", "op", n, 0.05, 0, 4),
         StageTiming("convert (collate)", "convert", n, 0.05, 0, 4),
     ]
-    chain = SimpleNamespace(shapes=[(375, 500)] * n, modes={"jpeg": n}, samples=n,
+    if fast_seconds is not None:
+        stages.append(StageTiming("fast path (native, whole sample)", "fast", n, fast_seconds))
+    chain = SimpleNamespace(shapes=[shape] * n, modes={"jpeg": n}, samples=n,
                             region_op="RandomResizedCrop")
     opts = SimpleNamespace(workers=4, batch_size=50, device="cpu")
     spec = SimpleNamespace(height=224, width=224, is_float=True)
@@ -176,3 +184,43 @@ def test_notes_say_which_execution_path_runs(small_pack: Path) -> None:
     slow = doctor(small_pack, [ops.RandomResizedCrop(32), ops.ColorJitter(0.4)], **FAST)
     assert any(n.startswith("general path") for n in slow.notes)
     assert "general path" in format_diagnosis(slow)
+
+
+def test_fast_path_is_timed_whole_and_sets_the_cpu_bound(big_raw_pack: Path) -> None:
+    """On the fast path the bound comes from one timed native call per chunk, not from
+    the sum of the op-by-op stages (which overstates it); off it there is no such row."""
+    pytest.importorskip("pixpack._native._resample")
+    pipeline = [ops.RandomResizedCrop(64), ops.RandomHorizontalFlip(), ops.Normalize(0.5, 0.5)]
+    d = doctor(big_raw_pack, pipeline, **{**FAST, "samples": 32})
+    stages = {s.name: s for s in d.stages}
+    fast = stages["fast path (native, whole sample)"]
+    assert fast.samples == d.samples > 0 and fast.kind == "fast"
+    threads = max(1, min(d.cores, d.workers))
+    assert d.bound_rate <= threads / fast.per_image * 1.000001  # storage may bind first
+    if d.bottleneck_kind != "storage":
+        assert d.bound_rate == pytest.approx(threads / fast.per_image)
+        assert d.verdict.startswith("CPU-bound on the native fast path")
+    assert "fast path (native, whole sample)" not in d.shares  # shares apportion the ops
+    assert "fast path" in format_diagnosis(d)
+    slow = doctor(big_raw_pack, [ops.RandomResizedCrop(64), ops.ColorJitter(0.4)], **FAST)
+    assert not any(s.kind == "fast" for s in slow.stages)
+
+
+
+def test_model_fast_path_sets_the_cpu_bound_and_verdict() -> None:
+    # Op by op: 3 ms per image (4 threads: 1,333 img/s); the fast path measured 1 ms.
+    d = _model_inputs(0.001, True, e2e_rate=None, fast_seconds=0.1)
+    assert d.bound_rate == pytest.approx(4 / 0.001)
+    assert d.verdict.startswith("CPU-bound on the native fast path: 1.000 ms per image")
+    assert "decode (ROI+DCT) is the largest part (67% when timed op by op)" in d.verdict
+    assert d.bottleneck[0] == "decode (ROI+DCT)"  # the advice still names the biggest part
+    assert not _model_inputs(0.001, True, e2e_rate=3500, fast_seconds=0.1).overhead
+    assert _model_inputs(0.001, True, e2e_rate=1200, fast_seconds=0.1).overhead
+
+
+def test_model_suggests_a_smaller_pack_only_for_large_stored_images() -> None:
+    large = _model_inputs(0.001, True, e2e_rate=None)
+    assert any("pack with --mode raw or --max-side 256" in a for a in large.advice)
+    small = _model_inputs(0.001, True, e2e_rate=None, shape=(192, 256))
+    assert any("pack with --mode raw (decoding 256x192" in a for a in small.advice)
+    assert not any("--max-side" in a for a in small.advice)
