@@ -99,6 +99,47 @@ def test_resume_mid_epoch_is_bit_exact(raw_pack, cut):
     assert resumed.state_dict()["epoch"] == 2 and resumed.state_dict()["batches_yielded"] == 0
 
 
+def test_state_after_leaving_an_epoch_early_then_set_epoch(raw_pack):
+    """A steps-per-epoch cap: break, set_epoch(e + 1), checkpoint. The checkpoint is
+    where this loader continues: the start of epoch e + 1."""
+    first = Loader(raw_pack, 8, pipeline=pipeline(), seed=4, workers=2)
+    first.set_epoch(0)
+    for step, _ in enumerate(first):
+        if step == 1:
+            break
+    first.set_epoch(1)
+    state = first.state_dict()
+    assert (state["epoch"], state["batches_yielded"], state["samples_yielded"]) == (1, 0, 0)
+    expected = epoch_batches(first)  # what the original runs next: all of epoch 1
+    resumed = Loader(raw_pack, 8, pipeline=pipeline(), seed=4, workers=1)
+    resumed.load_state_dict(state)
+    assert same(epoch_batches(resumed), expected)
+
+
+def test_samples_yielded_counts_across_a_resume_and_restarts_each_epoch(raw_pack):
+    def counts(loader):
+        st = loader.state_dict()
+        return st["epoch"], st["batches_yielded"], st["samples_yielded"]
+
+    full = Loader(raw_pack, 8, pipeline=pipeline(), seed=4, workers=2)
+    it = iter(full)
+    for _ in range(3):
+        next(it)
+    assert counts(full) == (0, 3, 24)
+    first = Loader(raw_pack, 8, pipeline=pipeline(), seed=4, workers=2)
+    it = iter(first)
+    next(it), next(it)
+    resumed = Loader(raw_pack, 8, pipeline=pipeline(), seed=4, workers=1)
+    resumed.load_state_dict(first.state_dict())
+    assert counts(resumed) == (0, 2, 16)  # before iterating: the saved position
+    it = iter(resumed)
+    next(it)
+    assert counts(resumed) == counts(full)
+    for _ in it:
+        pass
+    assert counts(resumed) == (1, 0, 0)
+
+
 def test_resume_refuses_other_arguments(raw_pack):
     state = Loader(raw_pack, 8, seed=4, pipeline=pipeline()).state_dict()
     with pytest.raises(ResumeError):

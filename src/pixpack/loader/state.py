@@ -29,32 +29,39 @@ class EpochState:
 
     next_epoch: int = 0
     skip_batches: int = 0  # batches of next_epoch already consumed (from a resume)
+    skip_samples: int = 0  # samples in those batches
     current_epoch: int = -1  # epoch of the running (or last) iteration
-    yielded: int = 0  # batches of current_epoch handed to the consumer
+    yielded: int = 0  # batches of current_epoch handed to the consumer (skipped ones too)
     samples: int = 0  # samples in those batches
     finished: bool = False  # current_epoch was iterated to its end
+    superseded: bool = False  # set_epoch() was called after current_epoch began
 
     def set_epoch(self, epoch: int) -> None:
         if not isinstance(epoch, int) or epoch < 0:
             raise ValueError(f"epoch must be a non-negative integer (got {epoch!r})")
         if epoch != self.next_epoch:
-            self.skip_batches = 0  # a resume offset belongs to its own epoch only
+            # A resume offset belongs to its own epoch only.
+            self.skip_batches, self.skip_samples = 0, 0
         self.next_epoch = epoch
+        # The next iter() runs ``epoch``: that is where this loader continues, even if an
+        # iteration left early (a steps-per-epoch cap) never reached its end.
+        self.superseded = self.current_epoch >= 0
 
     def begin(self) -> tuple[int, int]:
         """Start an iteration: returns (epoch, first batch) and advances next_epoch."""
         epoch, skip = self.next_epoch, self.skip_batches
-        self.current_epoch, self.yielded, self.samples, self.finished = epoch, skip, 0, False
-        self.next_epoch, self.skip_batches = epoch + 1, 0
+        self.current_epoch, self.yielded, self.samples = epoch, skip, self.skip_samples
+        self.finished = self.superseded = False
+        self.next_epoch, self.skip_batches, self.skip_samples = epoch + 1, 0, 0
         return epoch, skip
 
     def snapshot(self, config: dict[str, Any]) -> dict[str, Any]:
         """The state a new loader needs to continue exactly where this one is."""
-        if self.current_epoch < 0 or self.finished:
-            epoch, done = self.next_epoch, self.skip_batches
+        if self.current_epoch < 0 or self.finished or self.superseded:
+            epoch, done, samples = self.next_epoch, self.skip_batches, self.skip_samples
         else:
-            epoch, done = self.current_epoch, self.yielded
-        return {"epoch": epoch, "batches_yielded": done, "samples_yielded": self.samples, **config}
+            epoch, done, samples = self.current_epoch, self.yielded, self.samples
+        return {"epoch": epoch, "batches_yielded": done, "samples_yielded": samples, **config}
 
     def restore(self, state: dict[str, Any], config: dict[str, Any]) -> None:
         for key in _CHECKED:
@@ -65,4 +72,6 @@ class EpochState:
                 )
         self.next_epoch = int(state["epoch"])
         self.skip_batches = int(state["batches_yielded"])
-        self.current_epoch, self.yielded, self.samples, self.finished = -1, 0, 0, False
+        self.skip_samples = int(state.get("samples_yielded", 0))
+        self.current_epoch, self.yielded, self.samples = -1, 0, 0
+        self.finished = self.superseded = False
