@@ -104,6 +104,9 @@ def test_fast_path_only_for_what_it_computes(packs):
     assert plan([ops.RandomResizedCrop(16), ops.ColorJitter(0.4)]) is None
     assert plan([ops.RandomHorizontalFlip(), ops.RandomResizedCrop(16)]) is None
     assert plan([ops.Resize(16), ops.CenterCrop(16)]) is None  # size follows the image
+    # draw_boxes draws at most 8 flips per sample: more go to the general path
+    assert plan([ops.RandomResizedCrop(16), *[ops.RandomHorizontalFlip()] * 8]) is not None
+    assert plan([ops.RandomResizedCrop(16), *[ops.RandomHorizontalFlip()] * 9]) is None
 
 
 def test_checksum_checking_pack_takes_the_general_path(packs, monkeypatch):
@@ -128,6 +131,52 @@ def test_corrupt_sample_is_skipped_exactly_as_before(photos, tmp_path, kind, mon
     # a raw sample whose stored length does not match its shape is refused by both
     # paths (the fast path must not read past it into the next sample)
     assert sum(len(y) for _, y in fast) == 15
+
+
+_DAMAGED_INDEX = """
+import sys
+import numpy as np
+from pixpack import format as fmt
+from pixpack.loader import Loader
+from pixpack import ops
+path, fast = sys.argv[1], sys.argv[2] == "1"
+with open(path, "r+b") as f:
+    header = np.frombuffer(f.read(fmt.HEADER_DTYPE.itemsize), fmt.HEADER_DTYPE)[0]
+    at = int(header["index_offset"])
+    f.seek(at)
+    entry = np.frombuffer(f.read(fmt.INDEX_DTYPE.itemsize), fmt.INDEX_DTYPE).copy()
+    # 2**31 * 2**31 * 4 channels * 1 byte wraps around to 0 == the stored length
+    entry["height"], entry["width"], entry["channels"], entry["nbytes"] = 2**31, 2**31, 4, 0
+    f.seek(at)
+    f.write(entry.tobytes())
+loader = Loader(path, 4, pipeline=[ops.RandomResizedCrop(8)], shuffle=False, workers=1,
+                on_error="skip", channels=4)
+if not fast:
+    loader.pipeline.fused = None
+print(sum(len(y) for _, y in loader))
+"""
+
+
+def test_damaged_index_sizes_that_wrap_around_are_refused(photos, tmp_path):
+    """A flipped index entry whose h * w * c * itemsize overflows to its stored length
+    must not reach the kernel (it read gigabytes past the map: SIGSEGV); both paths
+    skip that sample. Run in a child process: a regression would kill the test run."""
+    import shutil
+    import subprocess
+    import sys
+
+    images = [np.ascontiguousarray(np.dstack([img, img[:, :, :1]])) for img in
+              photo_images(photos, 6)]  # fmt: skip
+    good = write_pack(tmp_path / "good.pixpack", images).path
+    for fast in ("1", "0"):
+        bad = tmp_path / f"bad{fast}.pixpack"
+        shutil.copy(good, bad)
+        run = subprocess.run(
+            [sys.executable, "-c", _DAMAGED_INDEX, str(bad), fast],
+            capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+        assert run.returncode == 0, run.stderr[-2000:]
+        assert run.stdout.split()[-1] == "5"
 
 
 def test_native_draws_equal_the_python_ops():

@@ -210,11 +210,15 @@ def test_resize_chunk_flags_rows_that_do_not_fit(image_of):
         (offsets[0], h, w, c, 1, 1, 0, h, w, 0, 2),  # box leaves the image
         (offsets[0], h, w, 2, 1, 0, 0, 4, 4, 0, 3),  # 2 channels
         (offsets[0], h, w, c, 1, 0, 0, 4, 4, 0, 9),  # slot outside dst
+        # a damaged index: sizes whose products or sums wrap around in int64
+        (offsets[0], 2**31, 2**31, c, 1, 0, 0, 4, 4, 0, 4),
+        (offsets[0], h, w, c, 1, 2**63 - 2, 0, 4, 4, 0, 4),
+        (offsets[0], h, w, c, 1, 0, 2**63 - 2, 4, 4, 0, 4),
     ]
     work = np.full((5, 3, 16, 16), -7.0, np.float32)
-    ok = np.ones(5, np.bool_)
+    ok = np.ones(1 + len(bad), np.bool_)
     resample.resize_chunk(blob, np.array([good, *bad], np.int64), work, None, None, True, True, ok)
-    assert ok.tolist() == [True, False, False, False, False]
+    assert ok.tolist() == [True] + [False] * len(bad)
     assert (work[1:] == -7.0).all()  # nothing written for a rejected row
     assert not (work[0] == -7.0).any()
 
@@ -224,6 +228,10 @@ def test_bad_arguments_raise_value_errors(image_of):
     out = np.empty((8, 8, 3), np.uint8)
     with pytest.raises(ValueError, match="does not fit"):
         resample.resize(img, (0, 0, 500, 10), out)
+    # top + height (and left + width) past INT_MAX: compared without wrapping around
+    for box in ((2**31 - 2, 0, 4, 4), (0, 2**31 - 2, 4, 4)):
+        with pytest.raises(ValueError, match="does not fit"):
+            resample.resize(img, box, out)
     with pytest.raises(ValueError, match="dst"):
         resample.resize(img, (0, 0, 10, 10), np.empty((8, 8, 3), np.int32))
     with pytest.raises(ValueError, match="src"):

@@ -34,6 +34,7 @@
 #include "draw.h"
 #include "glue.h"
 
+#include <limits.h>
 #include <math.h>
 #include <pthread.h>
 #include <stddef.h>
@@ -736,8 +737,9 @@ static PyObject *py_resize(PyObject *self, PyObject *args, PyObject *kwargs)
     }
     if (set_output(&j, &d, 0, chw, kind) < 0)
         goto done;
-    if (top < 0 || left < 0 || bh < 1 || bw < 1 || top + bh > s.shape[0] ||
-        left + bw > s.shape[1] || (j.src_c != j.out_c && j.src_c != 1)) {
+    /* In Py_ssize_t: top + bh in int overflows for a huge top. */
+    if (top < 0 || left < 0 || bh < 1 || bw < 1 || (Py_ssize_t)top + bh > s.shape[0] ||
+        (Py_ssize_t)left + bw > s.shape[1] || (j.src_c != j.out_c && j.src_c != 1)) {
         PyErr_Format(PyExc_ValueError,
                      "resize: box (%d, %d, %d, %d) of a (%zd, %zd, %d) image does not fit "
                      "a %d-channel output",
@@ -832,13 +834,17 @@ static PyObject *py_resize_chunk(PyObject *self, PyObject *args, PyObject *kwarg
         const int64_t *r = rows + i * J_COLS;
         job_t j = proto;
         int64_t h = r[J_H], w = r[J_W], c = r[J_C], item = r[J_ITEM];
-        int fits = h > 0 && w > 0 && (c == 1 || c == 3 || c == 4) && (item == 1 || item == 2) &&
+        /* Every bound in a form that cannot overflow: a damaged index may hold any
+         * height and width (h * w * c * item could wrap around to the stored size). */
+        int64_t len = (int64_t)b.len;
+        int fits = h > 0 && w > 0 && h <= INT_MAX && w <= INT_MAX &&
+                   (c == 1 || c == 3 || c == 4) && (item == 1 || item == 2) &&
                    (c == proto.out_c || c == 1) &&
                    (kind == OUT_F32 || (kind == OUT_U8) == (item == 1)) && r[J_TOP] >= 0 &&
-                   r[J_LEFT] >= 0 && r[J_BH] > 0 && r[J_BW] > 0 && r[J_TOP] + r[J_BH] <= h &&
-                   r[J_LEFT] + r[J_BW] <= w && r[J_OFF] >= 0 &&
-                   r[J_OFF] + h * w * c * item <= (int64_t)b.len && r[J_SLOT] >= 0 &&
-                   r[J_SLOT] < d.shape[0];
+                   r[J_LEFT] >= 0 && r[J_BH] > 0 && r[J_BW] > 0 && r[J_BH] <= h &&
+                   r[J_TOP] <= h - r[J_BH] && r[J_BW] <= w && r[J_LEFT] <= w - r[J_BW] &&
+                   r[J_OFF] >= 0 && r[J_OFF] <= len && w * c * item <= (len - r[J_OFF]) / h &&
+                   r[J_SLOT] >= 0 && r[J_SLOT] < d.shape[0];
         ok[i] = (uint8_t)fits;
         if (!fits)
             continue;

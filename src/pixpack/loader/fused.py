@@ -41,6 +41,7 @@ __all__ = ["FusedPlan", "fused_plan"]
 
 _H_FLIP, _V_FLIP = 1, 2
 _M64 = (1 << 64) - 1
+_MAX_FLIPS = 8  # flips _native/draw.c draws per sample (a fixed array there)
 
 
 class FusedPlan:
@@ -149,4 +150,6 @@ def fused_plan(region_op: Any, rest: tuple[Any, ...]) -> FusedPlan | None:
             flips.append((float(op.p), _V_FLIP))
         else:
             return None
+    if len(flips) > _MAX_FLIPS:
+        return None  # draw_boxes keeps the flip draws in a fixed array
     return FusedPlan(region_op, tuple(flips))
