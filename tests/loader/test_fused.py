@@ -55,6 +55,12 @@ def packs(photos, tmp_path_factory):
         "mixed": write_pack(root / "mixed.pixpack", images, jpeg=[i % 3 == 0 for i in range(24)]),
         "gray": write_pack(root / "gray.pixpack", gray),
         "uint16": write_pack(root / "u16.pixpack", wide),
+        # 8-bit raw and JPEG samples among 16-bit ones: a 16-bit output range
+        "depths": write_pack(
+            root / "depths.pixpack",
+            [w if i % 3 == 0 else img for i, (img, w) in enumerate(zip(images, wide, strict=True))],
+            jpeg=[i % 3 == 1 for i in range(24)],
+        ),
     }
 
 
@@ -84,7 +90,7 @@ PIPELINES = {
 }
 
 
-@pytest.mark.parametrize("kind", ["raw", "jpeg", "mixed", "gray", "uint16"])
+@pytest.mark.parametrize("kind", ["raw", "jpeg", "mixed", "gray", "uint16", "depths"])
 @pytest.mark.parametrize("name", list(PIPELINES))
 def test_fast_path_is_bit_identical(packs, kind, name, monkeypatch):
     pack = packs[kind]

@@ -13,6 +13,7 @@ from pixpack.ops import (
     Pipeline,
     RandomHorizontalFlip,
     RandomResizedCrop,
+    Resize,
     ToOutput,
     sample_rng,
 )
@@ -138,6 +139,24 @@ def test_samples_yielded_counts_across_a_resume_and_restarts_each_epoch(raw_pack
     for _ in it:
         pass
     assert counts(resumed) == (1, 0, 0)
+
+
+@pytest.mark.parametrize("out", ["float32", "uint8"])
+def test_8bit_samples_in_a_16bit_pack_are_widened(photos, tmp_path, out):
+    """One output range per batch: in a pack that also holds 16-bit images an 8-bit
+    sample is scaled to it (v * 257), so it matches its own 16-bit twin."""
+    img = np.ascontiguousarray(photos[0][:40, :60])
+    img[:4, :4] = 255  # a white corner stays exactly white
+    twin = img.astype(np.uint16) * np.uint16(257)
+    pack = write_pack(tmp_path / "depths.pixpack", [img, twin], [0, 1])
+    ops_ = [Resize((20, 30)), *([ToOutput("float32")] if out == "float32" else [])]
+    (x, _), = list(Loader(pack, 2, pipeline=ops_, shuffle=False, workers=1, dtype=out))
+    assert x.dtype == (torch.float32 if out == "float32" else torch.uint16)
+    top = 1.0 if out == "float32" else 65535
+    assert x[0, :, :1, :1].float().eq(top).all() and x[1, :, :1, :1].float().eq(top).all()
+    # rounding: the 8-bit sample was resized in steps of 1/255, its twin in 1/65535
+    step = 1 / 255 if out == "float32" else 257
+    assert (x[0].float() - x[1].float()).abs().max() <= step * 1.0001
 
 
 def test_resume_refuses_other_arguments(raw_pack):

@@ -270,10 +270,15 @@ def run_chunk(
     rows = read.rows(indices)
     seed, sample = read.seed, read.sample
     rng = _thread_rng()
+    # A pack mixing 8- and 16-bit images has a 16-bit output range: an 8-bit result is
+    # widened exactly (255 * 257 = 65535) so white is white in both.
+    widen = spec.pixel_dtype == np.uint16
     for j in todo:
         index = ids[j]
         try:
             img = sample(index, epoch, rows[j], sample_rng(seed, epoch, index, rng))
+            if widen and img.dtype == np.uint8:
+                img = img.astype(np.uint16) * np.uint16(257)
             write_sample(img, work[j], spec, planes)
         except Exception as exc:
             ok[j] = False
