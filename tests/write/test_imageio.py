@@ -84,6 +84,42 @@ def test_16bit_tiff_via_tifffile(tmp_path, rng):
     np.testing.assert_array_equal(load_image(tmp_path / "x.tif"), data)
 
 
+@pytest.mark.parametrize("maxval", [65535, 4095])
+def test_16bit_ppm_is_not_truncated(tmp_path, rng, photos, maxval):
+    """Pillow opens a P6 PPM with maxval > 255 as 8-bit RGB; it is kept as uint16."""
+    photo = photos[0][:24, :32].astype(np.uint32)
+    data = (photo * maxval // 255 ^ rng.integers(0, 3, photo.shape)).astype(np.uint16)
+    header = f"P6\n# a comment\n32 24\n{maxval}\n".encode()
+    (tmp_path / "deep.ppm").write_bytes(header + data.astype(">u2").tobytes())
+    got = load_image(tmp_path / "deep.ppm")
+    assert got.dtype == np.dtype("<u2") and got.shape == (24, 32, 3)
+    np.testing.assert_array_equal(got, data)
+    plain = tmp_path / "plain.ppm"
+    Image.fromarray(photos[0][:24, :32]).save(plain)
+    assert load_image(plain).dtype == np.uint8  # maxval 255 stays 8-bit
+
+
+def test_a_decoder_raising_anything_is_an_unreadable_image(tmp_path, photos):
+    """One changed byte in a TIFF (StripOffsets typed ASCII) makes Pillow raise a
+    TypeError: that is one image to skip, with the cause in the reason."""
+    import struct
+
+    buf = io.BytesIO()
+    Image.fromarray(photos[0][:30, :40]).save(buf, "TIFF")
+    tif = bytearray(buf.getvalue())
+    ifd = struct.unpack_from("<I", tif, 4)[0]
+    for k in range(struct.unpack_from("<H", tif, ifd)[0]):
+        entry = ifd + 2 + 12 * k
+        if struct.unpack_from("<H", tif, entry)[0] == 273:  # StripOffsets
+            struct.pack_into("<H", tif, entry + 2, 2)  # LONG -> ASCII
+    (tmp_path / "damaged.tif").write_bytes(bytes(tif))
+    with pytest.raises(ImageDecodeError) as info:
+        load_image(tmp_path / "damaged.tif")
+    assert info.value.reason.startswith("cannot decode (TypeError")
+    with pytest.raises(ImageDecodeError, match="TypeError"):
+        load_image(Image.open(tmp_path / "damaged.tif"))  # a lazily loaded PIL image too
+
+
 def test_exif_orientation_applied(awkward):
     plain = load_image(awkward["good.jpg"])
     rotated = load_image(awkward["exif6.jpg"])

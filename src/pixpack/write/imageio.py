@@ -23,6 +23,7 @@ source mode                        stored as
 16-bit RGB/RGBA PNG                ``uint16`` 3/4 channels (decoded by OpenCV:
                                    Pillow would truncate them to 8 bits)
 16-bit RGB/RGBA TIFF               ``uint16`` 3/4 channels (``tifffile``)
+16-bit RGB PPM (maxval > 255)      ``uint16`` 3 channels (OpenCV)
 =================================  ==========================================
 
 ``channels`` forces 1, 3 or 4 channels afterwards: colour to gray uses Pillow's
@@ -44,8 +45,10 @@ so damaged entropy-coded data is rejected where Pillow would return garbled bloc
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -98,10 +101,12 @@ def load_image_info(
         path = os.fspath(item)
         if data is None:
             data = read_file(path)
-        array, mode, orientation = _decode_bytes(data, path, channels, max_side)
+        with _any_error_is_undecodable(path):
+            array, mode, orientation = _decode_bytes(data, path, channels, max_side)
     elif isinstance(item, Image.Image):
         path = getattr(item, "filename", "") or "<PIL.Image>"
-        array, mode, orientation = _from_pil(item, path, channels, max_side, draft=False)
+        with _any_error_is_undecodable(path):
+            array, mode, orientation = _from_pil(item, path, channels, max_side, draft=False)
     else:
         path = "<array>"
         array, mode = _from_array(item, max_side)
@@ -112,6 +117,18 @@ def load_image_info(
     after = _mode_name(array)
     conversion = None if after == mode else f"{mode}->{after}"
     return LoadedImage(np.ascontiguousarray(array), mode, conversion, orientation)
+
+
+@contextlib.contextmanager
+def _any_error_is_undecodable(path: str) -> Iterator[None]:
+    """A damaged file can make a decoder raise anything (Pillow: TypeError, IndexError,
+    struct.error...): that is one unreadable image to skip, not a failed pack."""
+    try:
+        yield
+    except ImageDecodeError:
+        raise
+    except Exception as e:
+        raise ImageDecodeError(path, f"cannot decode ({type(e).__name__}: {e})") from None
 
 
 def read_file(path: str | os.PathLike[str]) -> bytes:
@@ -239,14 +256,40 @@ def _normalise_mode(img: Image.Image, path: str, channels: int | None) -> Image.
 
 
 def _sixteen_bit_colour(data: bytes, img: Image.Image) -> str | None:
-    """'RGB'/'RGBA'/'LA' when a 16-bit colour image would be truncated by Pillow."""
+    """'RGB'/'RGBA'/'LA'/'TIFF'/'PPM' when a 16-bit colour image would be truncated by
+    Pillow (which opens 16-bit PNG, TIFF and PPM colour as 8-bit RGB)."""
     if data.startswith(_PNG_SIGNATURE) and len(data) >= 26 and data[24] == 16:
         return {2: "RGB", 6: "RGBA", 4: "LA"}.get(data[25])
+    if img.format == "PPM" and data.startswith(b"P6") and _pnm_maxval(data) > 255:
+        return "PPM"
     if img.format == "TIFF" and img.mode not in _UINT16_MODES:
         bits = getattr(img, "tag_v2", {}).get(258)  # BitsPerSample
         if isinstance(bits, tuple) and len(bits) >= 3 and bits[0] == 16:
             return "TIFF"
     return None
+
+
+def _pnm_maxval(data: bytes) -> int:
+    """The maxval field of a binary PNM header (0 when it cannot be read)."""
+    fields: list[bytes] = []
+    pos, end = 2, min(len(data), 4096)
+    while len(fields) < 3 and pos < end:
+        char = data[pos : pos + 1]
+        if char == b"#":  # a comment runs to the end of the line
+            pos = data.find(b"\n", pos)
+            if pos < 0:
+                return 0
+        elif char.isspace():
+            pos += 1
+        else:
+            start = pos
+            while pos < end and not data[pos : pos + 1].isspace() and data[pos] != ord("#"):
+                pos += 1
+            fields.append(data[start:pos])
+    try:
+        return int(fields[2])
+    except (IndexError, ValueError):
+        return 0
 
 
 def _decode_deep(data: bytes, kind: str, path: str) -> np.ndarray:
@@ -270,7 +313,8 @@ def _decode_deep(data: bytes, kind: str, path: str) -> np.ndarray:
 
     decoded = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
     if decoded is None or decoded.dtype != np.uint16:
-        raise ImageDecodeError(path, "corrupt or truncated 16-bit PNG")
+        name = "PPM" if kind == "PPM" else "PNG"
+        raise ImageDecodeError(path, f"corrupt or truncated 16-bit {name}")
     array = np.asarray(decoded)
     if array.ndim == 2:
         array = array[:, :, None]
