@@ -165,8 +165,18 @@ def header_crc_ok(raw: bytes) -> bool:
 
 
 def encode_metadata(meta: dict[str, Any]) -> bytes:
-    """Metadata is plain JSON (never pickle: opening an untrusted pack runs no code)."""
-    return json.dumps(meta, ensure_ascii=False, sort_keys=True, allow_nan=False).encode("utf-8")
+    """Metadata is plain JSON (never pickle: opening an untrusted pack runs no code).
+
+    UTF-8 text, except that a file or class name that is not valid UTF-8 (Linux hands
+    its bytes to Python as lone surrogates) makes the whole document ASCII with
+    ``\\uXXXX`` escapes: still valid UTF-8 and JSON, and ``os.fsencode`` of the
+    decoded name gives back the original bytes.
+    """
+    text = json.dumps(meta, ensure_ascii=False, sort_keys=True, allow_nan=False)
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError:
+        return json.dumps(meta, ensure_ascii=True, sort_keys=True, allow_nan=False).encode()
 
 
 def decode_metadata(raw: bytes) -> dict[str, Any]:

@@ -271,3 +271,31 @@ def test_metadata_is_plain_json(photo_folder, tmp_path):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         pack(photo_folder, tmp_path / "p2.pixpack", workers=1, quiet=True, max_side=16)
+
+
+def test_names_that_are_not_utf8_pack_and_read_back(tmp_path, photos):
+    """Linux file names are bytes; a Latin-1 class folder and a Latin-1 file that is
+    skipped reach the metadata as lone surrogates (the commit failed on them)."""
+    import os
+    import sys
+
+    if not sys.platform.startswith("linux"):
+        pytest.skip("file names as raw bytes")
+    root = os.path.join(os.fsencode(tmp_path), b"latin1")
+    klass = os.path.join(root, b"caf\xe9")
+    try:
+        os.makedirs(klass)
+    except OSError:
+        pytest.skip("this file system refuses non-UTF-8 names")
+    Image.fromarray(photos[0][:30, :40]).save(os.fsdecode(os.path.join(klass, b"good.png")))
+    with open(os.path.join(klass, b"d\xe9j\xe0.jpg"), "wb") as f:
+        f.write(b"not an image")
+    out = tmp_path / "p.pixpack"
+    with pytest.warns(UserWarning, match="skipped 1"):
+        summary = pack(os.fsdecode(root), out, workers=1, quiet=True)
+    assert summary.num_samples == 1
+    with open_pack(out) as p:
+        assert [os.fsencode(c) for c in p.classes] == [b"caf\xe9"]
+        (skipped,) = p.metadata["skipped"]
+        assert os.fsencode(skipped["path"]).endswith(b"d\xe9j\xe0.jpg")
+
