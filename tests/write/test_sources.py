@@ -80,6 +80,13 @@ def test_fingerprint_sees_changes_without_reading(tricky_tree):
     assert ImageFolderSource(tricky_tree).fingerprint() != first
 
 
+def test_fingerprint_does_not_depend_on_how_the_root_was_written(tricky_tree, monkeypatch):
+    """Resume and cache keys: "data" from its parent and "/abs/data" are one source."""
+    monkeypatch.chdir(tricky_tree.parent)
+    relative = ImageFolderSource(tricky_tree.name).fingerprint()
+    assert relative == ImageFolderSource(tricky_tree.resolve()).fingerprint()
+
+
 def _csv(tmp_path, text, name="list.csv"):
     path = tmp_path / name
     path.write_text(text, encoding="utf-8")
@@ -124,6 +131,33 @@ def test_csv_bad_rows_name_file_and_line(tmp_path, text, line, what):
         CsvSource(path)
     message = str(info.value)
     assert message.startswith(f"{path}:{line}: ")
+    assert what in message and "\n" not in message
+
+
+@pytest.mark.parametrize(
+    "data, line, what",
+    [
+        ("imgs/a.jpg,caf\u00e9\nimgs/b.jpg,th\u00e9\n".encode("cp1252"), 1, "not UTF-8 text"),
+        (b"imgs/a.jpg,1\nimgs/b.jpg,0\nimgs/d\x00.jpg,0\n", 3, "NUL byte"),
+        (
+            b"path,label\n"
+            + b"".join(
+                (b'"' if i == 2 else b"") + b"imgs/a.jpg,%d\n" % (i % 2) for i in range(20000)
+            ),
+            None,
+            "unbalanced quote",
+        ),
+    ],
+)
+def test_csv_undecodable_or_unparsable_files_name_the_line(tmp_path, data, line, what):
+    """A spreadsheet's cp1252 export, a NUL byte, a stray quote that swallows the rest
+    of the file into one field: one line naming file:line, no traceback."""
+    path = tmp_path / "list.csv"
+    path.write_bytes(data)
+    with pytest.raises(SourceFormatError) as info:
+        CsvSource(path)
+    message = str(info.value)
+    assert message.startswith(f"{path}:{line if line is not None else ''}")
     assert what in message and "\n" not in message
 
 

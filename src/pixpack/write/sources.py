@@ -12,11 +12,12 @@ In-memory Python sources return ``None``: they cannot be fingerprinted cheaply.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import hashlib
 import os
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
@@ -60,7 +61,7 @@ def _stat_digest(paths: Sequence[str], extra: bytes = b"") -> str:
         try:
             st = os.stat(path)
             h.update(f"{path}\0{st.st_size}\0{st.st_mtime_ns}\n".encode("utf-8", "surrogateescape"))
-        except OSError:
+        except (OSError, ValueError):  # ValueError: a NUL byte in the path
             h.update(f"{path}\0missing\n".encode("utf-8", "surrogateescape"))
     return h.hexdigest()
 
@@ -95,8 +96,9 @@ class _FileListSource:
 
     def fingerprint(self) -> str:
         if self._fingerprint is None:
+            # Absolute: "data/x" and "/home/me/data/x" are the same source (resume, cache).
             self._fingerprint = _stat_digest(
-                [p for p, _ in self._samples], self._extra_fingerprint()
+                [os.path.abspath(p) for p, _ in self._samples], self._extra_fingerprint()
             )
         return self._fingerprint
 
@@ -167,8 +169,9 @@ class CsvSource(_FileListSource):
             f = open(self.path, encoding="utf-8-sig", newline="")
         except FileNotFoundError:
             raise EmptySourceError(f"{self.path}: no such CSV file; check the path.") from None
-        with f:
+        with f, _csv_errors(self.path) as readers:
             reader = csv.reader(f, delimiter=delimiter)
+            readers.append(reader)
             for row in reader:
                 line = reader.line_num
                 if not row or (len(row) == 1 and not row[0].strip()):
@@ -185,6 +188,8 @@ class CsvSource(_FileListSource):
                 item, label = row[0].strip(), row[1].strip()
                 if not item:
                     raise SourceFormatError(f"{where}: empty path — give the image's path.")
+                if "\0" in item:
+                    raise SourceFormatError(f"{where}: the path contains a NUL byte — fix the row.")
                 if not label:
                     raise SourceFormatError(
                         f"{where}: empty label — give a class name or an integer class index."
@@ -227,6 +232,36 @@ class CsvSource(_FileListSource):
     def _extra_fingerprint(self) -> bytes:
         with open(self.path, "rb") as f:
             return hashlib.sha256(f.read()).digest()
+
+
+@contextlib.contextmanager
+def _csv_errors(path: str) -> Iterator[list[Any]]:
+    """Undecodable bytes and csv module errors as one-line SourceFormatErrors naming the
+    line; the caller appends its ``csv.reader`` to the yielded list."""
+    readers: list[Any] = []
+    try:
+        yield readers
+    except UnicodeDecodeError as e:
+        line = _first_undecodable_line(path)
+        raise SourceFormatError(
+            f"{path}:{line}: not UTF-8 text (byte 0x{e.object[e.start]:02x}) — save the file "
+            "as UTF-8 (e.g. 'CSV UTF-8' in a spreadsheet program)."
+        ) from None
+    except csv.Error as e:
+        line = readers[0].line_num if readers else 0
+        raise SourceFormatError(
+            f'{path}:{line}: {e} — check for an unbalanced quote (") before this line.'
+        ) from None
+
+
+def _first_undecodable_line(path: str) -> int:
+    with open(path, "rb") as f:
+        for number, raw in enumerate(f, start=1):
+            try:
+                raw.decode("utf-8")
+            except UnicodeDecodeError:
+                return number
+    return 0
 
 
 class SequenceSource:
