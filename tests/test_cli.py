@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from pixpack import format as fmt
 from pixpack import sample_data
 from pixpack.cli import main as cli_main
 from pixpack.options import PackOptions
@@ -103,6 +104,22 @@ def test_verify_ok_then_damaged(packed, tmp_path):
     assert proc.returncode == 1
     assert "sample 5: checksum mismatch" in proc.stdout
     assert_one_line_error(proc, 1, "1 damaged sample(s): 5")
+
+
+def test_info_on_a_flipped_label_bit(packed, tmp_path):
+    """A label is an unverified index field: a flipped high bit must not make info try
+    to allocate a counter per possible label (8 TiB: MemoryError traceback)."""
+    damaged = tmp_path / "label.pixpack"
+    blob = bytearray(packed.read_bytes())
+    at = int(open_pack(packed).header["index_offset"]) + fmt.INDEX_DTYPE.fields["label"][1]
+    blob[at + 5] ^= 0x01  # bit 40 of sample 0's label
+    damaged.write_bytes(bytes(blob))
+    proc = pixpack("info", damaged)
+    assert proc.returncode == 0 and "Traceback" not in proc.stderr
+    assert "1 with a label outside the class list" in proc.stdout
+    info = json.loads(pixpack("info", damaged, "--json").stdout)
+    assert info["labels_out_of_range"] == 1
+    assert sum(c["count"] for c in info["classes"]) == 11
 
 
 def test_export_then_repack(packed, tmp_path):

@@ -52,6 +52,22 @@ def test_unlabeled_and_odd_class_names(tmp_path, mixed_images):
     assert class_dir_name("ok name é") == "ok name é"
 
 
+def test_classes_that_would_share_a_folder_stay_apart(tmp_path, mixed_images):
+    """Two classes "x/y" and "x_y" both make "x_y" (a class may be "_unlabeled" too):
+    merged, a re-pack would lose a class."""
+    path = build_pack(tmp_path / "p.pixpack", mixed_images[:4], [0, 1, 2, -1],
+                      classes=["x/y", "x_y", "_unlabeled"])  # fmt: skip
+    out = tmp_path / "out"
+    export(path, out, progress=False)
+    folders = {p.name: sorted(f.name for f in p.iterdir()) for p in out.iterdir()}
+    assert folders == {
+        "x_y": ["00000000.png"],
+        "x_y~1": ["00000001.png"],
+        "_unlabeled~2": ["00000002.png"],
+        "_unlabeled": ["00000003.png"],
+    }
+
+
 def test_export_then_repack_round_trip(tmp_path, mixed_pack, mixed_images, mixed_modes):
     """Raw samples come back bit-exact; JPEG samples come back as the same JPEG pixels."""
     packer = pytest.importorskip("pixpack.write.packer")

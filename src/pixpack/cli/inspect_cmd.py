@@ -76,7 +76,10 @@ def pack_info(path: str) -> dict[str, Any]:
             itemsize[dtypes == code] = cast(np.dtype, dtype).itemsize
         decoded = int((heights.astype(np.int64) * widths * channels * itemsize).sum())
         classes = pack.classes
-        counts = np.bincount(labels[labels >= 0], minlength=len(classes))
+        # Labels come from the (unverified) index: a flipped bit can make one huge,
+        # and bincount would try to allocate that many counters.
+        known = (labels >= 0) & (labels < len(classes))
+        counts = np.bincount(labels[known], minlength=len(classes))
         stored = int(nbytes.sum())
         info = {
             "path": str(pack.path),
@@ -89,6 +92,7 @@ def pack_info(path: str) -> dict[str, Any]:
                 for i, name in enumerate(classes)
             ],
             "unlabeled": int((labels < 0).sum()),
+            "labels_out_of_range": int((labels >= len(classes)).sum()),
             "modes": _histogram(np.asarray(index["mode"]), fmt.MODE_NAMES),
             "dtypes": _histogram(dtypes, {c: str(d) for c, d in fmt.DTYPE_FROM_CODE.items()}),
             "channels": _histogram(channels, {c: str(c) for c in (1, 2, 3, 4)}),
@@ -120,6 +124,11 @@ def _format_info(info: dict[str, Any]) -> str:
         f"created {info['created'] or '?'})",
         f"samples:   {info['samples']}" + (
             f" ({info['unlabeled']} unlabeled)" if info["unlabeled"] else ""
+        ) + (
+            f" ({info['labels_out_of_range']} with a label outside the class list: a damaged "
+            "index? run pixpack verify)"
+            if info["labels_out_of_range"]
+            else ""
         ),
         "storage:   " + ", ".join(f"{k} {v}" for k, v in info["modes"].items())
         + (

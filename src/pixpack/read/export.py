@@ -3,7 +3,9 @@
 Raw samples become lossless PNG (8- or 16-bit, 1/3/4 channels); JPEG samples are
 written as their stored bytes, never re-encoded, so export then re-pack loses
 nothing. Files are named by sample index, ``OUT/<class>/<index:08d>.png|.jpg``;
-unlabelled samples go to ``OUT/_unlabeled``.
+unlabelled samples go to ``OUT/_unlabeled``. Class names become one path component
+each (``/`` and ``\\`` replaced by ``_``); two classes that would share a folder keep
+apart with ``~<class index>`` appended to the later one.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from ..errors import UsageError
 from ..progress import Progress
 from .pack import Pack, open_pack
 
-__all__ = ["export", "class_dir_name"]
+__all__ = ["export", "class_dir_name", "class_dir_names"]
 
 UNLABELED = "_unlabeled"
 
@@ -26,6 +28,21 @@ def class_dir_name(name: str) -> str:
     """A class name as one safe path component (non-ASCII kept as is)."""
     safe = name.replace("/", "_").replace("\\", "_").replace("\x00", "_")
     return "_" + safe if safe in ("", ".", "..") else safe
+
+
+def class_dir_names(classes: list[str]) -> list[str]:
+    """One distinct folder per class: ``x/y`` and ``x_y`` (or a class named like the
+    unlabelled folder) must not share a folder, or a re-pack would merge them. A later
+    clash gets ``~<class index>`` appended."""
+    taken = {UNLABELED}
+    names = []
+    for i, name in enumerate(classes):
+        folder = class_dir_name(name)
+        while folder in taken:
+            folder = f"{folder}~{i}"
+        taken.add(folder)
+        names.append(folder)
+    return names
 
 
 def _png(image: np.ndarray) -> bytes:
@@ -56,7 +73,7 @@ def export(
     pack = pack_or_path if isinstance(pack_or_path, Pack) else open_pack(pack_or_path)
     out = Path(out_dir)
     classes = pack.classes
-    names = [class_dir_name(c) for c in classes]
+    names = class_dir_names(classes)
     labels = pack.targets
     used = np.unique(labels).tolist()
     for label in used:
@@ -80,4 +97,3 @@ def export(
                 f.write(data)
             bar.update(1)
     return len(pack)
-
