@@ -236,6 +236,53 @@ def test_resume_with_other_options_raises(photo_folder, tmp_path):
     np.testing.assert_array_equal(index_a, index_b)
 
 
+def test_strict_resume_fails_on_images_an_earlier_run_skipped(photo_folder, tmp_path):
+    """strict is not part of what a partial pack was written with; a strict resume
+    must still not accept the unreadable files the first run skipped."""
+    import shutil
+
+    root = tmp_path / "src"
+    shutil.copytree(photo_folder, root)
+    first_class = sorted(p for p in root.iterdir() if p.is_dir())[0]
+    bad = first_class / "000_bad.jpg"  # sorts first: skipped before the interruption
+    bad.write_text("not an image")
+    out = tmp_path / "s.pixpack"
+    with pytest.raises(KeyboardInterrupt), pytest.warns(UserWarning):
+        pack(_Interrupting(root, after=5), out, workers=1, quiet=True)
+    with pytest.raises(ImageDecodeError) as info:
+        pack(_Interrupting(root, after=None), out, workers=1, quiet=True, resume=True,
+             strict=True)  # fmt: skip
+    assert info.value.path == str(bad)
+    assert not out.exists() and not leftovers(out)  # strict: nothing is kept
+
+
+def test_resume_clears_a_header_left_by_an_interrupted_commit(tmp_path):
+    """Ctrl-C between the commit's header write and its rename leaves a partial file
+    with a valid header; once resumed (and growing again) it must not open as a pack."""
+    from pixpack.errors import NotAPackError
+    from pixpack.write.writer import PackWriter
+
+    out = tmp_path / "h.pixpack"
+    writer = PackWriter(out, {"k": 1}).start()
+    for i in range(3):
+        writer.append(bytes(12), source_index=i, height=2, width=2, channels=3,
+                      dtype_code=0, mode_code=fmt.MODE_RAW, label=0)  # fmt: skip
+    writer.abort(keep_partial=True)
+    tmp = partial_paths(out)[0]
+    with open(tmp, "r+b") as f:  # what the interrupted commit had written
+        f.write(fmt.encode_header(num_samples=3, data_offset=fmt.DATA_ALIGN))
+    writer = PackWriter(out, {"k": 1}).resume()
+    assert writer.next_source_index == 3
+    writer.append(bytes(12), source_index=3, height=2, width=2, channels=3, dtype_code=0,
+                  mode_code=fmt.MODE_RAW, label=0)  # fmt: skip
+    writer.flush()
+    assert tmp.read_bytes()[: fmt.HEADER_SIZE] == bytes(fmt.HEADER_SIZE)
+    with pytest.raises(NotAPackError):
+        open_pack(tmp)
+    writer.commit({"classes": ["a"]})
+    assert len(open_pack(out)) == 4
+
+
 class _Interrupting:
     """An ImageFolder source whose load() raises KeyboardInterrupt at item ``after``."""
 
@@ -298,4 +345,3 @@ def test_names_that_are_not_utf8_pack_and_read_back(tmp_path, photos):
         assert [os.fsencode(c) for c in p.classes] == [b"caf\xe9"]
         (skipped,) = p.metadata["skipped"]
         assert os.fsencode(skipped["path"]).endswith(b"d\xe9j\xe0.jpg")
-

@@ -144,6 +144,10 @@ def pack(
     kept_source = 0  # source JPEGs stored as is (reencode="auto"), in this run
     started = time.perf_counter()
     try:
+        if options.strict and first > 0:
+            earlier = writer.skipped()  # skipped by an earlier run that was not strict
+            if earlier:
+                raise ImageDecodeError(earlier[0]["path"], earlier[0]["reason"])
         with (
             _sigterm_as_interrupt(),
             # Writeback overlaps decoding. Not with forked workers: forking a process

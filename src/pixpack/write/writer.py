@@ -125,6 +125,9 @@ class PackWriter:
         self.next_source_index = int(records[-1]["source_index"]) + 1 if keep else 0
         # Truncate both files to what the surviving records describe.
         self._data = open(self.tmp_path, "r+b")
+        # A commit interrupted between writing the header and the rename left a valid
+        # header: zero it, or a partial file that grows again would look like a pack.
+        self._data.write(b"\x00" * fmt.HEADER_SIZE)
         self._data.truncate(self._end)
         self._data.seek(self._end)
         self._journal = open(self.journal_path, "r+b")
