@@ -346,13 +346,16 @@ def test_choose_scale_exhaustive_grid() -> None:
             for oh in range(1, 40):
                 for ow in (1, 7, 23, 39):
                     d = jpeg.choose_scale(rh, rw, oh, ow)
-                    covers = [-(-rh // s) >= oh and -(-rw // s) >= ow for s in (1, 2, 4, 8)]
+                    covers = [rh / s >= oh and rw / s >= ow for s in (1, 2, 4, 8)]
                     best = max(
                         [s for s, ok in zip((1, 2, 4, 8), covers, strict=True) if ok], default=1
                     )
                     assert d == best, (rh, rw, oh, ow)
     assert jpeg.choose_scale(375, 500, 224, 224) == 1
     assert jpeg.choose_scale(1200, 1600, 224, 224) == 4
+    # the region's own size decides, not the pixels a scaled decode rounds it out to
+    assert jpeg.choose_scale(1, 1, 1, 1) == 1  # a 1-pixel crop is that pixel
+    assert jpeg.choose_scale(9, 9, 2, 2) == 4  # not 8: 9/8 source pixels per output
     with pytest.raises(UsageError):
         jpeg.choose_scale(0, 10, 5, 5)
 

@@ -77,9 +77,12 @@ def _ceil_div(a: int, b: int) -> int:
 def choose_scale(region_h: int, region_w: int, out_h: int, out_w: int) -> int:
     """The largest DCT denominator whose scaled region still covers ``out_h x out_w``.
 
-    That is the largest ``d`` in (8, 4, 2, 1) with ``ceil(region_h/d) >= out_h`` and
-    ``ceil(region_w/d) >= out_w``; 1 when even the full resolution is smaller (the
-    resize then upsamples, as it would without DCT scaling).
+    That is the largest ``d`` in (8, 4, 2, 1) with ``region_h / d >= out_h`` and
+    ``region_w / d >= out_w``; 1 when even the full resolution is smaller (the resize
+    then upsamples, as it would without DCT scaling). The region's own size counts, not
+    the pixels the scaled decode rounds it out to: a 9-pixel region at 1/8 gives 2
+    pixels, but they are averages of 16 source pixels, not 2 pixels' worth of detail
+    (and a 1-pixel crop at 1/8 would be its 8x8 block's average, not itself).
     """
     if min(region_h, region_w, out_h, out_w) < 1:
         raise UsageError(
@@ -87,7 +90,7 @@ def choose_scale(region_h: int, region_w: int, out_h: int, out_w: int) -> int:
             f"output {out_h}x{out_w})."
         )
     for d in (8, 4, 2):
-        if _ceil_div(region_h, d) >= out_h and _ceil_div(region_w, d) >= out_w:
+        if region_h >= out_h * d and region_w >= out_w * d:
             return d
     return 1
 
