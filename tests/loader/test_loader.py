@@ -159,6 +159,20 @@ def test_8bit_samples_in_a_16bit_pack_are_widened(photos, tmp_path, out):
     assert (x[0].float() - x[1].float()).abs().max() <= step * 1.0001
 
 
+@pytest.mark.parametrize("channels", [1, 4])
+def test_channels_the_store_cannot_make_are_refused_up_front(raw_pack, channels):
+    """RGB samples cannot become 1 or 4 channels in the batch store (only gray ones are
+    widened): a UsageError at construction, not a LoaderError for every sample."""
+    with pytest.raises(UsageError, match=f"batch has channels={channels}.*--channels"):
+        Loader(raw_pack, 8, pipeline=[RandomResizedCrop(16)], channels=channels)
+    # a plain callable may change the channel count: not refused on a guess
+    to_gray = lambda img: np.ascontiguousarray(img[:, :, :1])  # noqa: E731
+    if channels == 1:
+        x, _ = next(iter(Loader(raw_pack, 8, pipeline=[RandomResizedCrop(16), to_gray],
+                                channels=1)))  # fmt: skip
+        assert x.shape == (8, 1, 16, 16)
+
+
 def test_resume_refuses_other_arguments(raw_pack):
     state = Loader(raw_pack, 8, seed=4, pipeline=pipeline()).state_dict()
     with pytest.raises(ResumeError):

@@ -108,6 +108,14 @@ class SamplePlan:
         self.steps: tuple[tuple[Callable[..., Any] | None, Callable[..., Any]], ...] = tuple(steps)
         self.fused: FusedPlan | None = fused_plan(self.region_op, tuple(rest))
 
+    @property
+    def shapes_known(self) -> bool:
+        """Whether :meth:`output_shape` is exact: only pixpack ops, whose output shapes
+        are declared (a plain callable or ``PythonOp`` is only assumed to keep it)."""
+        from ..ops import PythonOp
+
+        return all(_is_op(op) and not isinstance(op, PythonOp) for op in self.ops)
+
     def output_shape(self, shape: tuple[int, int, int]) -> tuple[int, int, int]:
         """Shape of the output for an input of ``shape`` (plain callables are assumed
         to keep the shape)."""

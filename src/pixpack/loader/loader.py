@@ -44,8 +44,8 @@ class Loader:
     NHWC memory, torch's ``channels_last`` format) of ``dtype``; ``labels`` is int64.
     Float outputs are scaled to [0, 1] and then normalised by a trailing
     ``Normalize(mean, std)`` of the pipeline (fused, [0, 1] units); ``dtype="uint8"``
-    gives the raw pixels (uint16 for 16-bit packs). Images with fewer channels than
-    the pack's widest (gray in an RGB pack) are replicated to ``channels``.
+    gives the raw pixels (uint16 for 16-bit packs). 1-channel images (gray in an RGB
+    pack) are replicated to ``channels``; other channel changes are a UsageError.
 
     Batches are a pure function of ``(seed, epoch, rank, world_size, batch_size,
     shuffle, drop_last)``: bit-identical whatever ``workers``. Unless
@@ -135,6 +135,17 @@ class Loader:
             if channels not in (1, 3, 4):
                 raise UsageError(f"channels must be None, 1, 3 or 4 (got {channels!r}).")
             out_c = channels
+        # The batch store only replicates 1-channel images; say so now, not per sample.
+        present = np.flatnonzero(np.bincount(np.asarray(index["channels"]), minlength=5))
+        for c in present.tolist() if self.pipeline.shapes_known else ():
+            got = self.pipeline.output_shape((first[0], first[1], c))[2]
+            if got not in (1, out_c):
+                raise UsageError(
+                    f"{getattr(self.pack, 'path', 'the pack')}: the pipeline gives "
+                    f"{got}-channel images but the batch has channels={out_c}; only 1-channel "
+                    f"images are widened. Re-pack with channels={out_c} (pixpack pack "
+                    f"--channels {out_c}) or drop the channels argument."
+                )
         if normalize is not None and dtype == "uint8":
             raise UsageError(
                 "Normalize needs a float dtype; use dtype='float32' (or drop Normalize)."
