@@ -136,8 +136,9 @@ class Loader:
                 raise UsageError(f"channels must be None, 1, 3 or 4 (got {channels!r}).")
             out_c = channels
         # The batch store only replicates 1-channel images; say so now, not per sample.
-        present = np.flatnonzero(np.bincount(np.asarray(index["channels"]), minlength=5))
-        for c in present.tolist() if self.pipeline.shapes_known else ():
+        counts = np.asarray(index["channels"])  # a view of the map: no per-sample copy
+        present = [c for c in (1, 2, 3, 4) if self.pipeline.shapes_known and (counts == c).any()]
+        for c in present:
             got = self.pipeline.output_shape((first[0], first[1], c))[2]
             if got not in (1, out_c):
                 raise UsageError(
