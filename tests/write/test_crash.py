@@ -52,12 +52,13 @@ def _journal_records(out: Path) -> int:
     return max(0, (journal.stat().st_size - 4096) // JOURNAL_DTYPE.itemsize)
 
 
-def _start_child(folder: Path, out: Path) -> subprocess.Popen:
+def _start_child(folder: Path, out: Path, own_group: bool = False) -> subprocess.Popen:
     # Output goes to a file, not a pipe: orphaned workers would hold a pipe open.
     with open(out.with_name("child.log"), "w") as log:
         return subprocess.Popen(
-            [sys.executable, "-c", _CHILD, str(folder), str(out)], stdout=log, stderr=log
-        )
+            [sys.executable, "-c", _CHILD, str(folder), str(out)], stdout=log, stderr=log,
+            start_new_session=own_group,
+        )  # fmt: skip
 
 
 def _child_output(out: Path) -> str:
@@ -135,6 +136,32 @@ def test_sigterm_and_ctrl_c_keep_the_partial_pack(small_folder, reference, tmp_p
     stderr = _child_output(out)
     assert "resume=True" in stderr and "--resume" in stderr
     assert not _kill_all(workers)
+    assert not out.exists() and partial_paths(out)[0].exists()
+    summary = pack(small_folder, out, workers=1, max_side=48, quiet=True, resume=True)
+    assert summary.num_samples == 300
+    _assert_same_pack(out, reference)
+
+
+def test_sigterm_to_the_whole_process_group_keeps_the_partial_pack(
+    small_folder, reference, tmp_path
+):
+    """A batch scheduler (SLURM's scancel, a closed terminal) signals the parent and its
+    worker processes at once: workers leave stopping to the parent, which keeps the
+    partial pack and says how to resume (workers dying first broke the pool)."""
+    out = tmp_path / "g.pixpack"
+    child = _start_child(small_folder, out, own_group=True)
+    _wait_for_progress(child, out, 64)
+    workers = psutil.Process(child.pid).children()
+    assert workers, "process workers expected"
+    os.killpg(child.pid, signal.SIGTERM)
+    try:
+        child.wait(timeout=20)
+    finally:
+        child.kill()
+        _kill_all(workers)
+    assert child.returncode != 0
+    stderr = _child_output(out)
+    assert "resume=True" in stderr and "BrokenProcessPool" not in stderr, stderr[-2000:]
     assert not out.exists() and partial_paths(out)[0].exists()
     summary = pack(small_folder, out, workers=1, max_side=48, quiet=True, resume=True)
     assert summary.num_samples == 300
