@@ -115,6 +115,30 @@ def test_fast_path_only_for_what_it_computes(packs):
     assert plan([ops.RandomResizedCrop(16), *[ops.RandomHorizontalFlip()] * 9]) is None
 
 
+@pytest.mark.parametrize("jpeg", [False, True])
+def test_gray_samples_of_an_rgba_batch_get_an_opaque_alpha(photos, tmp_path, jpeg, monkeypatch):
+    """channels=4 widens a gray sample to gray, gray, gray, opaque (not gray alpha), on
+    both paths, raw or JPEG."""
+    images = photo_images(photos, 12)
+    mixed = [
+        np.ascontiguousarray(img[:, :, :1]) if i % 2 else np.dstack([img, img[:, :, :1]])
+        for i, img in enumerate(images)
+    ]
+    pack = write_pack(
+        tmp_path / "rgba.pixpack", mixed, jpeg=[jpeg and i % 2 == 1 for i in range(12)]
+    )
+    for output in (ops.ToOutput("uint8"), ops.Normalize(0.5, 0.5)):
+        pipeline = [ops.RandomResizedCrop(16), ops.RandomHorizontalFlip(), output]
+        fast = batches(pack, pipeline, True, monkeypatch, channels=4, shuffle=False)
+        slow = batches(pack, pipeline, False, monkeypatch, channels=4, shuffle=False)
+        assert_same(fast, slow)
+        x = torch.cat([b for b, _ in fast])
+        top = 255 if output.__class__ is ops.ToOutput else 1.0  # (1 - 0.5) / 0.5
+        assert (x[1::2, 3] == top).all()  # gray samples: opaque
+        assert torch.equal(x[1::2, 0], x[1::2, 1]) and torch.equal(x[1::2, 0], x[1::2, 2])
+        assert not (x[0::2, 3] == top).all()  # RGBA samples keep their own alpha
+
+
 def test_checksum_checking_pack_takes_the_general_path(packs, monkeypatch):
     """sample_spans marks every entry of a checking pack as not inside, so each one is
     read (and its CRC checked) by sample_bytes; the output does not change."""

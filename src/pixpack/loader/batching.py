@@ -125,6 +125,14 @@ class SamplePlan:
         return shape
 
 
+def _gray_to_rgba(img: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    """Gray replicated to R, G and B, with an opaque alpha (as packing converts LA)."""
+    out = np.empty((*img.shape[:2], 4), dtype)
+    out[:, :, :3] = img
+    out[:, :, 3] = np.iinfo(dtype).max
+    return out
+
+
 def _flip_h(img: np.ndarray, flip: bool) -> np.ndarray:
     return img[:, ::-1] if flip else img
 
@@ -281,12 +289,15 @@ def run_chunk(
     # A pack mixing 8- and 16-bit images has a 16-bit output range: an 8-bit result is
     # widened exactly (255 * 257 = 65535) so white is white in both.
     widen = spec.pixel_dtype == np.uint16
+    rgba = spec.channels == 4  # a gray sample gets an opaque alpha, not a gray one
     for j in todo:
         index = ids[j]
         try:
             img = sample(index, epoch, rows[j], sample_rng(seed, epoch, index, rng))
             if widen and img.dtype == np.uint8:
                 img = img.astype(np.uint16) * np.uint16(257)
+            if rgba and img.ndim == 3 and img.shape[2] == 1:
+                img = _gray_to_rgba(img, spec.pixel_dtype)
             write_sample(img, work[j], spec, planes)
         except Exception as exc:
             ok[j] = False

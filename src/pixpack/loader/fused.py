@@ -82,20 +82,24 @@ class FusedPlan:
         channels = read.channels[indices].astype(np.int64)
         items = read.itemsize_table[read.dtype_code[indices]]
         buffer, offsets, nbytes = read.pack.sample_spans(indices)
-        # Samples of another bit depth than the output range (8-bit images in a pack
-        # that also holds 16-bit ones) are widened by the general path.
+        # Left to the general path: samples of another bit depth than the output range
+        # (8-bit among 16-bit images: widened) and gray samples of an RGBA batch (they
+        # get an opaque alpha); the kernels only copy or replicate channels.
         depth = spec.pixel_dtype.itemsize
+        plain = ~((spec.channels == 4) & (channels == 1))
         raw = (
             (modes == fmt.MODE_RAW)
             & (nbytes == heights * widths * channels * items)
             & (items == depth)
+            & plain
         )
+        jpeg = (modes == fmt.MODE_JPEG) & (depth == 1) & plain
         chw = spec.layout == "NCHW"
         alpha, beta = (spec.alpha, spec.beta) if spec.is_float else (None, None)
         rest: list[int] = []
         for j in np.flatnonzero(~raw).tolist():
             top, left, bh, bw, flip = boxes[j].tolist()
-            if modes[j] == fmt.MODE_JPEG and depth == 1 and self._jpeg(
+            if jpeg[j] and self._jpeg(
                 read, int(indices[j]), (top, left, bh, bw), flip, work[j], chw, alpha, beta
             ):
                 ok[j] = True

@@ -45,7 +45,8 @@ class Loader:
     Float outputs are scaled to [0, 1] and then normalised by a trailing
     ``Normalize(mean, std)`` of the pipeline (fused, [0, 1] units); ``dtype="uint8"``
     gives the raw pixels (uint16 for 16-bit packs). 1-channel images (gray in an RGB
-    pack) are replicated to ``channels``; other channel changes are a UsageError.
+    pack) are replicated to ``channels`` (with an opaque alpha for 4); other channel
+    changes are a UsageError.
 
     Batches are a pure function of ``(seed, epoch, rank, world_size, batch_size,
     shuffle, drop_last)``: bit-identical whatever ``workers``. Unless
