@@ -120,52 +120,51 @@ def test_sigkill_leaves_no_pack_and_resume_completes(small_folder, reference, tm
     _assert_same_pack(out, reference)
 
 
-@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
-def test_sigterm_and_ctrl_c_keep_the_partial_pack(small_folder, reference, tmp_path, sig):
-    out = tmp_path / "t.pixpack"
-    child = _start_child(small_folder, out)
+def _signal_mid_pack(folder: Path, out: Path, send, own_group: bool = False):
+    """Start a packing child, call ``send(pid)`` once it has written 64 records and wait
+    for it to exit; returns its worker processes (gone by then) and its output."""
+    child = _start_child(folder, out, own_group)
     _wait_for_progress(child, out, 64)
     workers = psutil.Process(child.pid).children()
-    os.kill(child.pid, sig)
+    send(child.pid)
     try:
         child.wait(timeout=20)
     finally:
         child.kill()
         _kill_all(workers)
     assert child.returncode != 0
-    stderr = _child_output(out)
-    assert "resume=True" in stderr and "--resume" in stderr
-    assert not _kill_all(workers)
+    return workers, _child_output(out)
+
+
+def _resume_completes(folder: Path, out: Path, reference: Path) -> None:
     assert not out.exists() and partial_paths(out)[0].exists()
-    summary = pack(small_folder, out, workers=1, max_side=48, quiet=True, resume=True)
+    summary = pack(folder, out, workers=1, max_side=48, quiet=True, resume=True)
     assert summary.num_samples == 300
     _assert_same_pack(out, reference)
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_sigterm_and_ctrl_c_keep_the_partial_pack(small_folder, reference, tmp_path, sig):
+    out = tmp_path / "t.pixpack"
+    workers, stderr = _signal_mid_pack(small_folder, out, lambda pid: os.kill(pid, sig))
+    assert "resume=True" in stderr and "--resume" in stderr
+    assert not _kill_all(workers)
+    _resume_completes(small_folder, out, reference)
 
 
 def test_sigterm_to_the_whole_process_group_keeps_the_partial_pack(
     small_folder, reference, tmp_path
 ):
     """A batch scheduler (SLURM's scancel, a closed terminal) signals the parent and its
-    worker processes at once: workers leave stopping to the parent, which keeps the
-    partial pack and says how to resume (workers dying first broke the pool)."""
+    worker processes at once: the partial pack is still kept, the message says how to
+    resume, and the resume gives the same bytes."""
     out = tmp_path / "g.pixpack"
-    child = _start_child(small_folder, out, own_group=True)
-    _wait_for_progress(child, out, 64)
-    workers = psutil.Process(child.pid).children()
+    workers, stderr = _signal_mid_pack(
+        small_folder, out, lambda pid: os.killpg(pid, signal.SIGTERM), own_group=True
+    )
     assert workers, "process workers expected"
-    os.killpg(child.pid, signal.SIGTERM)
-    try:
-        child.wait(timeout=20)
-    finally:
-        child.kill()
-        _kill_all(workers)
-    assert child.returncode != 0
-    stderr = _child_output(out)
     assert "resume=True" in stderr and "BrokenProcessPool" not in stderr, stderr[-2000:]
-    assert not out.exists() and partial_paths(out)[0].exists()
-    summary = pack(small_folder, out, workers=1, max_side=48, quiet=True, resume=True)
-    assert summary.num_samples == 300
-    _assert_same_pack(out, reference)
+    _resume_completes(small_folder, out, reference)
 
 
 def test_resume_without_partial_starts_fresh(small_folder, reference, tmp_path):
