@@ -6,6 +6,7 @@ returns markdown lines.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 __all__ = [
@@ -73,22 +74,27 @@ def ratio_table(rows: list[dict[str, Any]]) -> list[str]:
     return lines
 
 
-def loader_table(records: list[dict[str, Any]]) -> list[str]:
-    lines = [
-        "| configuration | img/s (median) | min-max | rounds | first batch (s) | "
-        "warm-up pass (s) | peak RSS sum (MiB) | peak RssAnon sum (MiB) | peak PSS (MiB) | "
-        "procs | load avg | output |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+def _table(
+    header: list[str], records: list[dict[str, Any]], cells: Callable[[dict[str, Any]], list[str]]
+) -> list[str]:
+    """``header`` (title and alignment rows), then one row per record: ``cells(record)``
+    for a run that succeeded, its status across the columns for one that did not."""
+    columns = header[1].count("|") - 1
+    rows = [
+        f"| {_name(r)} | {_status_cell(r)} |" + " |" * (columns - 2)
+        if r.get("status") != "ok"
+        else "| " + " | ".join([_name(r), *cells(r)]) + " |"
+        for r in records
     ]
-    for r in records:
-        if r.get("status") != "ok":
-            lines.append(f"| {_name(r)} | {_status_cell(r)} |" + " |" * 10)
-            continue
+    return [*header, *rows]
+
+
+def loader_table(records: list[dict[str, Any]]) -> list[str]:
+    def cells(r: dict[str, Any]) -> list[str]:
         x, m = r["result"], r["memory"]
         out = x.get("output") or {}
         shape = tuple(out.get("shape", []))[1:]
-        cells = [
-            _name(r),
+        return [
             f"**{x['rate_median']:,.0f}**",
             f"{x['rate_min']:,.0f}-{x['rate_max']:,.0f}",
             _rounds(r),
@@ -101,65 +107,63 @@ def loader_table(records: list[dict[str, Any]]) -> list[str]:
             f"{r.get('load_avg_before', '-')}",
             f"{out.get('dtype')} {shape} mean {out.get('mean')} std {out.get('std')}",
         ]
-        lines.append("| " + " | ".join(cells) + " |")
-    return lines
+
+    header = [
+        "| configuration | img/s (median) | min-max | rounds | first batch (s) | "
+        "warm-up pass (s) | peak RSS sum (MiB) | peak RssAnon sum (MiB) | peak PSS (MiB) | "
+        "procs | load avg | output |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+    ]
+    return _table(header, records, cells)
 
 
 def convert_table(records: list[dict[str, Any]]) -> list[str]:
-    lines = [
+    def cells(r: dict[str, Any]) -> list[str]:
+        x = r["result"]
+        every = ", ".join(f"{s:.1f}" for s in x.get("seconds_all", [x["seconds"]]))
+        return [
+            f"{x['seconds']:.1f}",
+            every,
+            f"{pack_rate(x):,.0f}",
+            f"{x['bytes'] / MiB:,.1f}",
+            _mib(r["memory"]["pss"]),
+        ]
+
+    header = [
         "| conversion | time (s, median) | all rounds (s) | images/s | size on disk (MiB) | "
         "peak PSS (MiB) |",
         "|---|---:|---:|---:|---:|---:|",
     ]
-    for r in records:
-        if r.get("status") != "ok":
-            lines.append(f"| {_name(r)} | {_status_cell(r)} | | | | |")
-            continue
-        x = r["result"]
-        every = ", ".join(f"{s:.1f}" for s in x.get("seconds_all", [x["seconds"]]))
-        lines.append(
-            f"| {_name(r)} | {x['seconds']:.1f} | {every} | {pack_rate(x):,.0f} "
-            f"| {x['bytes'] / MiB:,.1f} | {_mib(r['memory']['pss'])} |"
-        )
-    return lines
+    return _table(header, records, cells)
 
 
 def open_table(records: list[dict[str, Any]]) -> list[str]:
-    lines = [
+    def cells(r: dict[str, Any]) -> list[str]:
+        x = r["result"]
+        return [
+            f"{x['samples']:,}",
+            f"**{x['open_ms']:.3f}**",
+            f"{x['open_ms_min']:.3f}-{x['open_ms_max']:.3f}",
+            str(len(x["open_ms_all"])),
+            f"{x['bytes'] / MiB:,.1f}",
+            f"{x['build_s']:.1f}",
+        ]
+
+    header = [
         "| file | samples | open (ms, median) | min-max (ms) | opens timed | size on disk (MiB) "
         "| written once in (s) |",
         "|---|---:|---:|---:|---:|---:|---:|",
     ]
-    for r in records:
-        if r.get("status") != "ok":
-            lines.append(f"| {_name(r)} | {_status_cell(r)} | | | | | |")
-            continue
-        x = r["result"]
-        lines.append(
-            f"| {_name(r)} | {x['samples']:,} | **{x['open_ms']:.3f}** "
-            f"| {x['open_ms_min']:.3f}-{x['open_ms_max']:.3f} | {len(x['open_ms_all'])} "
-            f"| {x['bytes'] / MiB:,.1f} | {x['build_s']:.1f} |"
-        )
-    return lines
+    return _table(header, records, cells)
 
 
 def primitives_table(records: list[dict[str, Any]], workers: int) -> list[str]:
     stages = list(STAGE_LABELS)
-    lines = [
-        "| pack | "
-        + " | ".join(f"{STAGE_LABELS[s]} (us)" for s in stages)
-        + " | per-image cost (us) | 1 core (img/s) | "
-        + f"{workers} cores, ideal (img/s) | whole loop (img/s) | rounds |",
-        "|---|" + "---:|" * (len(stages) + 5),
-    ]
-    for r in records:
-        if r.get("status") != "ok":
-            lines.append(f"| {_name(r)} | {_status_cell(r)} |" + " |" * (len(stages) + 4))
-            continue
+
+    def cells(r: dict[str, Any]) -> list[str]:
         x = r["result"]
         per = x["stage_us_median"]
-        cells = [
-            _name(r),
+        return [
             *(f"{per[s]:.1f}" for s in stages),
             f"**{x['cost_us']:.1f}**",
             f"{x['primitive_rate']:,.0f}",
@@ -167,24 +171,31 @@ def primitives_table(records: list[dict[str, Any]], workers: int) -> list[str]:
             f"{x['rate_median']:,.0f}",
             _rounds(r),
         ]
-        lines.append("| " + " | ".join(cells) + " |")
-    return lines
+
+    header = [
+        "| pack | "
+        + " | ".join(f"{STAGE_LABELS[s]} (us)" for s in stages)
+        + " | per-image cost (us) | 1 core (img/s) | "
+        + f"{workers} cores, ideal (img/s) | whole loop (img/s) | rounds |",
+        "|---|" + "---:|" * (len(stages) + 5),
+    ]
+    return _table(header, records, cells)
 
 
 def ceiling_table(records: list[dict[str, Any]]) -> list[str]:
-    lines = [
+    def cells(r: dict[str, Any]) -> list[str]:
+        x = r["result"]
+        return [
+            f"{x['rate_1']:,.0f}",
+            f"{x['rate_n']:,.0f} ({x['processes']} processes)",
+            f"**{x['ceiling_ratio']:.2f}x**",
+            _rounds(r),
+            f"{r.get('load_avg_before', '-')}",
+        ]
+
+    header = [
         "| machine ceiling | 1 process (img/s) | N processes at once, sum (img/s) | "
         "N / 1 (median of rounds) | rounds | load avg |",
         "|---|---:|---:|---:|---:|---:|",
     ]
-    for r in records:
-        if r.get("status") != "ok":
-            lines.append(f"| {_name(r)} | {_status_cell(r)} | | | | |")
-            continue
-        x = r["result"]
-        lines.append(
-            f"| {_name(r)} | {x['rate_1']:,.0f} | {x['rate_n']:,.0f} "
-            f"({x['processes']} processes) | **{x['ceiling_ratio']:.2f}x** | {_rounds(r)} "
-            f"| {r.get('load_avg_before', '-')} |"
-        )
-    return lines
+    return _table(header, records, cells)
