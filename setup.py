@@ -10,6 +10,10 @@
   without it, resizes go through OpenCV with a Gaussian pre-blur (slower, within ~0.3
   level of torchvision instead of ~0.1).
 
+- ``pixpack._native._readahead``: asynchronous read requests (``POSIX_FADV_WILLNEED``)
+  for many spans in one GIL release (the loader's read-ahead). C compiler only; without
+  it the same requests are made from Python.
+
 Float code is built with ``-ffp-contract=off``: the fused resize + store must round
 exactly like a resize followed by the store, which a contracted multiply-add would not.
 """
@@ -38,6 +42,13 @@ setup(
             depends=["src/pixpack/_native/glue.h", "src/pixpack/_native/draw.h"],
             libraries=["m"],
             extra_compile_args=["-O3", "-std=c99", "-ffp-contract=off"],
+            optional=True,
+        ),
+        Extension(
+            "pixpack._native._readahead",
+            sources=["src/pixpack/_native/readahead.c"],
+            depends=["src/pixpack/_native/glue.h"],
+            extra_compile_args=["-O3", "-std=c99"],
             optional=True,
         ),
     ]

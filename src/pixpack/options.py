@@ -123,6 +123,15 @@ class LoaderOptions:
     device: ``"cpu"`` or a CUDA device; uint8 crosses the bus, normalisation runs there.
     on_error: what a failing sample does: ``"raise"``, ``"skip"`` or ``"warn"`` (skip + warning).
     rank, world_size: this process's shard of every epoch (torch.distributed style).
+    block_shuffle: 0 (default) shuffles samples fully; N > 0 shuffles blocks of N
+        neighbouring samples, then mixes the samples of every ``block_window`` blocks
+        (:func:`pixpack.loader.ordering.block_order`): large reads for slow or network
+        disks, at some cost in shuffle quality (measured in docs/loader.md).
+    block_window: blocks whose samples are mixed together in a block shuffle.
+    read_ahead: batches whose bytes are read from disk ahead of the batches being
+        decoded (0: off), so many reads are in flight when the pack is not in RAM.
+    read_ahead_bytes: cap on those bytes (page cache, reclaimable; not this process's
+        own memory). The window is the smaller of the two bounds.
     """
 
     batch_size: int = 64
@@ -135,8 +144,29 @@ class LoaderOptions:
     on_error: ErrorPolicy = "raise"
     rank: int = 0
     world_size: int = 1
+    read_ahead: int = 8
+    read_ahead_bytes: int = 64 << 20
+    block_shuffle: int = 0
+    block_window: int = 8
 
     def __post_init__(self) -> None:
+        _check(
+            isinstance(self.block_shuffle, int) and self.block_shuffle >= 0,
+            "block_shuffle must be 0 (full shuffle) or a positive number of samples per "
+            f"block (got {self.block_shuffle!r}).",
+        )
+        _check(
+            isinstance(self.block_window, int) and self.block_window >= 1,
+            f"block_window must be a positive number of blocks (got {self.block_window!r}).",
+        )
+        _check(
+            isinstance(self.read_ahead, int) and self.read_ahead >= 0,
+            f"read_ahead must be a non-negative number of batches (got {self.read_ahead!r}).",
+        )
+        _check(
+            isinstance(self.read_ahead_bytes, int) and self.read_ahead_bytes >= 0,
+            f"read_ahead_bytes must be a non-negative integer (got {self.read_ahead_bytes!r}).",
+        )
         _check(
             isinstance(self.batch_size, int) and self.batch_size >= 1,
             f"batch_size must be a positive integer (got {self.batch_size!r}).",

@@ -21,15 +21,16 @@ import numpy as np
 import torch
 
 from .. import format as fmt
-from ..errors import LoaderError, UsageError
+from ..errors import LoaderError, PixpackError, UsageError
 from ..opencv_threads import single_threaded_opencv
 from ..options import LoaderOptions, default_workers
 from .batching import SamplePlan, SampleReader, run_chunk, split_pipeline
 from .buffers import BatchBuffer
 from .convert import OutputSpec, affine
 from .device import DeviceStage, cuda_device
-from .ordering import batch_slices, epoch_order, num_batches, shard, shard_length
+from .ordering import batch_slices, block_order, epoch_order, num_batches, shard, shard_length
 from .pool import WorkerPool
+from .readahead import start_read_ahead
 from .state import EpochState
 
 __all__ = ["Loader"]
@@ -49,13 +50,19 @@ class Loader:
     changes are a UsageError.
 
     Batches are a pure function of ``(seed, epoch, rank, world_size, batch_size,
-    shuffle, drop_last)``: bit-identical whatever ``workers``. Unless
+    shuffle, block_shuffle, block_window, drop_last)``: bit-identical whatever
+    ``workers`` or ``read_ahead``. Unless
     ``reuse_buffers=False``, a yielded batch lives in a reused buffer that is
     overwritten once the consumer asks for the next batch: ``.clone()`` what you keep.
 
     ``on_error``: ``"raise"`` raises :class:`~pixpack.errors.LoaderError` (``.index``,
     cause chained) from the iteration; ``"skip"`` drops the failing sample so that
     batch is smaller; ``"warn"`` skips with a warning.
+
+    Larger than RAM: a background thread reads the next ``read_ahead`` batches' exact
+    bytes (at most ``read_ahead_bytes``) while the current ones are decoded, with many
+    requests in flight; ``block_shuffle=N`` trades some shuffle quality for large
+    sequential reads (see docs/loader.md, "Larger than RAM").
     """
 
     def __init__(
@@ -73,6 +80,10 @@ class Loader:
         on_error: str = "raise",
         rank: int = 0,
         world_size: int = 1,
+        read_ahead: int = 8,
+        read_ahead_bytes: int = 64 << 20,
+        block_shuffle: int = 0,
+        block_window: int = 8,
         dtype: str | None = None,
         layout: str | None = None,
         channels: int | None = None,
@@ -89,6 +100,10 @@ class Loader:
             on_error=on_error,  # type: ignore[arg-type]
             rank=rank,
             world_size=world_size,
+            read_ahead=read_ahead,
+            read_ahead_bytes=read_ahead_bytes,
+            block_shuffle=block_shuffle,
+            block_window=block_window,
         )
         if isinstance(pack, (str, os.PathLike)):
             from ..read.pack import open_pack
@@ -186,6 +201,8 @@ class Loader:
             "rank": o.rank,
             "shuffle": o.shuffle,
             "drop_last": o.drop_last,
+            "block_shuffle": o.block_shuffle if o.shuffle else 0,
+            "block_window": o.block_window if o.shuffle and o.block_shuffle else 0,
         }
 
     def state_dict(self) -> dict[str, Any]:
@@ -245,13 +262,18 @@ class Loader:
 
     def _iterate(self, epoch: int, skip: int) -> Iterator[Batch]:
         o = self.options
+        if o.shuffle and o.block_shuffle:
+            whole = block_order(self.num_samples, o.seed, epoch, o.block_shuffle, o.block_window)
+        else:
+            whole = epoch_order(self.num_samples, o.seed, epoch, o.shuffle)
         order = shard(
-            epoch_order(self.num_samples, o.seed, epoch, o.shuffle),
+            whole,
             o.rank,
             o.world_size,
             o.drop_last,
         )
         slices = batch_slices(len(order), o.batch_size, o.drop_last)[skip:]
+        ahead = start_read_ahead(self.pack, order, slices, o)
         free = deque(self._buffers())
         stage = self._stage
         pending: deque[tuple[BatchBuffer, list[Any]]] = deque()
@@ -268,11 +290,16 @@ class Loader:
                     stage.wait_reusable(buf)
                 start, stop = slices[cursor]
                 cursor += 1
+                if ahead is not None:
+                    ahead.advance(stop)
                 indices = order[start:stop]
                 n = stop - start
                 buf.size = n
-                buf.labels_np[:n] = self._targets[indices]
                 buf.failures = []
+                if not self._intact(indices, buf, raise_errors, path):
+                    pending.append((buf, []))
+                    continue
+                buf.labels_np[:n] = self._targets[indices]
                 futures = [
                     pool.submit(
                         _task,
@@ -314,7 +341,24 @@ class Loader:
         finally:
             for _, futures in pending:
                 pool.cancel(futures)
+            if ahead is not None:
+                ahead.close()
             restore.close()
+
+    def _intact(self, indices: np.ndarray, buf: BatchBuffer, raise_errors: bool, path: Any) -> bool:
+        """Whether the pack file is still whole before a batch touches its index; if it
+        was truncated, every sample of the batch fails (touching it would be SIGBUS)."""
+        check = getattr(self.pack, "check_intact", None)
+        try:
+            if check is not None:
+                check(int(indices[0]))
+        except PixpackError as exc:
+            if raise_errors:
+                raise LoaderError(f"{exc}", int(indices[0])) from exc
+            buf.ok[: len(indices)] = False
+            buf.failures = [(int(i), exc) for i in indices.tolist()]
+            return False
+        return True
 
     def _deliver(self, buf: BatchBuffer) -> Batch:
         if self._stage is not None:

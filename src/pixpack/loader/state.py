@@ -20,7 +20,17 @@ from ..errors import ResumeError
 
 __all__ = ["EpochState"]
 
-_CHECKED = ("seed", "batch_size", "num_samples", "world_size", "rank", "shuffle", "drop_last")
+_CHECKED = (
+    "seed",
+    "batch_size",
+    "num_samples",
+    "world_size",
+    "rank",
+    "shuffle",
+    "drop_last",
+    "block_shuffle",
+    "block_window",
+)
 
 
 @dataclass

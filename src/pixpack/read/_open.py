@@ -9,7 +9,6 @@ number of samples: the index is mapped, never read or checked (``verify`` does t
 
 from __future__ import annotations
 
-import mmap
 import os
 from dataclasses import dataclass
 from functools import lru_cache
@@ -19,6 +18,7 @@ import numpy as np
 
 from .. import format as fmt
 from ..errors import CorruptPackError, NotAPackError, TruncatedPackError, UnsupportedVersionError
+from ..storage import Access, LocalFile
 
 __all__ = ["OpenedFile", "open_file", "index_dtype"]
 
@@ -44,14 +44,12 @@ class OpenedFile:
     metadata: dict[str, Any]
     buffer: Any  # mmap.mmap, or bytes when read into memory
     index: np.ndarray
+    storage: LocalFile | None = None  # None when read into memory
 
     def close(self) -> None:
         self.index = np.zeros(0, dtype=self.index.dtype)
-        if isinstance(self.buffer, mmap.mmap):
-            try:
-                self.buffer.close()
-            except BufferError:
-                pass  # arrays handed out still use it; it unmaps when they are freed
+        if self.storage is not None:
+            self.storage.close()
         self.buffer = b""
 
 
@@ -121,8 +119,13 @@ def _check_layout(path: Any, h: np.void, size: int) -> None:
         )
 
 
-def open_file(path: str | os.PathLike[str], *, in_memory: bool = False) -> OpenedFile:
-    """Validate and map (or read) a pack. Raises the PackError subclasses."""
+def open_file(
+    path: str | os.PathLike[str], *, in_memory: bool = False, access: Access = "random"
+) -> OpenedFile:
+    """Validate and map (or read) a pack. Raises the PackError subclasses.
+
+    ``access`` advises the map's data region for how samples will be read (see
+    :mod:`pixpack.storage.local`)."""
     with open(path, "rb") as f:
         size = os.fstat(f.fileno()).st_size
         raw = f.read(fmt.HEADER_SIZE)
@@ -145,8 +148,11 @@ def open_file(path: str | os.PathLike[str], *, in_memory: bool = False) -> Opene
             buffer: Any = f.read()
             if len(buffer) != int(header["file_size"]):
                 raise TruncatedPackError(f"{path} changed while it was being read", path)
+            storage = None
         else:
-            buffer = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+            data = (int(header["data_offset"]), int(header["index_offset"]))
+            storage = LocalFile(f, access, *data)
+            buffer = storage.map
     # frombuffer (not np.ndarray(buffer=)) holds a buffer export, so the map cannot be
     # closed while the index or a column view of it is alive.
     index = np.frombuffer(
@@ -155,4 +161,4 @@ def open_file(path: str | os.PathLike[str], *, in_memory: bool = False) -> Opene
         count=int(header["num_samples"]),
         offset=int(header["index_offset"]),
     )
-    return OpenedFile(header, bytes(raw), metadata, buffer, index)
+    return OpenedFile(header, bytes(raw), metadata, buffer, index, storage)

@@ -70,7 +70,11 @@ def export(
     Returns the number of files written. ``out_dir`` may exist but must not already
     hold files for these classes (nothing is overwritten).
     """
-    pack = pack_or_path if isinstance(pack_or_path, Pack) else open_pack(pack_or_path)
+    pack = (
+        pack_or_path
+        if isinstance(pack_or_path, Pack)
+        else open_pack(pack_or_path, access="sequential")  # a front-to-back scan
+    )
     out = Path(out_dir)
     classes = pack.classes
     names = class_dir_names(classes)

@@ -29,7 +29,8 @@ from typing import Any, cast
 import numpy as np
 
 from .. import format as fmt
-from ..errors import CorruptPackError, UnsupportedModeError
+from ..errors import CorruptPackError, TruncatedPackError, UnsupportedModeError
+from ..storage import Access, LocalFile
 from ._open import OpenedFile, open_file
 from .jpeg import decode_jpeg
 
@@ -42,6 +43,9 @@ class Pack:
     ``pack[i]`` returns ``(image, label)`` with a writable HWC copy of the image;
     :meth:`read_image` with ``copy=False`` returns a read-only zero-copy view for
     raw samples. ``check_checksums=True`` verifies each sample's CRC-32 on read.
+    ``access`` says how samples will be read (:mod:`pixpack.storage.local`):
+    ``"random"`` reads each sample's exact bytes (no read-around), ``"sequential"``
+    reads far ahead, for front-to-back scans.
     """
 
     def __init__(
@@ -50,10 +54,14 @@ class Pack:
         *,
         in_memory: bool = False,
         check_checksums: bool = False,
+        access: Access = "random",
     ) -> None:
+        if access not in ("random", "sequential"):
+            raise ValueError(f"access must be 'random' or 'sequential' (got {access!r}).")
         self._path = Path(path)
         self._in_memory = bool(in_memory)
         self._check = bool(check_checksums)
+        self._access: Access = access
         self._expected_header: bytes | None = None
         self._closed = False
         self._reset()
@@ -62,6 +70,8 @@ class Pack:
     # -- opening ---------------------------------------------------------------------------
     def _reset(self) -> None:
         self._file: OpenedFile | None = None
+        self._storage: LocalFile | None = None
+        self._advise = False
         self._mv: memoryview | None = None
         self._u8: Any = None
         self._index: np.ndarray | None = None
@@ -74,7 +84,7 @@ class Pack:
         """Open (or reopen after unpickling) and return the index view."""
         if self._closed:
             raise ValueError(f"{self._path}: the pack is closed; open it again with pixpack.open")
-        opened = open_file(self._path, in_memory=self._in_memory)
+        opened = open_file(self._path, in_memory=self._in_memory, access=self._access)
         if self._expected_header is not None and opened.header_bytes != self._expected_header:
             opened.close()
             raise CorruptPackError(
@@ -89,6 +99,10 @@ class Pack:
         self._data_offset = int(opened.header["data_offset"])
         self._index_offset = int(opened.header["index_offset"])
         self._n = int(opened.header["num_samples"])
+        self._file_size = int(opened.header["file_size"])
+        self._storage = opened.storage
+        # Random access asks for each sample's exact bytes before touching them.
+        self._advise = opened.storage is not None and self._access == "random"
         # Cached column views (strided, zero-copy): the hot paths index these.
         self._labels = opened.index["label"]
         self._heights = opened.index["height"]
@@ -112,6 +126,7 @@ class Pack:
             "path": self._path,
             "in_memory": self._in_memory,
             "check_checksums": self._check,
+            "access": self._access,
             "header": self._expected_header,
         }
 
@@ -119,6 +134,7 @@ class Pack:
         self._path = state["path"]
         self._in_memory = state["in_memory"]
         self._check = state["check_checksums"]
+        self._access = state.get("access", "random")
         self._expected_header = state["header"]
         self._closed = False
         self._reset()  # reopened lazily, on first use in this process
@@ -210,6 +226,8 @@ class Pack:
             i += n
         if not 0 <= i < n:
             raise IndexError(f"sample index {i} out of range for a pack of {n} samples")
+        if self._storage is not None:
+            self.check_intact(i)
         entry = index[i].item()
         offset, nbytes = entry[0], entry[1]
         if offset < self._data_offset or offset + nbytes > self._index_offset:
@@ -218,6 +236,8 @@ class Pack:
                 f"(offset {offset}, {nbytes} bytes); run `pixpack verify {self._path}`",
                 self._path,
             )
+        if self._advise:  # one read of exactly this sample, not a fault per page
+            self._storage.will_need(offset, nbytes)  # type: ignore[union-attr]
         if self._check and fmt.checksum(self._mv[offset : offset + nbytes]) != entry[5]:  # type: ignore[index]
             raise CorruptPackError(
                 f"{self._path}: sample {i} does not match its checksum; "
@@ -225,6 +245,40 @@ class Pack:
                 self._path,
             )
         return i, entry
+
+    # -- storage ---------------------------------------------------------------------------
+    @property
+    def storage(self) -> LocalFile | None:
+        """The open file behind the map (None for ``in_memory`` packs)."""
+        self._idx()
+        return self._storage
+
+    def check_intact(self, sample: int | None = None) -> None:
+        """Raise :class:`TruncatedPackError` if the file shrank since it was opened.
+
+        Touching a map past the end of its file kills the process (SIGBUS), so readers
+        check this before they touch the index or a sample; someone truncating the file
+        in between is the one case left (packs are replaced by rename, never in place).
+        """
+        storage = self._storage
+        if storage is None:
+            return
+        size = storage.current_size()
+        if size < self._file_size:
+            which = f"sample {sample} cannot be read: " if sample is not None else ""
+            raise TruncatedPackError(
+                f"{self._path}: {which}the file was truncated to {size} bytes after it was "
+                f"opened (its header records {self._file_size}); copy it again or re-pack it",
+                self._path,
+            )
+
+    def will_need(self, indices: np.ndarray) -> int:
+        """Start reading the samples ``indices`` into the page cache (asynchronously).
+
+        Returns the read requests made (neighbouring samples merge into one)."""
+        offsets, nbytes = self.spans(indices)
+        storage = self._storage
+        return 0 if storage is None else storage.will_need_many(offsets, nbytes)
 
     def sample_bytes(self, i: int) -> memoryview:
         """The stored bytes of sample ``i`` (zero-copy view of the map)."""
@@ -237,15 +291,21 @@ class Pack:
         once. The length is -1 for an entry that lies outside the data region, or for
         every entry of a pack that checks checksums: such samples must be read through
         :meth:`sample_bytes`, which checks them and raises the error that names them."""
+        offsets, nbytes = self.spans(indices)
+        if self._check:
+            nbytes[:] = -1
+        return self._mv, offsets, nbytes  # type: ignore[return-value]
+
+    def spans(self, indices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Byte offsets and lengths (int64) of ``indices``; the length is -1 for an
+        entry that lies outside the data region."""
         index = self._index if self._index is not None else self._load()
         rows = index[indices]
         offsets = rows["offset"].astype(np.int64)
         nbytes = rows["nbytes"].astype(np.int64)
         inside = (offsets >= self._data_offset) & (offsets + nbytes <= self._index_offset)
         nbytes[~inside] = -1
-        if self._check:
-            nbytes[:] = -1
-        return self._mv, offsets, nbytes  # type: ignore[return-value]
+        return offsets, nbytes
 
     def sample_shape(self, i: int) -> tuple[int, int, int]:
         """``(height, width, channels)`` of the decoded sample, from the index."""
@@ -355,15 +415,21 @@ class Pack:
 _DTYPES = cast(dict[int, np.dtype], dict(fmt.DTYPE_FROM_CODE))
 _U8 = np.dtype(np.uint8)
 def open_pack(
-    path: str | os.PathLike[str], *, in_memory: bool = False, check_checksums: bool = False
+    path: str | os.PathLike[str],
+    *,
+    in_memory: bool = False,
+    check_checksums: bool = False,
+    access: Access = "random",
 ) -> Pack:
     """Open a pack (``pixpack.open``).
 
     in_memory: read the whole file into RAM instead of mapping it (for network file
         systems where mmap page faults are slow, or to survive the file being replaced).
     check_checksums: verify every sample's CRC-32 when it is read.
+    access: ``"random"`` (default) reads each sample's exact bytes from disk, for
+        shuffled training; ``"sequential"`` reads far ahead, for front-to-back scans.
 
     Raises :class:`NotAPackError`, :class:`UnsupportedVersionError`,
     :class:`TruncatedPackError` or :class:`CorruptPackError` with a one-line fix.
     """
-    return Pack(path, in_memory=in_memory, check_checksums=check_checksums)
+    return Pack(path, in_memory=in_memory, check_checksums=check_checksums, access=access)

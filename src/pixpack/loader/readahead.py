@@ -1,0 +1,50 @@
+"""The loader's side of read-ahead: which spans, how far, started when.
+
+The mechanism (a thread advising the storage) lives in :mod:`pixpack.storage`; this
+module only maps an epoch onto it: the positions of the shard's order from the resume
+point on, a window of ``read_ahead`` batches capped at ``read_ahead_bytes``. The first
+``prefetch`` batches are requested before the iteration schedules them, so the very
+first decodes already find their reads in flight.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ..options import LoaderOptions
+from ..storage import ReadAhead
+from .ordering import group_length
+
+__all__ = ["start_read_ahead"]
+
+
+def start_read_ahead(
+    pack: Any, order: np.ndarray, slices: list[tuple[int, int]], options: LoaderOptions
+) -> ReadAhead | None:
+    """A running :class:`ReadAhead` over ``order`` from ``slices[0]``, or None when it
+    is off, there is nothing to read, or the pack is not a local file (in memory)."""
+    if options.read_ahead == 0 or not slices:
+        return None
+    storage = getattr(pack, "storage", None)
+    if storage is None or not hasattr(pack, "spans"):
+        return None
+    start = slices[0][0]
+    first = slices[min(len(slices), options.prefetch) - 1][1]
+    offsets, nbytes = pack.spans(order[start:first])
+    by_offset = np.argsort(offsets, kind="stable")
+    storage.will_need_many(offsets[by_offset], nbytes[by_offset])
+    return ReadAhead(
+        order,
+        pack.spans,
+        storage.will_need_many,
+        start=first,
+        # A block shuffle's group is a few contiguous stretches: advised as one step,
+        # they merge into a few large reads.
+        step=group_length(options.block_shuffle, options.block_window)
+        if options.shuffle and options.block_shuffle
+        else 32,
+        max_samples=options.read_ahead * options.batch_size,
+        max_bytes=options.read_ahead_bytes,
+    )
