@@ -20,6 +20,7 @@ PUBLIC_MODULES = [
     "pixpack.write",
     "pixpack.loader",
     "pixpack.diagnose",
+    "pixpack.storage",
 ]
 
 

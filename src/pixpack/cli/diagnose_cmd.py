@@ -35,6 +35,11 @@ def add_parsers(subparsers: Any) -> None:
     bench.add_argument("--seconds", type=float, default=None,
                        help="measure for this long (default 10 unless --batches)")
     bench.add_argument("--batches", type=int, default=None, help="measure this many batches")
+    bench.add_argument("--read-ahead", type=int, default=8, metavar="BATCHES",
+                       help="batches read from disk ahead of decoding (0: off; default 8)")
+    bench.add_argument("--block-shuffle", type=int, default=0, metavar="SAMPLES",
+                       help="shuffle blocks of this many neighbouring samples (large reads "
+                       "for slow disks; default 0: full shuffle)")
     bench.set_defaults(run=run_bench)
 
     doctor = subparsers.add_parser(
@@ -66,6 +71,8 @@ def run_bench(args: argparse.Namespace) -> int:
         batches=args.batches,
         seconds=args.seconds,
         device=args.device,
+        read_ahead=args.read_ahead,
+        block_shuffle=args.block_shuffle,
     )
     print(to_json(result) if args.json else format_bench(result))
     return 0

@@ -82,6 +82,8 @@ def bench(
     warmup: int = 1,
     seed: int = 0,
     progress: bool | None = None,
+    read_ahead: int = 8,
+    block_shuffle: int = 0,
 ) -> BenchResult:
     """Iterate a Loader over ``pack`` and time it.
 
@@ -91,6 +93,8 @@ def bench(
     the ``train`` preset). Stops after ``batches`` measured batches or ``seconds``
     (default 10 s when neither is given), whichever comes first, running more epochs
     if needed. ``progress``: a progress line on stderr (None: only on a TTY).
+    ``read_ahead`` and ``block_shuffle``: as for :class:`~pixpack.Loader` (packs larger
+    than RAM).
     """
     from ..loader import Loader
     from ..progress import Progress
@@ -112,7 +116,8 @@ def bench(
         steps = resolve_pipeline(pipeline, pack)
         description = describe_pipeline(steps)
         loader = Loader(
-            pack, batch_size, pipeline=steps, workers=workers, device=device, seed=seed
+            pack, batch_size, pipeline=steps, workers=workers, device=device, seed=seed,
+            read_ahead=read_ahead, block_shuffle=block_shuffle,
         )
         own = True
     opts = loader.options

@@ -23,6 +23,7 @@ from ..errors import UsageError
 from ..options import default_workers
 from .bench import BenchResult, _open, bench
 from .fast_path import FAST_PATH_STAGE, time_fast_path
+from .out_of_core import memory_budget, out_of_core_advice, time_cold_reads
 from .pipeline_spec import describe_pipeline, resolve_pipeline
 from .stages import (
     StageTiming,
@@ -86,20 +87,6 @@ class Diagnosis:
             "advice": self.advice,
             "notes": self.notes,
         }
-
-
-def _memory() -> tuple[int | None, int | None]:
-    try:
-        import psutil
-
-        vm = psutil.virtual_memory()
-        return int(vm.total), int(vm.available)
-    except ImportError:  # pragma: no cover - psutil is optional
-        try:
-            page = os.sysconf("SC_PAGE_SIZE")
-            return page * os.sysconf("SC_PHYS_PAGES"), page * os.sysconf("SC_AVPHYS_PAGES")
-        except (ValueError, OSError, AttributeError):
-            return None, None
 
 
 def _size(nbytes: float | None) -> str:
@@ -177,6 +164,10 @@ def doctor(
             dtype=given.spec.dtype,
             layout=given.spec.layout,
             channels=given.spec.channels,
+            read_ahead=o.read_ahead,
+            read_ahead_bytes=o.read_ahead_bytes,
+            block_shuffle=o.block_shuffle,
+            block_window=o.block_window,
         )
         spec = given.spec
         description = describe_pipeline(given.pipeline.ops)
@@ -192,10 +183,15 @@ def doctor(
     notes: list[str] = []
     try:
         indices = sample_indices(len(pack), samples, seed)
-        index = pack.index
-        ranges = [(int(index["offset"][i]), int(index["nbytes"][i])) for i in indices]
+        reads: dict[str, Any] = {}
         with Progress(len(indices) * 2, "doctor: stages", progress) as bar:
-            cold, before, after = time_storage_cold(path, ranges, max(opts.workers, 1))
+            if getattr(pack, "storage", None) is not None:  # the loader's own read path
+                cold, reads = time_cold_reads(pack, indices, opts.read_ahead_bytes)
+                before, after = reads["resident_before"], reads["resident_after_drop"]
+            else:  # read into memory: only the disk itself can be timed
+                index = pack.index
+                ranges = [(int(index["offset"][i]), int(index["nbytes"][i])) for i in indices]
+                cold, before, after = time_storage_cold(path, ranges, max(opts.workers, 1))
             bar.update(len(indices) // 2)
             warm = time_storage_warm(pack, indices, cores)
             bar.update(len(indices) - len(indices) // 2)
@@ -226,14 +222,15 @@ def doctor(
             f"(budget {budget:g} s)"
         )
     notes.append(_path_note(loader.pipeline))
-    total_ram, available = _memory()
+    budget = memory_budget()
     pack_bytes = os.path.getsize(path)
-    fits = available is not None and pack_bytes < available
+    fits = budget["usable"] is not None and pack_bytes < budget["usable"]
     page_cache = {
         "pack_bytes": pack_bytes,
-        "ram_total": total_ram,
-        "ram_available": available,
+        **budget,
         "fits": fits,
+        "read_amplification": reads.get("read_amplification"),
+        "read_requests": reads.get("requests"),
         "resident_before": before,
         "resident_after_drop": after,
         "drop_effective": after is not None and after <= 0.1,
@@ -248,6 +245,13 @@ def doctor(
     diag = _diagnose(
         stages, chain, result, cores, opts, fits, page_cache, spec, step_time, notes
     )
+    if not fits and page_cache["usable"] is not None:
+        cold_stage = next(s for s in stages if s.name == "storage (cold)")
+        max_side = max(64, int(max(spec.height, spec.width) * 8 / 7))
+        cpu_rate = diag.bound_rate if diag.bottleneck_kind != "storage" else float("inf")
+        for line in out_of_core_advice(pack, page_cache, cold_stage, cpu_rate, max_side):
+            if line not in diag.advice:
+                diag.advice.append(line)
     diag.pack, diag.pipeline = path, description
     return diag
 
@@ -301,11 +305,12 @@ def _diagnose(
                 f"(cold reads {storage.mb_per_second or 0:,.0f} MB/s = "
                 f"{storage.parallel_rate:,.0f} img/s)"
             )
+            usable = page_cache.get("usable", page_cache["ram_available"])
             advice.append(
                 f"storage-bound: the pack ({_size(page_cache['pack_bytes'])}) does not fit "
-                f"in the {_size(page_cache['ram_available'])} of available RAM, so every "
-                "epoch reads the disk: move it to a local NVMe SSD, add RAM, or make it "
-                f"smaller (pixpack pack --mode jpeg, --max-side {max_side})"
+                f"in the {_size(usable)} of memory this process may use, so "
+                "every epoch reads the disk: move it to a local NVMe SSD, add RAM, or make "
+                f"it smaller (pixpack pack --mode jpeg, --max-side {max_side})"
             )
         else:
             advice.append(

@@ -94,9 +94,18 @@ def format_diagnosis(d: Diagnosis) -> str:
     if d.overhead:
         lines.append("           the end-to-end rate is far below the stages: overhead/threading")
     fit = "fits in" if pc["fits"] else "does NOT fit in"
+    limit = pc.get("cgroup_limit")
     lines.append(
-        f"page cache: the pack ({_size(pc['pack_bytes'])}) {fit} the available RAM "
-        f"({_size(pc['ram_available'])} of {_size(pc['ram_total'])})"
+        f"page cache: the pack ({_size(pc['pack_bytes'])}) {fit} the memory this process "
+        f"may use ({_size(pc.get('usable', pc['ram_available']))}: "
+        f"{_size(pc['ram_available'])} of {_size(pc['ram_total'])} RAM available"
+        + (f", cgroup limit {_size(limit)}" if limit else "")
+        + ")"
+        + (
+            f"; cold reads read {pc['read_amplification']:.2f}x the stored bytes"
+            if pc.get("read_amplification") is not None
+            else ""
+        )
         + (
             f"; {pc['resident_before']:.0%} of the sampled bytes were cached before the test"
             if pc["resident_before"] is not None

@@ -42,7 +42,8 @@ def epoch_order(n: int, seed: int, epoch: int, shuffle: bool) -> np.ndarray:
 
 
 def _order_rng(seed: int, epoch: int) -> np.random.Generator:
-    return np.random.Generator(np.random.PCG64(np.random.SeedSequence([seed, epoch, _ORDER_STREAM])))
+    key = np.random.SeedSequence([seed, epoch, _ORDER_STREAM])
+    return np.random.Generator(np.random.PCG64(key))
 
 
 def block_order(n: int, seed: int, epoch: int, block: int, window: int) -> np.ndarray:

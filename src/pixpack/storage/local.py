@@ -47,9 +47,10 @@ _MADVICE = {
 class LocalFile:
     """An open pack file: its descriptor and a read-only map of the whole file.
 
-    ``data_start``/``data_stop`` bound the region of sample bytes; only that region
-    gets the ``access`` advice (the index and metadata keep the kernel's default
-    read-around, which suits them: the index is read across, not sample by sample).
+    ``data_start``/``data_stop`` bound the region of sample bytes, which gets the
+    ``access`` advice. The index and metadata after it are read sequentially from the
+    faulting page on (``MADV_SEQUENTIAL``): an epoch reads the whole index anyway, and
+    the default read-*around* would also read the samples just before the index.
     """
 
     def __init__(self, f: Any, access: Access, data_start: int, data_stop: int) -> None:
@@ -57,10 +58,10 @@ class LocalFile:
         self.size = os.fstat(self.fd).st_size
         self.map = mmap.mmap(self.fd, 0, access=mmap.ACCESS_READ)
         self.access = access
-        self._advise_map(data_start, data_stop)
+        self._advise_map(_MADVICE.get(access), data_start, data_stop)
+        self._advise_map(_MADVICE["sequential"], data_stop, self.size)
 
-    def _advise_map(self, start: int, stop: int) -> None:
-        advice = _MADVICE.get(self.access)
+    def _advise_map(self, advice: int | None, start: int, stop: int) -> None:
         first = start - start % PAGE_SIZE
         if advice is None or stop <= first:
             return
