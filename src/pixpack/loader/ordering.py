@@ -11,6 +11,8 @@ and world sizes. The loader composes them per epoch::
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 
 __all__ = [
@@ -51,7 +53,8 @@ def block_order(n: int, seed: int, epoch: int, block: int, window: int) -> np.nd
 
     The samples are cut into blocks of ``block`` neighbours (in pack order), the blocks
     are permuted, and then every run of ``window`` consecutive blocks of that
-    permutation (a *group*) has its samples permuted together. A group's samples are
+    permutation (a *group*; a shorter last group joins the one before it) has its
+    samples permuted together. A group's samples are
     ``window`` contiguous stretches of the file, so they are read as a few large
     requests, while a batch still mixes samples from ``window`` random places (the
     scheme of CorgiPile and of FFCV's ``QUASI_RANDOM``). ``block=1`` is a full shuffle
@@ -63,10 +66,15 @@ def block_order(n: int, seed: int, epoch: int, block: int, window: int) -> np.nd
         raise ValueError(f"block and window must be >= 1 (got {block}, {window})")
     rng = _order_rng(seed, epoch)
     starts = rng.permutation(-(-n // block)).astype(np.int64) * block
+    # Group boundaries in blocks; a short last group joins the one before it (alone,
+    # it would be a run of a few neighbours: one class in an ImageFolder pack).
+    bounds = [*range(0, len(starts), window), len(starts)]
+    if len(bounds) > 2 and bounds[-1] - bounds[-2] < window:
+        del bounds[-2]
     out = np.empty(n, np.int64)
     at = 0
-    for g in range(0, len(starts), window):
-        members = [np.arange(s, min(s + block, n), dtype=np.int64) for s in starts[g : g + window]]
+    for g0, g1 in itertools.pairwise(bounds):
+        members = [np.arange(s, min(s + block, n), dtype=np.int64) for s in starts[g0:g1]]
         group = np.concatenate(members)
         out[at : at + len(group)] = rng.permutation(group)
         at += len(group)
@@ -74,7 +82,7 @@ def block_order(n: int, seed: int, epoch: int, block: int, window: int) -> np.nd
 
 
 def group_length(block: int, window: int) -> int:
-    """Positions one block-shuffle group spans (the last group may be shorter)."""
+    """Positions one block-shuffle group spans (the last group may differ)."""
     return block * window
 
 
