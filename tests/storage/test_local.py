@@ -74,16 +74,8 @@ SPANS = {
     "all-empty": ([4096, 8192], [0, -1]),
     "large": ([4096, 4096 + 3 * PIECE // 2, 8 << 20], [3 * PIECE // 2, 100, 3 * PIECE]),
 }
-PIECES_BUG = pytest.mark.xfail(
-    strict=True,
-    reason="bug: for a run longer than 512 kB the native will_need counts its pieces "
-    "(one request each) and the Python fallback counts the run once, so "
-    "will_need_many (and ReadAhead.requests) returns different counts",
-)
-
-
 @pytest.mark.parametrize(
-    "name", [pytest.param(k, marks=PIECES_BUG) if k == "large" else k for k in SPANS]
+    "name", list(SPANS)
 )
 def test_will_need_many_requests_fallback(data_file, monkeypatch, name):
     monkeypatch.setattr(local, "_native_will_need", None)
@@ -125,7 +117,7 @@ def pack_like_spans(seed: int, touching: bool):
 
 
 @pytest.mark.parametrize(
-    "touching", [False, pytest.param(True, marks=PIECES_BUG)], ids=["scattered", "runs"]
+    "touching", [False, True], ids=["scattered", "runs"]
 )
 def test_native_and_fallback_agree(data_file, monkeypatch, touching):
     if local._native_will_need is None:

@@ -200,12 +200,6 @@ def test_overtaken_step_is_looked_up_again():
     assert overtaken(25) == list(range(25, 35))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug (minor): a step looked up before the consumer moved into the middle of it "
-    "is advised whole, positions behind the new cursor included (ReadAhead._run only "
-    "re-looks-up when the cursor passed the step's end)",
-)
 def test_partly_overtaken_step_advises_nothing_behind_the_cursor():
     assert min(overtaken(15)) >= 15
 

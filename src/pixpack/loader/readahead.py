@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from ..errors import PixpackError
 from ..options import LoaderOptions
 from ..storage import ReadAhead
 from .ordering import group_length
@@ -32,7 +33,10 @@ def start_read_ahead(
         return None
     start = slices[0][0]
     first = slices[min(len(slices), options.prefetch) - 1][1]
-    offsets, nbytes = pack.spans(order[start:first])
+    try:
+        offsets, nbytes = pack.spans(order[start:first])
+    except PixpackError:  # a damaged (truncated) pack: each batch reports it via on_error
+        return None
     by_offset = np.argsort(offsets, kind="stable")
     storage.will_need_many(offsets[by_offset], nbytes[by_offset])
     return ReadAhead(

@@ -298,8 +298,10 @@ class Pack:
 
     def spans(self, indices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Byte offsets and lengths (int64) of ``indices``; the length is -1 for an
-        entry that lies outside the data region."""
+        entry that lies outside the data region. Raises :class:`TruncatedPackError`
+        if the file shrank since it was opened (the index would be gone)."""
         index = self._index if self._index is not None else self._load()
+        self.check_intact()
         rows = index[indices]
         offsets = rows["offset"].astype(np.int64)
         nbytes = rows["nbytes"].astype(np.int64)

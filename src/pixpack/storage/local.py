@@ -94,7 +94,7 @@ class LocalFile:
         calls = 0
         for start, length in _merge_spans(offsets, nbytes):
             self.will_need(start, length)
-            calls += 1
+            calls += -(-length // _ADVICE_PIECE)  # one request per piece, as natively
         return calls
 
     def current_size(self) -> int:
@@ -121,7 +121,7 @@ def _merge_spans(offsets: np.ndarray, nbytes: np.ndarray) -> list[tuple[int, int
     runs: list[tuple[int, int]] = []
     start = stop = -1
     for off, nb in zip(offsets.tolist(), nbytes.tolist(), strict=True):
-        if nb <= 0:
+        if nb <= 0 or off < 0:
             continue
         if off == stop:
             stop += nb

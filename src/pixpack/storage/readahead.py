@@ -123,7 +123,7 @@ class ReadAhead:
                         self._cond.wait()
                     if self._stopped:
                         return
-                    if stop <= self._cursor:  # overtaken while waiting: look up again
+                    if start < self._cursor:  # overtaken while waiting: look up again
                         self._issued = self._cursor
                         continue
                     self._issued = stop
