@@ -58,7 +58,7 @@ class OpenedFile:
 def _not_a_pack(path: os.PathLike[str] | str) -> NotAPackError:
     return NotAPackError(
         f"{path} is not a pixpack file (no header; an unfinished or interrupted write?) "
-        f"— pack it with `pixpack pack SRC {path}`",
+        "— give the path of a pack, made with `pixpack pack SRC NEW.pixpack`",
         path,
     )
 
