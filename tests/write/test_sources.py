@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -210,3 +214,45 @@ def test_resolve_source(tmp_path, photo_folder):
         resolve_source(tmp_path / "x.txt")
     with pytest.raises(UsageError):
         resolve_source(photo_folder, classes=["a"])
+
+
+def _symlinked_tree(root: Path) -> Path:
+    """Symlinks without loops: a diamond (two links to one folder), a link to a folder
+    outside the root, a linked file, a dangling link."""
+    for rel in ("cat/1.jpg", "dog/2.png", "shared/3.jpg", "outside/deep/4.jpg"):
+        _img(root / rel)
+    (root / "cat" / "x").symlink_to(root / "shared")
+    (root / "cat" / "y").symlink_to(root / "shared")
+    (root / "dog" / "far").symlink_to(root / "outside")
+    (root / "dog" / "linked.jpg").symlink_to(root / "cat" / "1.jpg")
+    (root / "dog" / "dangling.jpg").symlink_to(root / "nowhere.jpg")
+    return root
+
+
+def test_image_folder_equals_torchvision_with_symlinks(tmp_path):
+    tv = pytest.importorskip("torchvision.datasets")
+    root = _symlinked_tree(tmp_path / "root")
+    ours = ImageFolderSource(root)
+    assert ours.samples == tv.ImageFolder(str(root), allow_empty=True).samples
+    assert sum("/shared/" in p or "/x/" in p or "/y/" in p for p, _ in ours.samples) == 3
+
+
+def test_symlink_loops_are_walked_once(tmp_path):
+    """``a/up -> ..`` and ``b/up -> ..`` made the walk exponential: run it in a child
+    process so a regression fails on the timeout instead of hanging the suite."""
+    root = tmp_path / "root"
+    for rel in ("c/a/1.jpg", "c/b/2.jpg", "c/3.jpg"):
+        _img(root / rel)
+    (root / "c" / "a" / "up").symlink_to("..")
+    (root / "c" / "b" / "up").symlink_to("..")
+    (root / "c" / "b" / "self").symlink_to(".")
+    code = (
+        "import json, sys; from pixpack.write.sources import ImageFolderSource; "
+        "print(json.dumps([p for p, _ in ImageFolderSource(sys.argv[1]).samples]))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(root)], capture_output=True, text=True, timeout=60
+    )
+    assert out.returncode == 0, out.stderr
+    found = [Path(p).relative_to(root).as_posix() for p in json.loads(out.stdout)]
+    assert found == ["c/3.jpg", "c/a/1.jpg", "c/b/2.jpg"]

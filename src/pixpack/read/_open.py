@@ -19,6 +19,7 @@ import numpy as np
 
 from .. import format as fmt
 from ..errors import CorruptPackError, NotAPackError, TruncatedPackError, UnsupportedVersionError
+from ..regular_files import open_regular
 
 __all__ = ["OpenedFile", "open_file", "index_dtype"]
 
@@ -123,7 +124,8 @@ def _check_layout(path: Any, h: np.void, size: int) -> None:
 
 def open_file(path: str | os.PathLike[str], *, in_memory: bool = False) -> OpenedFile:
     """Validate and map (or read) a pack. Raises the PackError subclasses."""
-    with open(path, "rb") as f:
+    refuse = lambda why: NotAPackError(f"{path}: {why}; give the path of a pack", path)  # noqa: E731
+    with open_regular(path, refuse) as f:
         size = os.fstat(f.fileno()).st_size
         raw = f.read(fmt.HEADER_SIZE)
         header = _check_header(path, raw, size)

@@ -17,7 +17,9 @@ from typing import cast
 import numpy as np
 
 from .. import format as fmt
+from ..errors import NotAPackError
 from ..progress import Progress
+from ..regular_files import open_regular
 from ._open import open_file
 
 __all__ = ["VerifyReport", "verify"]
@@ -154,7 +156,8 @@ def verify(path: str | os.PathLike[str], *, progress: bool | None = None) -> Ver
         opened.close()
 
     bar = Progress(total, f"verify {path.name}", progress, unit="B")
-    with open(path, "rb") as f, bar:
+    refuse = lambda reason: NotAPackError(f"{path}: {reason}", path)  # noqa: E731
+    with open_regular(path, refuse) as f, bar:
         fd = f.fileno()
         index_crc = _crc_range(fd, int(header["index_offset"]), entry_bytes)
         report.index_ok = index_crc == int(header["index_crc32"])

@@ -56,6 +56,7 @@ import numpy as np
 from PIL import Image
 
 from ..errors import ImageDecodeError
+from ..regular_files import open_regular
 from . import jpeg
 from .resize import downscale, target_size
 from .scratch import scratch
@@ -132,10 +133,12 @@ def _any_error_is_undecodable(path: str) -> Iterator[None]:
 
 
 def read_file(path: str | os.PathLike[str]) -> bytes:
-    """A source file's bytes; a missing, unreadable or empty file is an ImageDecodeError."""
+    """A source file's bytes; a missing, unreadable, empty or special file (FIFO,
+    device, socket) is an ImageDecodeError."""
     path = os.fspath(path)
     try:
-        with open(path, "rb") as f:
+        # Regular files only: a FIFO would block forever, /dev/zero fill memory.
+        with open_regular(path, lambda reason: ImageDecodeError(path, reason)) as f:
             data = f.read()
     except FileNotFoundError:
         raise ImageDecodeError(path, "file not found") from None

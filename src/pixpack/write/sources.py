@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import hashlib
+import io
 import os
 import re
 from collections.abc import Iterator, Sequence
@@ -23,6 +24,7 @@ from typing import Any, Protocol, runtime_checkable
 
 from ..errors import EmptySourceError, SourceFormatError, UsageError
 from ..format import NO_LABEL
+from ..regular_files import open_regular
 
 __all__ = [
     "IMG_EXTENSIONS",
@@ -109,7 +111,10 @@ class ImageFolderSource(_FileListSource):
     Classes are the sorted names of ``root``'s sub-directories; files are found with
     ``sorted(os.walk(class_dir, followlinks=True))`` and kept when their lower-cased
     name ends with one of :data:`IMG_EXTENSIONS`, so labels and order equal
-    ``torchvision.datasets.ImageFolder(root)``'s.
+    ``torchvision.datasets.ImageFolder(root)``'s. One difference: a symlink back to a
+    directory the walk is already inside (``a/up -> ..``) is not followed, where
+    torchvision walks the loop until the OS refuses the path (exponentially long with
+    two such loops).
     """
 
     def __init__(self, root: str | os.PathLike[str]) -> None:
@@ -125,7 +130,7 @@ class ImageFolderSource(_FileListSource):
         for label, name in enumerate(self.classes):
             class_dir = os.path.join(self.root, name)
             found = 0
-            for dirpath, _, fnames in sorted(os.walk(class_dir, followlinks=True)):
+            for dirpath, _, fnames in sorted(_walk(class_dir)):
                 for fname in sorted(fnames):
                     if fname.lower().endswith(IMG_EXTENSIONS):
                         samples.append((os.path.join(dirpath, fname), label))
@@ -142,6 +147,23 @@ class ImageFolderSource(_FileListSource):
 
     def _extra_fingerprint(self) -> bytes:
         return "\0".join(self.classes).encode("utf-8", "surrogateescape")
+
+
+def _walk(top: str) -> Iterator[tuple[str, list[str], list[str]]]:
+    """``os.walk(top, followlinks=True)`` that does not enter a directory whose real
+    path is the real path of one of its ancestors (a symlink loop). Two links to one
+    directory that is not an ancestor (a diamond) are both walked, as os.walk does."""
+    chains: dict[str, tuple[str, ...]] = {top: ()}
+    for dirpath, dirnames, fnames in os.walk(top, followlinks=True):
+        chain = (*chains.pop(dirpath, ()), os.path.realpath(dirpath))
+        kept = []
+        for name in dirnames:
+            child = os.path.join(dirpath, name)
+            if os.path.realpath(child) not in chain:
+                chains[child] = chain
+                kept.append(name)
+        dirnames[:] = kept  # os.walk (top-down) descends only into these
+        yield dirpath, dirnames, fnames
 
 
 _INT_RE = re.compile(r"^\d+$")
@@ -166,7 +188,8 @@ class CsvSource(_FileListSource):
         rows: list[tuple[str, str, int]] = []
         header_seen = False
         try:
-            f = open(self.path, encoding="utf-8-sig", newline="")
+            raw = open_regular(self.path, lambda why: SourceFormatError(f"{self.path}: {why}"))
+            f = io.TextIOWrapper(raw, encoding="utf-8-sig", newline="")
         except FileNotFoundError:
             raise EmptySourceError(f"{self.path}: no such CSV file; check the path.") from None
         with f, _csv_errors(self.path) as readers:
