@@ -256,3 +256,46 @@ def test_symlink_loops_are_walked_once(tmp_path):
     assert out.returncode == 0, out.stderr
     found = [Path(p).relative_to(root).as_posix() for p in json.loads(out.stdout)]
     assert found == ["c/3.jpg", "c/a/1.jpg", "c/b/2.jpg"]
+
+
+@pytest.mark.parametrize(
+    ("label", "what"),
+    [
+        ("99999999999", "label 99999999999 is too large"),
+        ("2147483648", "label 2147483648 is too large"),
+        ("9" * 5000, "is too large"),  # int() of it alone would raise ValueError
+        ("5000000", "label 5000000 would make 5000001 classes"),
+    ],
+)
+def test_csv_huge_integer_labels_fail_before_allocating(tmp_path, label, what):
+    csv = tmp_path / "list.csv"
+    csv.write_text(f"a.png,0\nb.png,{label}\nc.png,1\n")
+    with pytest.raises(SourceFormatError, match=f"^{csv}:2: .*{what}"):
+        CsvSource(csv)
+
+
+def test_csv_large_label_with_a_class_list_is_checked_against_it(tmp_path):
+    csv = tmp_path / "list.csv"
+    csv.write_text("a.png,0\nb.png,5000000\n")
+    with pytest.raises(SourceFormatError, match="label 5000000 is out of range for 2 classes"):
+        CsvSource(csv, classes=["x", "y"])
+
+
+def test_sequence_huge_label_without_classes(rng):
+    image = rng.integers(0, 255, (4, 4, 3), dtype=np.uint8)
+    src = SequenceSource(_Unnamed([(image, 99999999999)]))
+    with pytest.raises(SourceFormatError, match="item 0: label 99999999999 would make"):
+        src.load(0)
+
+
+class _Unnamed:
+    """A map-style dataset without ``classes``."""
+
+    def __init__(self, items):
+        self.items = items
+
+    def __len__(self):
+        return len(self.items)
+
+    def __getitem__(self, i):
+        return self.items[i]

@@ -104,6 +104,8 @@ def _check_layout(path: Any, h: np.void, size: int) -> None:
         problem = f"an index of {n} x {entry} bytes at {index} overlapping metadata at {meta}"
     elif meta + meta_n > total:
         problem = f"metadata at {meta} (+{meta_n}) past the file end {total}"
+    elif meta_n > fmt.MAX_METADATA_BYTES:
+        problem = f"{meta_n} bytes of metadata (a pack holds at most {fmt.MAX_METADATA_BYTES})"
     if problem is not None:
         raise CorruptPackError(
             f"{path}: the header records {problem}; the file is damaged — re-pack it", path

@@ -28,6 +28,8 @@ from ..regular_files import open_regular
 
 __all__ = [
     "IMG_EXTENSIONS",
+    "MAX_IMPLICIT_CLASSES",
+    "MAX_LABEL",
     "Source",
     "ImageFolderSource",
     "CsvSource",
@@ -166,6 +168,21 @@ def _walk(top: str) -> Iterator[tuple[str, list[str], list[str]]]:
         yield dirpath, dirnames, fnames
 
 
+MAX_LABEL = 2**31 - 1  # the largest integer label a CSV row may hold
+# Classes named "0".."N" made from the largest integer label when no class list is
+# given: a list of that many names is built, so N is bounded before it is.
+MAX_IMPLICIT_CLASSES = 1 << 20
+
+
+def _check_implicit_classes(top: int, where: str) -> None:
+    if top >= MAX_IMPLICIT_CLASSES:
+        raise SourceFormatError(
+            f"{where}: label {top} would make {top + 1} classes named '0'..'{top}' (at most "
+            f"{MAX_IMPLICIT_CLASSES} without a class list) — use labels 0..N-1, name the "
+            "classes, or pass classes=."
+        )
+
+
 _INT_RE = re.compile(r"^\d+$")
 _HEADER = ["path", "label"]
 
@@ -186,6 +203,7 @@ class CsvSource(_FileListSource):
         delimiter = "\t" if self.path.lower().endswith(".tsv") else ","
         base = os.path.dirname(os.path.abspath(self.path))
         rows: list[tuple[str, str, int]] = []
+        top, top_line = -1, 0  # the largest integer label and its line
         header_seen = False
         try:
             raw = open_regular(self.path, lambda why: SourceFormatError(f"{self.path}: {why}"))
@@ -218,6 +236,13 @@ class CsvSource(_FileListSource):
                         f"{where}: empty label — give a class name or an integer class index."
                     )
                 is_int = 1 if _INT_RE.match(label) else 0
+                if is_int and (len(label) > 10 or int(label) > MAX_LABEL):
+                    raise SourceFormatError(
+                        f"{where}: label {label} is too large — integer labels are class "
+                        f"indices from 0 to {MAX_LABEL}; fix the row or name the classes."
+                    )
+                if is_int and int(label) > top:
+                    top, top_line = int(label), line
                 if rows and is_int != rows[0][2]:
                     raise SourceFormatError(
                         f"{where}: label {label!r} mixes class names and integer labels "
@@ -228,7 +253,6 @@ class CsvSource(_FileListSource):
             raise EmptySourceError(f"{self.path}: CSV file lists no images; add path,label rows.")
         if rows[0][2]:  # integer labels
             labels = [int(label) for _, label, _ in rows]
-            top = max(labels)
             if classes is not None:
                 self.classes = [str(c) for c in classes]
                 if top >= len(self.classes):
@@ -237,6 +261,7 @@ class CsvSource(_FileListSource):
                         "classes — pass the full class list."
                     )
             else:
+                _check_implicit_classes(top, f"{self.path}:{top_line}")
                 self.classes = [str(i) for i in range(top + 1)]
             self._samples = [(p, lab) for (p, _, _), lab in zip(rows, labels, strict=True)]
         else:
@@ -341,6 +366,8 @@ class SequenceSource:
                 f"item {i}: label {label!r} is not an int or class name; return "
                 "(image, int_label) from the dataset."
             ) from None
+        if not self.classes and value >= MAX_IMPLICIT_CLASSES:
+            _check_implicit_classes(value, f"item {i}")
         if value < 0 or (self.classes and value >= len(self.classes)):
             raise SourceFormatError(
                 f"item {i}: label {value} is out of range for {len(self.classes)} classes; "

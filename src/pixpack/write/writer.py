@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from .. import format as fmt
-from ..errors import ResumeError
+from ..errors import ResumeError, SourceError
 
 __all__ = ["JOURNAL_DTYPE", "PackWriter", "partial_paths"]
 
@@ -242,6 +242,12 @@ class PackWriter:
             self._data.write(block)
         meta_offset = index_offset + len(entries) * fmt.INDEX_DTYPE.itemsize
         meta = fmt.encode_metadata(metadata)
+        if len(meta) > fmt.MAX_METADATA_BYTES:  # readers would refuse the pack
+            raise SourceError(
+                f"{self.path}: the pack's metadata would be {len(meta)} bytes, over the "
+                f"{fmt.MAX_METADATA_BYTES} a pack may hold (millions of skipped files or "
+                "class names?); fix or remove the unreadable files and pack again."
+            )
         self._data.write(meta)
         file_size = meta_offset + len(meta)
         self._data.truncate(file_size)

@@ -1,0 +1,78 @@
+"""Crafted packs whose checksums all match: every command and API gives a pixpack error
+(one line from the CLI), never a traceback, a RecursionError or an unbounded allocation."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from read_helpers import craft_metadata
+
+from pixpack import format as fmt
+from pixpack.errors import CorruptPackError
+from pixpack.read.pack import open_pack
+from pixpack.read.verify import verify
+
+
+@pytest.fixture
+def copy(tmp_path, mixed_pack) -> Path:
+    return Path(shutil.copy(mixed_pack, tmp_path / "crafted.pixpack"))
+
+
+def pixpack(*args: object, **env: str) -> subprocess.CompletedProcess:
+    import os
+
+    return subprocess.run(
+        [sys.executable, "-m", "pixpack", *map(str, args)],
+        capture_output=True, timeout=60, env={**os.environ, **env},
+    )  # fmt: skip
+
+
+def assert_one_line(proc: subprocess.CompletedProcess, *needles: str) -> None:
+    err = proc.stderr.decode("utf-8", "replace")
+    assert proc.returncode == 1, err
+    assert err.count("\n") == 1 and err.startswith("error: ") and "Traceback" not in err, err
+    for needle in needles:
+        assert needle in err, err
+
+
+def _meta(copy: Path) -> dict:
+    return dict(open_pack(copy).metadata)
+
+
+BAD_METADATA = {
+    "nested 5000 deep": b'{"x": ' + b"[" * 5000 + b"]" * 5000 + b"}",
+    "nested 100 deep": b'{"x": ' + b'{"y": ' * 100 + b"1" + b"}" * 101,
+    "classes an int": {"classes": 5},
+    "a class a lone surrogate": {"classes": ["\ud800x"]},
+    "mean a string": {"classes": ["a"], "mean": "0.5"},
+    "std of strings": {"classes": ["a"], "std": ["a", "b"]},
+    "skipped an object": {"classes": ["a"], "skipped": {"path": "x"}},
+    "skipped of ints": {"classes": ["a"], "skipped": [1, 2]},
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_METADATA))
+def test_bad_metadata_is_a_corrupt_pack_everywhere(copy, tmp_path, case):
+    meta = BAD_METADATA[case]
+    if isinstance(meta, dict):
+        meta = fmt.encode_metadata({**_meta(copy), **meta})
+    craft_metadata(copy, meta)
+    with pytest.raises(CorruptPackError, match="unreadable metadata"):
+        open_pack(copy)
+    with pytest.raises(CorruptPackError):
+        verify(copy)
+    for args in (("info", copy), ("info", "--json", copy), ("verify", copy)):
+        assert_one_line(pixpack(*args), str(copy), "unreadable metadata")
+    assert_one_line(pixpack("export", copy, tmp_path / "out"), "unreadable metadata")
+
+
+def test_metadata_size_is_bounded_before_reading(copy, monkeypatch):
+    """A header may claim gigabytes of metadata: refused from the header, unread."""
+    craft_metadata(copy, b" " * 1000 + fmt.encode_metadata(_meta(copy)))
+    monkeypatch.setattr(fmt, "MAX_METADATA_BYTES", 1000)
+    with pytest.raises(CorruptPackError, match="bytes of metadata \\(a pack holds at most 1000\\)"):
+        open_pack(copy)
