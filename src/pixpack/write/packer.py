@@ -193,6 +193,11 @@ def _pack_locked(
         # A worker died (out of memory, a crash in a decoder): what was written is sound.
         writer.abort(keep_partial=True)
         raise
+    except OSError as exc:  # a full disk: name the file, which is removed
+        writer.abort()
+        if exc.filename is None:
+            exc.filename = f"{writer.tmp_path} (removed)"
+        raise
     except BaseException:
         writer.abort()
         raise
