@@ -46,7 +46,13 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from .. import format as fmt
-from ..errors import EmptySourceError, ImageDecodeError, SourceFormatError, UsageError
+from ..errors import (
+    EmptySourceError,
+    ImageDecodeError,
+    PixpackError,
+    SourceFormatError,
+    UsageError,
+)
 from ..opencv_threads import single_threaded_opencv
 from ..options import PackOptions
 from ..progress import Progress
@@ -195,7 +201,7 @@ def _pack_locked(
         raise
     except OSError as exc:  # a full disk: name the file, which is removed
         writer.abort()
-        if exc.filename is None:
+        if exc.filename is None and not isinstance(exc, PixpackError):
             exc.filename = f"{writer.tmp_path} (removed)"
         raise
     except BaseException:
