@@ -8,11 +8,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
-from read_helpers import craft_metadata
+from read_helpers import craft_index, craft_metadata
 
 from pixpack import format as fmt
 from pixpack.errors import CorruptPackError
+from pixpack.read.export import export
 from pixpack.read.pack import open_pack
 from pixpack.read.verify import verify
 
@@ -76,3 +78,51 @@ def test_metadata_size_is_bounded_before_reading(copy, monkeypatch):
     monkeypatch.setattr(fmt, "MAX_METADATA_BYTES", 1000)
     with pytest.raises(CorruptPackError, match="bytes of metadata \\(a pack holds at most 1000\\)"):
         open_pack(copy)
+
+
+# -- index entries that checksum but describe impossible samples -------------------------
+@pytest.mark.parametrize(
+    ("columns", "shape"),
+    [
+        ({"height": 0, "width": 0, "nbytes": 0}, "0x0x"),
+        ({"channels": 0, "nbytes": 0}, "x0"),
+        ({"channels": 200}, "x200"),
+    ],
+)
+def test_impossible_shapes_are_pixpack_errors(copy, tmp_path, columns, shape):
+    h = fmt.decode_header(copy.read_bytes()[: fmt.HEADER_SIZE])
+    count, at = int(h["num_samples"]), int(h["index_offset"])
+    index = np.fromfile(copy, fmt.INDEX_DTYPE, count, offset=at)
+    for sample in (0, 1):  # a raw sample, then a jpeg one
+        hit = np.arange(len(index)) == sample
+        craft_index(copy, **{k: np.where(hit, v, index[k]) for k, v in columns.items()})
+        why = verify(copy).bad_samples[sample]
+        assert "impossible shape" in why and shape in why
+        out = tmp_path / f"out{sample}"
+        with pytest.raises(CorruptPackError, match=f"sample {sample} records an impossible shape"):
+            export(copy, out)
+        assert_one_line(pixpack("export", copy, tmp_path / f"cli{sample}"), "impossible shape")
+        craft_index(copy, **{k: index[k] for k in columns})  # restore
+
+
+def test_unknown_pixel_type_code(copy, tmp_path):
+    craft_index(copy, dtype=7)
+    info = pixpack("info", copy)
+    assert info.returncode == 0 and b"unknown(7)" in info.stdout
+    assert_one_line(pixpack("export", copy, tmp_path / "out"), "pixel type code 7")
+    assert "unknown storage mode or pixel type" in verify(copy).bad_samples[0]
+
+
+# -- output that survives any locale ------------------------------------------------------
+def test_info_prints_names_that_are_not_utf8_under_a_strict_utf8_stdout(copy):
+    meta = {**_meta(copy), "classes": ["\udcffcat", "dog\nerror: x", "ñandú"]}
+    meta["skipped"] = [{"path": "/data/\udce9t\u00e9.jpg", "reason": "bad\nline"}]
+    craft_metadata(copy, meta)
+    for args in (("info", copy), ("info", "--json", copy)):
+        proc = pixpack(*args, PYTHONIOENCODING="utf-8")
+        assert proc.returncode == 0, proc.stderr
+        out = proc.stdout.decode("utf-8")
+        assert "\\udcffcat" in out and "ñandú" in out
+    text = pixpack("info", copy, PYTHONIOENCODING="utf-8").stdout.decode()
+    assert "dog\\nerror: x" in text and "\\udce9t" in text and "bad\\nline" in text
+    assert not any(line.startswith("error") for line in text.splitlines())

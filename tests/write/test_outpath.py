@@ -108,7 +108,8 @@ def test_a_held_lock_refuses_at_once_and_touches_nothing(tmp_path, photo_folder)
     tmp.write_bytes(b"another packer's partial data")
     with OutLock(out):
         started = time.monotonic()
-        with pytest.raises(OutputBusyError, match=rf"another pixpack pack is writing it \(pid {os.getpid()}"):
+        busy = rf"another pixpack pack is writing it \(pid {os.getpid()}"
+        with pytest.raises(OutputBusyError, match=busy):
             pack(photo_folder, out, workers=1, quiet=True)
         assert time.monotonic() - started < 5
         assert tmp.read_bytes() == b"another packer's partial data" and not out.exists()

@@ -9,6 +9,7 @@ from typing import Any, cast
 import numpy as np
 
 from .. import format as fmt
+from ._text import one_line
 from .pack_cmd import _size
 
 __all__ = ["add_parsers", "pack_info", "run_info", "run_verify", "run_export"]
@@ -153,12 +154,12 @@ def _format_info(info: dict[str, Any]) -> str:
     lines.append(f"classes:   {len(classes)}")
     shown = classes if len(classes) <= 30 else classes[:25]
     width = max((len(c["name"]) for c in shown), default=0)
-    lines += [f"  {c['index']:>5}  {c['name']:<{width}}  {c['count']}" for c in shown]
+    lines += [f"  {c['index']:>5}  {one_line(c['name']):<{width}}  {c['count']}" for c in shown]
     if len(shown) < len(classes):
         lines.append(f"  ... {len(classes) - len(shown)} more (pixpack info --json lists all)")
     skipped = info["skipped"]
     lines.append(f"skipped:   {len(skipped)} unreadable file(s)")
-    lines += [f"  {s.get('path')}: {s.get('reason')}" for s in skipped[:20]]
+    lines += [f"  {one_line(s.get('path'))}: {one_line(s.get('reason'))}" for s in skipped[:20]]
     if len(skipped) > 20:
         lines.append(f"  ... {len(skipped) - 20} more (pixpack info --json lists all)")
     return "\n".join(lines)

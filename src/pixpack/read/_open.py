@@ -64,6 +64,10 @@ def _not_a_pack(path: os.PathLike[str] | str) -> NotAPackError:
     )
 
 
+def _not_regular(path: os.PathLike[str] | str, why: str) -> NotAPackError:
+    return NotAPackError(f"{path}: {why}; give the path of a pack", path)
+
+
 def _check_header(path: Any, raw: bytes, size: int) -> np.void:
     if len(raw) < len(fmt.MAGIC) or raw[: len(fmt.MAGIC)] != fmt.MAGIC:
         raise _not_a_pack(path)
@@ -126,8 +130,7 @@ def _check_layout(path: Any, h: np.void, size: int) -> None:
 
 def open_file(path: str | os.PathLike[str], *, in_memory: bool = False) -> OpenedFile:
     """Validate and map (or read) a pack. Raises the PackError subclasses."""
-    refuse = lambda why: NotAPackError(f"{path}: {why}; give the path of a pack", path)  # noqa: E731
-    with open_regular(path, refuse) as f:
+    with open_regular(path, lambda why: _not_regular(path, why)) as f:
         size = os.fstat(f.fileno()).st_size
         raw = f.read(fmt.HEADER_SIZE)
         header = _check_header(path, raw, size)

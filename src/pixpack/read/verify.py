@@ -101,6 +101,12 @@ def _structure(
         index["height"].astype(np.uint64) * index["width"].astype(np.uint64)
         * index["channels"].astype(np.uint64) * itemsize
     )
+    heights, widths, channels = index["height"], index["width"], index["channels"]
+    impossible = (heights == 0) | (widths == 0) | ~np.isin(channels, (1, 3, 4))
+    for i in np.flatnonzero(impossible)[:1000].tolist():
+        report.bad_samples.setdefault(
+            i, f"impossible shape {int(heights[i])}x{int(widths[i])}x{int(channels[i])}"
+        )
     wrong = known & (modes == fmt.MODE_RAW) & (pixels != nbytes)
     for i in np.flatnonzero(wrong)[:1000].tolist():
         report.bad_samples.setdefault(i, f"raw size {int(nbytes[i])} bytes != its recorded shape")
