@@ -108,7 +108,7 @@ def pack_info(path: str) -> dict[str, Any]:
             },
             "mean": meta.get("mean"),
             "std": meta.get("std"),
-            "skipped": meta.get("skipped", []),
+            "skipped": meta.get("skipped") or [],
             "source": meta.get("source"),
             "options": meta.get("options"),
             "jpeg_kept_as_source": meta.get("jpeg_kept_as_source"),
@@ -145,7 +145,7 @@ def _format_info(info: dict[str, Any]) -> str:
         f"{_size(b['index'])}, metadata {_size(b['metadata'])}); decoded "
         f"{_size(b['decoded'])}, {ratio:.1f}x",
     ]
-    if info["mean"]:
+    if info["mean"] and info["std"]:
         lines.append(
             "mean/std:  " + ", ".join(f"{m:.4f}" for m in info["mean"]) + " / "
             + ", ".join(f"{s:.4f}" for s in info["std"])
