@@ -85,3 +85,36 @@ def test_vectorised_builder_matches_pack_writer(tmp_path):
                       dtype_code=0, mode_code=fmt.MODE_RAW, label=i % 4)
     slow = writer.commit({"classes": [f"c{i}" for i in range(4)]})
     assert fast.read_bytes() == slow.read_bytes()
+
+
+_VERIFY_CHILD = textwrap.dedent(
+    """
+    import importlib, json, resource, sys
+
+    verify_module = importlib.import_module("pixpack.read.verify")  # the module
+
+    verify_module._CHUNK = 1 << 20  # a small read window: what remains is per-sample memory
+    verify_module.verify(sys.argv[2], progress=False)  # warm imports on a tiny pack
+    report = verify_module.verify(sys.argv[1], progress=False)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    print(json.dumps({"ok": report.ok, "n": report.num_samples, "peak_kb": peak}))
+    """
+)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="ru_maxrss in kB")
+def test_verify_memory_is_flat_in_the_sample_count(tmp_path):
+    """verify streams the index: 150k and 1M samples peak within a few MB of each other
+    (it held ~130 bytes per sample before: +113 MB from 150k to 1M)."""
+    warm = build_tiny_pack(tmp_path / "warm.pixpack", 10)
+    runs = []
+    for n in (150_000, 1_000_000):
+        path = build_tiny_pack(tmp_path / f"{n}.pixpack", n)
+        out = subprocess.run(
+            [sys.executable, "-c", _VERIFY_CHILD, str(path), str(warm)],
+            check=True, capture_output=True, text=True, timeout=300,
+        )  # fmt: skip
+        runs.append(json.loads(out.stdout))
+    small, large = runs
+    assert small["ok"] and large["ok"] and large["n"] == 1_000_000
+    assert large["peak_kb"] - small["peak_kb"] < 8 * 1024, runs
