@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import argparse
 import json
-from typing import Any, cast
+from typing import Any
 
-import numpy as np
 
 from .. import format as fmt
+from ._index_stats import summarize
 from ._text import one_line
 from .pack_cmd import _size
 
@@ -43,22 +43,8 @@ def add_parsers(subparsers: Any) -> None:
     export.set_defaults(run=run_export)
 
 
-def _stats(values: np.ndarray) -> dict[str, int]:
-    if len(values) == 0:
-        return {"min": 0, "median": 0, "max": 0}
-    return {
-        "min": int(values.min()),
-        "median": int(np.median(values)),
-        "max": int(values.max()),
-    }
-
-
-def _histogram(values: np.ndarray, names: dict[int, str]) -> dict[str, int]:
-    keys, counts = np.unique(values, return_counts=True)
-    return {
-        names.get(int(k), f"unknown({int(k)})"): int(c)
-        for k, c in zip(keys.tolist(), counts.tolist(), strict=True)
-    }
+def _names(counts: dict[int, int], names: dict[int, str]) -> dict[str, int]:
+    return {names.get(k, f"unknown({k})"): c for k, c in counts.items()}
 
 
 def pack_info(path: str) -> dict[str, Any]:
@@ -67,21 +53,9 @@ def pack_info(path: str) -> dict[str, Any]:
 
     with open_pack(path) as pack:
         header, meta, index = pack.header, pack.metadata, pack.index
-        labels = np.asarray(index["label"])
-        heights, widths = np.asarray(index["height"]), np.asarray(index["width"])
-        channels = np.asarray(index["channels"])
-        dtypes = np.asarray(index["dtype"])
-        nbytes = np.asarray(index["nbytes"])
-        itemsize = np.ones(len(index), dtype=np.int64)
-        for code, dtype in fmt.DTYPE_FROM_CODE.items():
-            itemsize[dtypes == code] = cast(np.dtype, dtype).itemsize
-        decoded = int((heights.astype(np.int64) * widths * channels * itemsize).sum())
         classes = pack.classes
-        # Labels come from the (unverified) index: a flipped bit can make one huge,
-        # and bincount would try to allocate that many counters.
-        known = (labels >= 0) & (labels < len(classes))
-        counts = np.bincount(labels[known], minlength=len(classes))
-        stored = int(nbytes.sum())
+        counted = summarize(index, len(classes))  # in slices: memory flat in len(pack)
+        counts = counted.class_counts
         info = {
             "path": str(pack.path),
             "format_version": f"{header['major']}.{header['minor']}",
@@ -92,19 +66,19 @@ def pack_info(path: str) -> dict[str, Any]:
                 {"index": i, "name": name, "count": int(counts[i]) if i < len(counts) else 0}
                 for i, name in enumerate(classes)
             ],
-            "unlabeled": int((labels < 0).sum()),
-            "labels_out_of_range": int((labels >= len(classes)).sum()),
-            "modes": _histogram(np.asarray(index["mode"]), fmt.MODE_NAMES),
-            "dtypes": _histogram(dtypes, {c: str(d) for c, d in fmt.DTYPE_FROM_CODE.items()}),
-            "channels": _histogram(channels, {c: str(c) for c in (1, 2, 3, 4)}),
-            "height": _stats(heights),
-            "width": _stats(widths),
+            "unlabeled": counted.unlabeled,
+            "labels_out_of_range": counted.out_of_range,
+            "modes": _names(counted.modes, fmt.MODE_NAMES),
+            "dtypes": _names(counted.dtypes, {c: str(d) for c, d in fmt.DTYPE_FROM_CODE.items()}),
+            "channels": _names(counted.channels, {c: str(c) for c in (1, 2, 3, 4)}),
+            "height": counted.height,
+            "width": counted.width,
             "bytes": {
                 "file": int(header["file_size"]),
-                "samples": stored,
+                "samples": counted.stored,
                 "index": len(pack) * int(header["entry_size"]),
                 "metadata": int(header["meta_nbytes"]),
-                "decoded": decoded,
+                "decoded": counted.decoded,
             },
             "mean": meta.get("mean"),
             "std": meta.get("std"),
