@@ -25,19 +25,25 @@ def _reference(index: np.ndarray, num_classes: int) -> dict:
         return dict(zip(keys.tolist(), counts.tolist(), strict=True))
 
     def stats(values):
-        return {"min": int(values.min()), "median": int(np.median(values)),
-                "max": int(values.max())}  # fmt: skip
+        return {
+            "min": int(values.min()),
+            "median": int(np.median(values)),
+            "max": int(values.max()),
+        }
 
+    shape = index["height"].astype(np.int64) * index["width"] * index["channels"]
     return {
         "stored": int(index["nbytes"].sum()),
-        "decoded": int((index["height"].astype(np.int64) * index["width"] * index["channels"]
-                        * itemsize).sum()),  # fmt: skip
+        "decoded": int((shape * itemsize).sum()),
         "class_counts": np.bincount(labels[known], minlength=num_classes).tolist(),
         "unlabeled": int((labels < 0).sum()),
         "out_of_range": int((labels >= num_classes).sum()),
-        "modes": hist(index["mode"]), "dtypes": hist(dtypes), "channels": hist(index["channels"]),
-        "height": stats(index["height"]), "width": stats(index["width"]),
-    }  # fmt: skip
+        "modes": hist(index["mode"]),
+        "dtypes": hist(dtypes),
+        "channels": hist(index["channels"]),
+        "height": stats(index["height"]),
+        "width": stats(index["width"]),
+    }
 
 
 def _random_index(rng: np.random.Generator, n: int) -> np.ndarray:

@@ -38,9 +38,7 @@ def file_kind(mode: int) -> str | None:
     return "not a regular file"
 
 
-def open_regular(
-    path: str | os.PathLike[str], refuse: Callable[[str], BaseException]
-) -> BinaryIO:
+def open_regular(path: str | os.PathLike[str], refuse: Callable[[str], BaseException]) -> BinaryIO:
     """Open ``path`` for binary reading if it is a regular file (symlinks followed).
 
     Anything else raises ``refuse(reason)`` (reason like ``"not a regular file (a

@@ -61,9 +61,7 @@ def test_abort_removes_every_temp_file_when_closing_fails(tmp_path, photo_folder
 def test_cli_names_the_file(tmp_path, photo_folder, filling_disk, capsys):
     out = tmp_path / "data.pixpack"
     assert cli_main(["pack", str(photo_folder), str(out), "--workers", "1", "--quiet"]) == 1
-    assert capsys.readouterr().err == (
-        f"error: No space left on device: {out}.partial (removed)\n"
-    )
+    assert capsys.readouterr().err == (f"error: No space left on device: {out}.partial (removed)\n")
     assert list(tmp_path.iterdir()) == []
 
 

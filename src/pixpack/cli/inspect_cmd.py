@@ -6,7 +6,6 @@ import argparse
 import json
 from typing import Any
 
-
 from .. import format as fmt
 from ._index_stats import summarize
 from ._text import one_line
