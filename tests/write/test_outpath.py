@@ -105,14 +105,15 @@ def test_not_a_pack_message_never_suggests_overwriting_the_file(tmp_path, photo_
 def test_a_held_lock_refuses_at_once_and_touches_nothing(tmp_path, photo_folder):
     out = tmp_path / "data.pixpack"
     tmp = partial_paths(out)[0]
-    tmp.write_bytes(b"another packer's partial data")
+    theirs = b"\x00" * 4096 + b"another packer's samples"
+    tmp.write_bytes(theirs)
     with OutLock(out):
         started = time.monotonic()
         busy = rf"another pixpack pack is writing it \(pid {os.getpid()}"
         with pytest.raises(OutputBusyError, match=busy):
             pack(photo_folder, out, workers=1, quiet=True)
         assert time.monotonic() - started < 5
-        assert tmp.read_bytes() == b"another packer's partial data" and not out.exists()
+        assert tmp.read_bytes() == theirs and not out.exists()
     tmp.unlink()
     pack(photo_folder, out, workers=1, quiet=True, max_side=32)  # released: packs
     assert not _leftovers(out)
@@ -184,3 +185,23 @@ def test_two_packers_started_together_end_in_one_valid_pack(tmp_path, photo_fold
         assert code == 0 or (code == 1 and "another pixpack pack is writing it" in err), err
     assert any(code == 0 for code, _ in results)
     assert verify(out).ok and len(open_pack(out)) == 24 and not _leftovers(out)
+
+
+def test_temp_file_names_that_hold_something_else_are_refused(tmp_path, photo_folder):
+    """pack() writes OUT.partial and its sidecars: it must not write through a symlink
+    there, nor over a file that no packer made."""
+    out = tmp_path / "data.pixpack"
+    precious = tmp_path / "precious.txt"
+    precious.write_text("keep me\n")
+    tmp, journal, _ = partial_paths(out)
+    journal.symlink_to(precious)
+    with pytest.raises(UsageError, match="is a symlink where pack\\(\\) keeps its temp file"):
+        pack(photo_folder, out, workers=1, quiet=True)
+    journal.unlink()
+    tmp.write_text("not a partial pack\n")
+    with pytest.raises(UsageError, match="exists and is not a partial pack"):
+        pack(photo_folder, out, workers=1, quiet=True)
+    assert precious.read_text() == "keep me\n" and tmp.read_text() == "not a partial pack\n"
+    tmp.write_bytes(b"\x00" * 4096)  # what an interrupted packer leaves: replaced
+    pack(photo_folder, out, workers=1, quiet=True, max_side=32)
+    assert verify(out).ok and not _leftovers(out)

@@ -29,6 +29,7 @@ from typing import Any
 from .. import format as fmt
 from ..errors import OutputBusyError, UsageError
 from ..regular_files import file_kind, open_regular
+from .writer import partial_paths
 
 __all__ = ["OutLock", "check_out", "lock_path"]
 
@@ -64,6 +65,36 @@ def check_out(out: Path, src: Any) -> None:
             "overwrite it — name the pack differently (e.g. data.pixpack)."
         )
     _check_existing(out)
+    _check_partial(out)
+
+
+def _check_partial(out: Path) -> None:
+    """``OUT.partial`` and its sidecars are replaced (or resumed): refuse names that hold
+    something else, such as a symlink (writing would follow it) or a file that no
+    packer wrote (a partial pack starts with zeros, or a header if its commit was cut)."""
+    for path in (*partial_paths(out), lock_path(out)):
+        if path.is_symlink():
+            raise UsageError(
+                f"{path}: is a symlink where pack() keeps its temp file; remove the link "
+                "or choose another OUT."
+            )
+    tmp = partial_paths(out)[0]
+    try:
+        st = os.stat(tmp)
+    except FileNotFoundError:
+        return
+    kind = file_kind(st.st_mode)
+    if kind is not None:
+        raise UsageError(f"{tmp}: is {kind}; remove it or choose another OUT.")
+    if st.st_size == 0:
+        return
+    with open_regular(tmp, lambda reason: UsageError(f"{tmp}: {reason}")) as f:
+        head = f.read(len(fmt.MAGIC))
+    if head not in (b"\x00" * len(fmt.MAGIC), fmt.MAGIC):
+        raise UsageError(
+            f"{tmp}: exists and is not a partial pack; packing would overwrite it — "
+            "choose another OUT name."
+        )
 
 
 def _listed_at(out: Path, src: Any) -> int | None:
