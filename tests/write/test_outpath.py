@@ -205,3 +205,9 @@ def test_temp_file_names_that_hold_something_else_are_refused(tmp_path, photo_fo
     tmp.write_bytes(b"\x00" * 4096)  # what an interrupted packer leaves: replaced
     pack(photo_folder, out, workers=1, quiet=True, max_side=32)
     assert verify(out).ok and not _leftovers(out)
+
+
+def test_out_in_a_folder_that_does_not_exist_yet(tmp_path, photo_folder):
+    out = tmp_path / "new" / "deeper" / "data.pixpack"  # created, as before the lock
+    pack(photo_folder, out, workers=1, quiet=True, max_side=32)
+    assert verify(out).ok and not _leftovers(out)

@@ -152,6 +152,7 @@ class OutLock:
         self._fd: int | None = None
 
     def acquire(self) -> OutLock:
+        self.path.parent.mkdir(parents=True, exist_ok=True)  # pack() creates OUT's folder
         while True:
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
             try:
