@@ -126,3 +126,14 @@ def test_info_prints_names_that_are_not_utf8_under_a_strict_utf8_stdout(copy):
     text = pixpack("info", copy, PYTHONIOENCODING="utf-8").stdout.decode()
     assert "dog\\nerror: x" in text and "\\udce9t" in text and "bad\\nline" in text
     assert not any(line.startswith("error") for line in text.splitlines())
+
+
+def test_verify_names_at_most_max_reported_damaged_samples(copy, monkeypatch):
+    """Every sample damaged: a bounded report (names + a count), not one entry each."""
+    verify_module = sys.modules["pixpack.read.verify"]  # pixpack.read.verify: the function
+    monkeypatch.setattr(verify_module, "MAX_REPORTED", 3)
+    craft_index(copy, checksum=12345)  # no sample matches its checksum any more
+    report = verify(copy)
+    assert len(report.bad_samples) == 3 and report.unlisted == 6 and not report.ok
+    assert "9 damaged sample(s): 0, 1, 2" in report.summary()
+    assert report.problems()[-1] == "... and 6 more damaged samples"
