@@ -263,7 +263,7 @@ def test_symlink_loops_are_walked_once(tmp_path):
     [
         ("99999999999", "label 99999999999 is too large"),
         ("2147483648", "label 2147483648 is too large"),
-        ("9" * 5000, "is too large"),  # int() of it alone would raise ValueError
+        ("9" * 5000, r"label 9{20}\.\.\. \(5000 digits\) is too large"),  # int() would fail
         ("5000000", "label 5000000 would make 5000001 classes"),
     ],
 )

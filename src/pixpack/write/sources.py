@@ -237,8 +237,9 @@ class CsvSource(_FileListSource):
                     )
                 is_int = 1 if _INT_RE.match(label) else 0
                 if is_int and (len(label) > 10 or int(label) > MAX_LABEL):
+                    shown = label if len(label) <= 20 else f"{label[:20]}... ({len(label)} digits)"
                     raise SourceFormatError(
-                        f"{where}: label {label} is too large — integer labels are class "
+                        f"{where}: label {shown} is too large — integer labels are class "
                         f"indices from 0 to {MAX_LABEL}; fix the row or name the classes."
                     )
                 if is_int and int(label) > top:
