@@ -137,3 +137,35 @@ def test_verify_names_at_most_max_reported_damaged_samples(copy, monkeypatch):
     assert len(report.bad_samples) == 3 and report.unlisted == 6 and not report.ok
     assert "9 damaged sample(s): 0, 1, 2" in report.summary()
     assert report.problems()[-1] == "... and 6 more damaged samples"
+
+
+def test_a_stored_jpeg_whose_header_claims_a_huge_size_is_not_decoded(tmp_path):
+    """Checksums valid, index 16x16, JPEG header 13000x13000: pack[i] used to allocate
+    the 507 MB the header asks for before finding the data short."""
+    import io
+    import tracemalloc
+
+    from PIL import Image
+
+    from pixpack.write.writer import PackWriter
+
+    buf = io.BytesIO()
+    Image.fromarray(np.full((16, 16, 3), 90, np.uint8)).save(buf, "JPEG")
+    data = bytearray(buf.getvalue())
+    sof = data.index(b"\xff\xc0")
+    data[sof + 5 : sof + 9] = (13000).to_bytes(2, "big") * 2
+    writer = PackWriter(tmp_path / "bomb.pixpack", {"test": 1}).start()
+    writer.append(
+        bytes(data), source_index=0, height=16, width=16, channels=3,
+        dtype_code=0, mode_code=fmt.MODE_JPEG, label=0,
+    )  # fmt: skip
+    path = writer.commit({"classes": ["a"]})
+    tracemalloc.start()
+    try:
+        with pytest.raises(CorruptPackError, match="its header says 13000x13000, the index 16x16"):
+            open_pack(path)[0]
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 20 << 20
+    assert verify(path).ok  # the bytes are what was stored: only decoding refuses them
