@@ -189,3 +189,19 @@ def test_a_command_group_registers_with_one_line(monkeypatch, capsys):
     assert cli_main.main(["hello"]) == 0
     assert capsys.readouterr().out == "hi\n"
     assert isinstance(cli_main.build_parser(), argparse.ArgumentParser)
+
+
+def test_errors_stay_one_line_whatever_the_file_name(tmp_path, capsys):
+    """A file named "bad\\nerror: x.jpg" made --strict print what read as two errors."""
+    root = tmp_path / "src"
+    (root / "c").mkdir(parents=True)
+    (root / "c" / "bad\nerror: x.jpg").write_bytes(b"not a jpeg")
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(root / "c" / "good.png")
+    code = cli_main.main(["pack", str(root), str(tmp_path / "o.pixpack"), "--strict", "--quiet"])
+    err = capsys.readouterr().err
+    assert code == 1 and err.count("\n") == 1, err
+    assert err.startswith("error: ") and "bad\\nerror: x.jpg" in err
+    cli_main.main(["pack", str(root), str(tmp_path / "o.pixpack"), "--quiet"])
+    warning = capsys.readouterr().err  # the summary warning names the skipped file
+    assert "bad\\nerror: x.jpg" in warning
+    assert [line.split(":")[0] for line in warning.splitlines()] == ["warning"]

@@ -15,6 +15,7 @@
     │   │   └── TruncatedPackError    the file is shorter than its header says
     │   └── UnsupportedModeError      a sample's storage mode is unknown to this version
     ├── ResumeError                   --resume found nothing compatible to resume
+    ├── OutputBusyError               another process is packing into the same OUT
     └── LoaderError                   a sample failed inside the loader (carries the index)
 
 Every message names the file (or sample) and says how to fix it, in one line, so
@@ -40,6 +41,7 @@ __all__ = [
     "TruncatedPackError",
     "UnsupportedModeError",
     "ResumeError",
+    "OutputBusyError",
     "LoaderError",
 ]
 
@@ -103,6 +105,10 @@ class UnsupportedModeError(PackError):
 
 class ResumeError(PixpackError):
     """``resume=True`` found a partial pack that cannot be continued."""
+
+
+class OutputBusyError(PixpackError):
+    """Another process holds the lock on the pack being written (``OUT.partial.lock``)."""
 
 
 class LoaderError(PixpackError):

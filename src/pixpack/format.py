@@ -58,6 +58,8 @@ __all__ = [
     "DTYPE_CODES",
     "DTYPE_FROM_CODE",
     "NO_LABEL",
+    "MAX_METADATA_BYTES",
+    "MAX_METADATA_DEPTH",
     "align",
     "checksum",
     "encode_header",
@@ -121,6 +123,12 @@ DTYPE_FROM_CODE = {code: dt for dt, code in DTYPE_CODES.items()}
 
 NO_LABEL = -1
 
+# Readers refuse larger or deeper metadata (CorruptPackError) before parsing it: a
+# pixpack writer's metadata is a few kB to tens of MB (class names, skipped files) and
+# 3 levels deep; parsing JSON costs up to ~8x its size in memory.
+MAX_METADATA_BYTES = 256 << 20
+MAX_METADATA_DEPTH = 64
+
 
 def align(value: int, alignment: int) -> int:
     """Round ``value`` up to a multiple of ``alignment``."""
@@ -180,7 +188,58 @@ def encode_metadata(meta: dict[str, Any]) -> bytes:
 
 
 def decode_metadata(raw: bytes) -> dict[str, Any]:
-    result = json.loads(raw.decode("utf-8"))
+    """Parse and check the metadata; any problem is a one-line ``ValueError``.
+
+    Bounded: at most ``MAX_METADATA_BYTES`` (checked by the reader before reading) and
+    ``MAX_METADATA_DEPTH`` levels of nesting; the fields readers use have their types
+    checked (``classes`` a list of strings, ``mean``/``std`` lists of numbers,
+    ``skipped`` a list of objects), so a crafted pack fails here, not in a reader.
+    """
+    try:
+        result = json.loads(raw.decode("utf-8"))
+    except RecursionError:  # json's C parser recurses once per level
+        raise ValueError(
+            f"the metadata is nested deeper than {MAX_METADATA_DEPTH} levels"
+        ) from None
     if not isinstance(result, dict):
         raise ValueError("pack metadata is not a JSON object")
+    _check_depth(result)
+    _check_fields(result)
     return result
+
+
+def _check_depth(value: Any) -> None:
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if depth > MAX_METADATA_DEPTH:
+            raise ValueError(f"the metadata is nested deeper than {MAX_METADATA_DEPTH} levels")
+        children = item.values() if isinstance(item, dict) else item
+        stack.extend((c, depth + 1) for c in children if isinstance(c, (dict, list)))
+
+
+def _check_fields(meta: dict[str, Any]) -> None:
+    def fail(key: str, expected: str) -> None:
+        raise ValueError(f"{key!r} must be {expected} (got {type(meta[key]).__name__})")
+
+    classes = meta.get("classes")
+    if classes is not None:
+        if not isinstance(classes, list) or not all(isinstance(c, str) for c in classes):
+            fail("classes", "a list of strings")
+        for name in classes:
+            try:  # a lone surrogate outside U+DC80..U+DCFF names no file on any system
+                name.encode("utf-8", "surrogateescape")
+            except UnicodeEncodeError:
+                raise ValueError(f"class name {name!r} is not valid text") from None
+    for key in ("mean", "std"):
+        value = meta.get(key)
+        if value is not None and not (
+            isinstance(value, list)
+            and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)
+        ):
+            fail(key, "a list of numbers")
+    skipped = meta.get("skipped")
+    if skipped is not None and not (
+        isinstance(skipped, list) and all(isinstance(s, dict) for s in skipped)
+    ):
+        fail("skipped", "a list of objects")

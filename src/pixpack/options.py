@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 from dataclasses import dataclass
 from typing import Any, Literal
 
 from .errors import UsageError
 
-__all__ = ["PackOptions", "LoaderOptions", "default_workers"]
+__all__ = ["PackOptions", "LoaderOptions", "MAX_BATCH_SIZE", "default_workers"]
 
 StorageMode = Literal["raw", "jpeg"]
 ErrorPolicy = Literal["raise", "skip", "warn"]
@@ -25,6 +26,12 @@ def default_workers() -> int:
         return max(1, len(os.sched_getaffinity(0)))
     except AttributeError:  # pragma: no cover - non-Linux
         return max(1, os.cpu_count() or 1)
+
+
+# Batch buffers are allocated for a whole batch up front: a batch of 10**9 would ask
+# torch for petabytes. 65536 samples per process is far above any real batch size.
+MAX_BATCH_SIZE = 1 << 16
+_DEVICE = re.compile(r"cpu|cuda(:\d+)?")
 
 
 def _check(condition: bool, message: str) -> None:
@@ -114,13 +121,14 @@ class PackOptions:
 class LoaderOptions:
     """How :class:`pixpack.Loader` batches and schedules work.
 
-    batch_size: samples per batch.
+    batch_size: samples per batch (at most ``MAX_BATCH_SIZE`` = 65536).
     shuffle: a fresh permutation every epoch, a pure function of (seed, epoch).
     seed: base seed for ordering and for every sample's random augmentation.
     drop_last: drop the final incomplete batch.
     workers: threads decoding and augmenting (default: all usable cores).
     prefetch: batches prepared ahead of the consumer.
-    device: ``"cpu"`` or a CUDA device; uint8 crosses the bus, normalisation runs there.
+    device: ``"cpu"``, ``"cuda"`` or ``"cuda:<index>"``; uint8 crosses the bus,
+        normalisation runs there.
     on_error: what a failing sample does: ``"raise"``, ``"skip"`` or ``"warn"`` (skip + warning).
     rank, world_size: this process's shard of every epoch (torch.distributed style).
     block_shuffle: 0 (default) shuffles samples fully; N > 0 shuffles blocks of N
@@ -168,8 +176,13 @@ class LoaderOptions:
             f"read_ahead_bytes must be a non-negative integer (got {self.read_ahead_bytes!r}).",
         )
         _check(
-            isinstance(self.batch_size, int) and self.batch_size >= 1,
-            f"batch_size must be a positive integer (got {self.batch_size!r}).",
+            isinstance(self.batch_size, int) and 1 <= self.batch_size <= MAX_BATCH_SIZE,
+            f"batch_size must be an integer from 1 to {MAX_BATCH_SIZE} per process "
+            f"(got {self.batch_size!r}).",
+        )
+        _check(
+            isinstance(self.device, str) and _DEVICE.fullmatch(self.device) is not None,
+            f"device must be 'cpu', 'cuda' or 'cuda:<index>' (got {self.device!r}).",
         )
         _check(
             isinstance(self.seed, int) and self.seed >= 0,

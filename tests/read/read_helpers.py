@@ -97,3 +97,45 @@ def crops(photos: Sequence[np.ndarray], count: int, seed: int = 0) -> list[np.nd
         x = int(rng.integers(0, photo.shape[1] - w))
         out.append(np.ascontiguousarray(photo[y : y + h, x : x + w]))
     return out
+
+
+def _rewrite(path: Path, *, index: np.ndarray | None = None, meta: bytes | None = None) -> Path:
+    """Replace a pack's index entries and/or metadata bytes, with every checksum and
+    size in the header made to match again: a crafted pack that opens."""
+    raw = bytearray(path.read_bytes())
+    h = fmt.decode_header(bytes(raw[: fmt.HEADER_SIZE]))
+    fields = {name: h[name] for name in h.dtype.names if name not in ("magic", "major", "minor")}
+    index_offset, entry = int(h["index_offset"]), int(h["entry_size"])
+    meta_offset = int(h["meta_offset"])
+    old_meta = bytes(raw[meta_offset : meta_offset + int(h["meta_nbytes"])])
+    if index is not None:
+        block = index.tobytes()
+        raw[index_offset : index_offset + len(block)] = block
+        fields["index_crc32"] = fmt.checksum(bytes(raw[index_offset:meta_offset]))
+    meta = old_meta if meta is None else meta
+    del raw[meta_offset:]
+    raw += meta
+    fields.update(
+        meta_nbytes=len(meta), meta_crc32=fmt.checksum(meta), file_size=len(raw),
+        header_crc32=0,
+    )  # fmt: skip
+    raw[: fmt.HEADER_SIZE] = fmt.encode_header(**fields)
+    path.write_bytes(bytes(raw))
+    assert entry == fmt.INDEX_DTYPE.itemsize
+    return path
+
+
+def craft_metadata(path: Path, meta: bytes | dict) -> Path:
+    """The pack at ``path`` with its metadata replaced (valid checksums)."""
+    return _rewrite(path, meta=meta if isinstance(meta, bytes) else fmt.encode_metadata(meta))
+
+
+def craft_index(path: Path, **columns: object) -> Path:
+    """The pack at ``path`` with index columns set (``label=5`` or per-sample arrays)."""
+    h = fmt.decode_header(path.read_bytes()[: fmt.HEADER_SIZE])
+    index = np.fromfile(
+        path, dtype=fmt.INDEX_DTYPE, count=int(h["num_samples"]), offset=int(h["index_offset"])
+    )
+    for name, value in columns.items():
+        index[name] = value
+    return _rewrite(path, index=index)

@@ -85,3 +85,64 @@ def test_vectorised_builder_matches_pack_writer(tmp_path):
                       dtype_code=0, mode_code=fmt.MODE_RAW, label=i % 4)
     slow = writer.commit({"classes": [f"c{i}" for i in range(4)]})
     assert fast.read_bytes() == slow.read_bytes()
+
+
+_VERIFY_CHILD = textwrap.dedent(
+    """
+    import importlib, json, resource, sys
+
+    verify_module = importlib.import_module("pixpack.read.verify")  # the module
+
+    verify_module._CHUNK = 1 << 20  # a small read window: what remains is per-sample memory
+    verify_module.verify(sys.argv[2], progress=False)  # warm imports on a tiny pack
+    report = verify_module.verify(sys.argv[1], progress=False)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    print(json.dumps({"ok": report.ok, "n": report.num_samples, "peak_kb": peak}))
+    """
+)
+
+
+@pytest.fixture(scope="module")
+def scaled(tmp_path_factory) -> dict:
+    """Tiny packs of 10, 150k and 1M samples (the index alone: 6 MB and 40 MB)."""
+    root = tmp_path_factory.mktemp("scaled")
+    return {n: build_tiny_pack(root / f"{n}.pixpack", n) for n in (10, 150_000, 1_000_000)}
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="ru_maxrss in kB")
+def test_verify_memory_is_flat_in_the_sample_count(scaled):
+    """verify streams the index: 150k and 1M samples peak within a few MB of each other
+    (it held ~130 bytes per sample before: +113 MB from 150k to 1M)."""
+    warm = scaled[10]
+    runs = []
+    for n in (150_000, 1_000_000):
+        path = scaled[n]
+        out = subprocess.run(
+            [sys.executable, "-c", _VERIFY_CHILD, str(path), str(warm)],
+            check=True, capture_output=True, text=True, timeout=300,
+        )  # fmt: skip
+        runs.append(json.loads(out.stdout))
+    small, large = runs
+    assert small["ok"] and large["ok"] and large["n"] == 1_000_000
+    assert large["peak_kb"] - small["peak_kb"] < 8 * 1024, runs
+
+
+def test_info_memory_is_flat_in_the_sample_count(scaled):
+    """pack_info counts the index in slices: its allocations do not grow with it (the
+    whole-column numpy version allocated +14 MB from 150k to 1M samples)."""
+    import tracemalloc
+
+    from pixpack.cli.inspect_cmd import _format_info, pack_info
+
+    pack_info(str(scaled[10]))  # warm imports and caches
+    peaks = {}
+    for n in (150_000, 1_000_000):
+        tracemalloc.start()
+        try:
+            info = pack_info(str(scaled[n]))
+            _format_info(info)
+            peaks[n] = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+        assert info["samples"] == n and info["height"] == {"min": 1, "median": 1, "max": 1}
+    assert peaks[1_000_000] - peaks[150_000] < 1 << 20, peaks

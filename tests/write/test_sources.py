@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -210,3 +214,88 @@ def test_resolve_source(tmp_path, photo_folder):
         resolve_source(tmp_path / "x.txt")
     with pytest.raises(UsageError):
         resolve_source(photo_folder, classes=["a"])
+
+
+def _symlinked_tree(root: Path) -> Path:
+    """Symlinks without loops: a diamond (two links to one folder), a link to a folder
+    outside the root, a linked file, a dangling link."""
+    for rel in ("cat/1.jpg", "dog/2.png", "shared/3.jpg", "outside/deep/4.jpg"):
+        _img(root / rel)
+    (root / "cat" / "x").symlink_to(root / "shared")
+    (root / "cat" / "y").symlink_to(root / "shared")
+    (root / "dog" / "far").symlink_to(root / "outside")
+    (root / "dog" / "linked.jpg").symlink_to(root / "cat" / "1.jpg")
+    (root / "dog" / "dangling.jpg").symlink_to(root / "nowhere.jpg")
+    return root
+
+
+def test_image_folder_equals_torchvision_with_symlinks(tmp_path):
+    tv = pytest.importorskip("torchvision.datasets")
+    root = _symlinked_tree(tmp_path / "root")
+    ours = ImageFolderSource(root)
+    assert ours.samples == tv.ImageFolder(str(root), allow_empty=True).samples
+    assert sum("/shared/" in p or "/x/" in p or "/y/" in p for p, _ in ours.samples) == 3
+
+
+def test_symlink_loops_are_walked_once(tmp_path):
+    """``a/up -> ..`` and ``b/up -> ..`` made the walk exponential: run it in a child
+    process so a regression fails on the timeout instead of hanging the suite."""
+    root = tmp_path / "root"
+    for rel in ("c/a/1.jpg", "c/b/2.jpg", "c/3.jpg"):
+        _img(root / rel)
+    (root / "c" / "a" / "up").symlink_to("..")
+    (root / "c" / "b" / "up").symlink_to("..")
+    (root / "c" / "b" / "self").symlink_to(".")
+    code = (
+        "import json, sys; from pixpack.write.sources import ImageFolderSource; "
+        "print(json.dumps([p for p, _ in ImageFolderSource(sys.argv[1]).samples]))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(root)], capture_output=True, text=True, timeout=60
+    )
+    assert out.returncode == 0, out.stderr
+    found = [Path(p).relative_to(root).as_posix() for p in json.loads(out.stdout)]
+    assert found == ["c/3.jpg", "c/a/1.jpg", "c/b/2.jpg"]
+
+
+@pytest.mark.parametrize(
+    ("label", "what"),
+    [
+        ("99999999999", "label 99999999999 is too large"),
+        ("2147483648", "label 2147483648 is too large"),
+        ("9" * 5000, r"label 9{20}\.\.\. \(5000 digits\) is too large"),  # int() would fail
+        ("5000000", "label 5000000 would make 5000001 classes"),
+    ],
+)
+def test_csv_huge_integer_labels_fail_before_allocating(tmp_path, label, what):
+    csv = tmp_path / "list.csv"
+    csv.write_text(f"a.png,0\nb.png,{label}\nc.png,1\n")
+    with pytest.raises(SourceFormatError, match=f"^{csv}:2: .*{what}"):
+        CsvSource(csv)
+
+
+def test_csv_large_label_with_a_class_list_is_checked_against_it(tmp_path):
+    csv = tmp_path / "list.csv"
+    csv.write_text("a.png,0\nb.png,5000000\n")
+    with pytest.raises(SourceFormatError, match="label 5000000 is out of range for 2 classes"):
+        CsvSource(csv, classes=["x", "y"])
+
+
+def test_sequence_huge_label_without_classes(rng):
+    image = rng.integers(0, 255, (4, 4, 3), dtype=np.uint8)
+    src = SequenceSource(_Unnamed([(image, 99999999999)]))
+    with pytest.raises(SourceFormatError, match="item 0: label 99999999999 would make"):
+        src.load(0)
+
+
+class _Unnamed:
+    """A map-style dataset without ``classes``."""
+
+    def __init__(self, items):
+        self.items = items
+
+    def __len__(self):
+        return len(self.items)
+
+    def __getitem__(self, i):
+        return self.items[i]

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import argparse
 import json
-from typing import Any, cast
-
-import numpy as np
+from typing import Any
 
 from .. import format as fmt
+from ._index_stats import summarize
+from ._text import one_line
 from .pack_cmd import _size
 
 __all__ = ["add_parsers", "pack_info", "run_info", "run_verify", "run_export"]
@@ -42,22 +42,8 @@ def add_parsers(subparsers: Any) -> None:
     export.set_defaults(run=run_export)
 
 
-def _stats(values: np.ndarray) -> dict[str, int]:
-    if len(values) == 0:
-        return {"min": 0, "median": 0, "max": 0}
-    return {
-        "min": int(values.min()),
-        "median": int(np.median(values)),
-        "max": int(values.max()),
-    }
-
-
-def _histogram(values: np.ndarray, names: dict[int, str]) -> dict[str, int]:
-    keys, counts = np.unique(values, return_counts=True)
-    return {
-        names.get(int(k), f"unknown({int(k)})"): int(c)
-        for k, c in zip(keys.tolist(), counts.tolist(), strict=True)
-    }
+def _names(counts: dict[int, int], names: dict[int, str]) -> dict[str, int]:
+    return {names.get(k, f"unknown({k})"): c for k, c in counts.items()}
 
 
 def pack_info(path: str) -> dict[str, Any]:
@@ -66,21 +52,9 @@ def pack_info(path: str) -> dict[str, Any]:
 
     with open_pack(path) as pack:
         header, meta, index = pack.header, pack.metadata, pack.index
-        labels = np.asarray(index["label"])
-        heights, widths = np.asarray(index["height"]), np.asarray(index["width"])
-        channels = np.asarray(index["channels"])
-        dtypes = np.asarray(index["dtype"])
-        nbytes = np.asarray(index["nbytes"])
-        itemsize = np.ones(len(index), dtype=np.int64)
-        for code, dtype in fmt.DTYPE_FROM_CODE.items():
-            itemsize[dtypes == code] = cast(np.dtype, dtype).itemsize
-        decoded = int((heights.astype(np.int64) * widths * channels * itemsize).sum())
         classes = pack.classes
-        # Labels come from the (unverified) index: a flipped bit can make one huge,
-        # and bincount would try to allocate that many counters.
-        known = (labels >= 0) & (labels < len(classes))
-        counts = np.bincount(labels[known], minlength=len(classes))
-        stored = int(nbytes.sum())
+        counted = summarize(index, len(classes))  # in slices: memory flat in len(pack)
+        counts = counted.class_counts
         info = {
             "path": str(pack.path),
             "format_version": f"{header['major']}.{header['minor']}",
@@ -91,23 +65,23 @@ def pack_info(path: str) -> dict[str, Any]:
                 {"index": i, "name": name, "count": int(counts[i]) if i < len(counts) else 0}
                 for i, name in enumerate(classes)
             ],
-            "unlabeled": int((labels < 0).sum()),
-            "labels_out_of_range": int((labels >= len(classes)).sum()),
-            "modes": _histogram(np.asarray(index["mode"]), fmt.MODE_NAMES),
-            "dtypes": _histogram(dtypes, {c: str(d) for c, d in fmt.DTYPE_FROM_CODE.items()}),
-            "channels": _histogram(channels, {c: str(c) for c in (1, 2, 3, 4)}),
-            "height": _stats(heights),
-            "width": _stats(widths),
+            "unlabeled": counted.unlabeled,
+            "labels_out_of_range": counted.out_of_range,
+            "modes": _names(counted.modes, fmt.MODE_NAMES),
+            "dtypes": _names(counted.dtypes, {c: str(d) for c, d in fmt.DTYPE_FROM_CODE.items()}),
+            "channels": _names(counted.channels, {c: str(c) for c in (1, 2, 3, 4)}),
+            "height": counted.height,
+            "width": counted.width,
             "bytes": {
                 "file": int(header["file_size"]),
-                "samples": stored,
+                "samples": counted.stored,
                 "index": len(pack) * int(header["entry_size"]),
                 "metadata": int(header["meta_nbytes"]),
-                "decoded": decoded,
+                "decoded": counted.decoded,
             },
             "mean": meta.get("mean"),
             "std": meta.get("std"),
-            "skipped": meta.get("skipped", []),
+            "skipped": meta.get("skipped") or [],
             "source": meta.get("source"),
             "options": meta.get("options"),
             "jpeg_kept_as_source": meta.get("jpeg_kept_as_source"),
@@ -144,7 +118,7 @@ def _format_info(info: dict[str, Any]) -> str:
         f"{_size(b['index'])}, metadata {_size(b['metadata'])}); decoded "
         f"{_size(b['decoded'])}, {ratio:.1f}x",
     ]
-    if info["mean"]:
+    if info["mean"] and info["std"]:
         lines.append(
             "mean/std:  " + ", ".join(f"{m:.4f}" for m in info["mean"]) + " / "
             + ", ".join(f"{s:.4f}" for s in info["std"])
@@ -153,12 +127,12 @@ def _format_info(info: dict[str, Any]) -> str:
     lines.append(f"classes:   {len(classes)}")
     shown = classes if len(classes) <= 30 else classes[:25]
     width = max((len(c["name"]) for c in shown), default=0)
-    lines += [f"  {c['index']:>5}  {c['name']:<{width}}  {c['count']}" for c in shown]
+    lines += [f"  {c['index']:>5}  {one_line(c['name']):<{width}}  {c['count']}" for c in shown]
     if len(shown) < len(classes):
         lines.append(f"  ... {len(classes) - len(shown)} more (pixpack info --json lists all)")
     skipped = info["skipped"]
     lines.append(f"skipped:   {len(skipped)} unreadable file(s)")
-    lines += [f"  {s.get('path')}: {s.get('reason')}" for s in skipped[:20]]
+    lines += [f"  {one_line(s.get('path'))}: {one_line(s.get('reason'))}" for s in skipped[:20]]
     if len(skipped) > 20:
         lines.append(f"  ... {len(skipped) - 20} more (pixpack info --json lists all)")
     return "\n".join(lines)

@@ -21,6 +21,7 @@ from .. import __version__
 from .. import format as fmt
 from ..errors import PixpackError, UsageError
 from . import diagnose_cmd, inspect_cmd, pack_cmd
+from ._text import one_line, robust_streams
 
 __all__ = ["COMMAND_MODULES", "build_parser", "main"]
 
@@ -48,12 +49,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _show_warning(message: Any, category: Any, *args: Any, **kwargs: Any) -> None:
-    print(f"warning: {message}", file=sys.stderr)
+    print(f"warning: {one_line(message)}", file=sys.stderr)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the exit code (the console script exits with it)."""
     parser = build_parser()
+    robust_streams()  # names that are not UTF-8 print escaped, never crash the output
     args = parser.parse_args(argv)  # usage errors: message + exit 2 (argparse)
     logging.basicConfig(format="%(levelname)s: %(message)s", level=logging.WARNING)
     try:
@@ -61,14 +63,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             warnings.showwarning = _show_warning
             return int(args.run(args) or 0)
     except UsageError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {one_line(exc)}", file=sys.stderr)
         return 2
     except PixpackError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {one_line(exc)}", file=sys.stderr)
         return 1
     except OSError as exc:
         where = f": {exc.filename}" if exc.filename else ""
-        print(f"error: {exc.strerror or exc}{where}", file=sys.stderr)
+        print(f"error: {one_line(f'{exc.strerror or exc}{where}')}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("\ninterrupted", file=sys.stderr)

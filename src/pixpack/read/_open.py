@@ -18,6 +18,7 @@ import numpy as np
 
 from .. import format as fmt
 from ..errors import CorruptPackError, NotAPackError, TruncatedPackError, UnsupportedVersionError
+from ..regular_files import open_regular
 from ..storage import Access, LocalFile
 
 __all__ = ["OpenedFile", "open_file", "index_dtype"]
@@ -56,9 +57,13 @@ class OpenedFile:
 def _not_a_pack(path: os.PathLike[str] | str) -> NotAPackError:
     return NotAPackError(
         f"{path} is not a pixpack file (no header; an unfinished or interrupted write?) "
-        f"— pack it with `pixpack pack SRC {path}`",
+        "— give the path of a pack, made with `pixpack pack SRC NEW.pixpack`",
         path,
     )
+
+
+def _not_regular(path: os.PathLike[str] | str, why: str) -> NotAPackError:
+    return NotAPackError(f"{path}: {why}; give the path of a pack", path)
 
 
 def _check_header(path: Any, raw: bytes, size: int) -> np.void:
@@ -101,6 +106,8 @@ def _check_layout(path: Any, h: np.void, size: int) -> None:
         problem = f"an index of {n} x {entry} bytes at {index} overlapping metadata at {meta}"
     elif meta + meta_n > total:
         problem = f"metadata at {meta} (+{meta_n}) past the file end {total}"
+    elif meta_n > fmt.MAX_METADATA_BYTES:
+        problem = f"{meta_n} bytes of metadata (a pack holds at most {fmt.MAX_METADATA_BYTES})"
     if problem is not None:
         raise CorruptPackError(
             f"{path}: the header records {problem}; the file is damaged — re-pack it", path
@@ -126,7 +133,7 @@ def open_file(
 
     ``access`` advises the map's data region for how samples will be read (see
     :mod:`pixpack.storage.local`)."""
-    with open(path, "rb") as f:
+    with open_regular(path, lambda why: _not_regular(path, why)) as f:
         size = os.fstat(f.fileno()).st_size
         raw = f.read(fmt.HEADER_SIZE)
         header = _check_header(path, raw, size)

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import UsageError
+from ..errors import CorruptPackError, UsageError
 from ..progress import Progress
 from .pack import Pack, open_pack
 
@@ -59,6 +59,18 @@ def _png(image: np.ndarray) -> bytes:
     return encoded.tobytes()
 
 
+def _check_shape(pack: Pack, i: int) -> None:
+    """A damaged index entry must not reach the PNG encoder (OpenCV raises its own
+    errors for 0x0 or 200-channel images)."""
+    h, w, c = pack.sample_shape(i)
+    if h < 1 or w < 1 or c not in (1, 3, 4):
+        raise CorruptPackError(
+            f"{pack.path}: sample {i} records an impossible shape {h}x{w}x{c} (at least "
+            f"1x1, with 1, 3 or 4 channels); run `pixpack verify {pack.path}` and re-pack",
+            pack.path,
+        )
+
+
 def export(
     pack_or_path: Pack | str | os.PathLike[str],
     out_dir: str | os.PathLike[str],
@@ -91,6 +103,7 @@ def export(
         for i in range(len(pack)):
             label = int(labels[i])
             folder = out / (names[label] if 0 <= label < len(names) else UNLABELED)
+            _check_shape(pack, i)
             if pack.sample_mode(i) == "jpeg":
                 data: bytes | memoryview = pack.sample_bytes(i)
                 suffix = ".jpg"

@@ -32,7 +32,7 @@ from .. import format as fmt
 from ..errors import CorruptPackError, TruncatedPackError, UnsupportedModeError
 from ..storage import Access, LocalFile
 from ._open import OpenedFile, open_file
-from .jpeg import decode_jpeg
+from .jpeg import decode_jpeg, jpeg_shape
 
 __all__ = ["Pack", "open_pack"]
 
@@ -391,6 +391,7 @@ class Pack:
     def _decode_jpeg(self, i: int, offset: int, nbytes: int, shape: tuple[int, ...]) -> np.ndarray:
         data = self._mv[offset : offset + nbytes]  # type: ignore[index]
         try:
+            _check_jpeg_size(data, shape)  # a crafted header must not size the decode
             image = decode_jpeg(data, channels=shape[2])
         except (ValueError, RuntimeError, OSError) as exc:
             raise CorruptPackError(
@@ -412,6 +413,14 @@ class Pack:
     def __iter__(self) -> Iterator[tuple[np.ndarray, int]]:
         for i in range(len(self)):
             yield self._read(i, True)
+
+
+def _check_jpeg_size(data: memoryview, shape: tuple[int, ...]) -> None:
+    """The JPEG header must declare the index's size: decoding allocates what the
+    header says (a damaged or crafted one could ask for gigabytes)."""
+    height, width, _ = jpeg_shape(data)
+    if (height, width) != tuple(shape[:2]):
+        raise ValueError(f"its header says {height}x{width}, the index {shape[0]}x{shape[1]}")
 
 
 _DTYPES = cast(dict[int, np.dtype], dict(fmt.DTYPE_FROM_CODE))

@@ -56,7 +56,9 @@ import numpy as np
 from PIL import Image
 
 from ..errors import ImageDecodeError
+from ..regular_files import open_regular
 from . import jpeg
+from .pixel_limit import check_pixels
 from .resize import downscale, target_size
 from .scratch import scratch
 
@@ -132,10 +134,12 @@ def _any_error_is_undecodable(path: str) -> Iterator[None]:
 
 
 def read_file(path: str | os.PathLike[str]) -> bytes:
-    """A source file's bytes; a missing, unreadable or empty file is an ImageDecodeError."""
+    """A source file's bytes; a missing, unreadable, empty or special file (FIFO,
+    device, socket) is an ImageDecodeError."""
     path = os.fspath(path)
     try:
-        with open(path, "rb") as f:
+        # Regular files only: a FIFO would block forever, /dev/zero fill memory.
+        with open_regular(path, lambda reason: ImageDecodeError(path, reason)) as f:
             data = f.read()
     except FileNotFoundError:
         raise ImageDecodeError(path, "file not found") from None
@@ -152,7 +156,7 @@ def _decode_bytes(
 ) -> tuple[np.ndarray, str, int]:
     if data.startswith(_JPEG_SOI):
         # Gray/colour JPEGs: libjpeg-turbo only, no Pillow parsing (little GIL time).
-        header = jpeg.read_header(data)
+        header = jpeg.read_header(data, path)  # over the pixel limit: raises
         if header is not None:
             return _decode_jpeg(data, header, path, max_side), header.mode, header.orientation
     try:
@@ -162,6 +166,7 @@ def _decode_bytes(
     except Exception as e:  # Pillow raises many types for non-images
         reason = "not an image (unrecognised format)" if "identify" in str(e) else str(e)
         raise ImageDecodeError(path, reason) from None
+    check_pixels(path, img.height, img.width)  # Image.open read the header only
     if data.startswith(_JPEG_SOI) and img.mode in ("L", "RGB"):
         # JPEG EXIF sits in a header segment: reading it decodes nothing.
         header = jpeg.JpegHeader(img.height, img.width, img.mode, _exif_orientation(img))
@@ -201,6 +206,7 @@ def _from_pil(
     """Decode through Pillow. ``draft`` allows JPEG DCT reduction (not on callers' images)."""
     mode = img.mode
     width, height = img.size
+    check_pixels(path, height, width)  # a caller's lazily opened image is not decoded yet
     target = target_size(height, width, max_side)  # from the full size, before any draft
     if draft and max_side is not None and img.format == "JPEG":
         th, tw = target

@@ -19,6 +19,7 @@ import numpy as np
 from PIL import Image
 
 from ..errors import ImageDecodeError
+from .pixel_limit import check_pixels
 
 __all__ = ["JpegHeader", "read_header", "decode"]
 
@@ -42,19 +43,20 @@ class JpegHeader(NamedTuple):
     orientation: int  # EXIF orientation (1: none)
 
 
-def read_header(data: bytes) -> JpegHeader | None:
-    """Size, Pillow mode and EXIF orientation of a gray/colour JPEG; ``None``: ask Pillow."""
+def read_header(data: bytes, path: str = "<bytes>") -> JpegHeader | None:
+    """Size, Pillow mode and EXIF orientation of a gray/colour JPEG; ``None``: ask Pillow.
+
+    A size over the pixel limit raises :class:`ImageDecodeError` (see ``pixel_limit``).
+    """
     import simplejpeg
 
     try:
         height, width, colorspace, _ = simplejpeg.decode_jpeg_header(data)
     except ValueError:
         return None  # damaged or unusual: Pillow's path says what is wrong
+    check_pixels(path, height, width)  # before any buffer of the image's size exists
     if colorspace not in ("Gray", "YCbCr", "RGB"):
         return None  # CMYK / YCCK: Pillow's conversion
-    limit = Image.MAX_IMAGE_PIXELS
-    if limit is not None and height * width > limit:
-        return None  # Pillow's decompression-bomb warning or error
     orientation = _orientation(data)
     if orientation is None:
         return None

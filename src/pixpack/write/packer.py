@@ -46,7 +46,13 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from .. import format as fmt
-from ..errors import EmptySourceError, ImageDecodeError, SourceFormatError, UsageError
+from ..errors import (
+    EmptySourceError,
+    ImageDecodeError,
+    PixpackError,
+    SourceFormatError,
+    UsageError,
+)
 from ..opencv_threads import single_threaded_opencv
 from ..options import PackOptions
 from ..progress import Progress
@@ -54,6 +60,7 @@ from .encode import EncodedSample, encode_sample
 from .executor import WorkerKind, ordered_chunks
 from .flusher import Flusher
 from .imageio import load_image_info, read_file
+from .outpath import OutLock, check_out
 from .passthrough import PassedThrough, store_as_is
 from .scratch import release_scratch
 from .sources import CsvSource, ImageFolderSource, SequenceSource, Source, resolve_source
@@ -115,15 +122,21 @@ def pack(
     ``overrides`` replace fields of ``options`` (``pack(src, out, mode="jpeg")``).
     """
     options = _merge_options(options, overrides)
-    executor = options.executor
     src = resolve_source(source)
-    kind = _worker_kind(src, executor)  # a bad value fails before any file is touched
+    kind = _worker_kind(src, options.executor)  # a bad value fails before any file is touched
     total = len(src)
     if total == 0:
         raise EmptySourceError(f"{_name(src)}: the source holds no images; nothing to pack.")
     out = Path(out)
-    if out.is_dir():
-        raise UsageError(f"{out}: is a directory; give the pack a file name like data.pixpack.")
+    check_out(out, src)  # never an input, never an existing file that is not a pack
+    with OutLock(out):  # one packer per OUT: a second one fails here, touching nothing
+        return _pack_locked(src, out, options, kind, total)
+
+
+def _pack_locked(
+    src: Source, out: Path, options: PackOptions, kind: WorkerKind, total: int
+) -> PackSummary:
+    executor = options.executor
     resume_key = {
         "source": src.describe(),
         "fingerprint": src.fingerprint(),
@@ -186,6 +199,11 @@ def pack(
         # A worker died (out of memory, a crash in a decoder): what was written is sound.
         writer.abort(keep_partial=True)
         raise
+    except OSError as exc:  # a full disk: name the file, which is removed
+        writer.abort()
+        if exc.filename is None and not isinstance(exc, PixpackError):
+            exc.filename = f"{writer.tmp_path} (removed)"
+        raise
     except BaseException:
         writer.abort()
         raise
@@ -196,7 +214,7 @@ def pack(
             f"{out}: skipped {len(skipped)} unreadable image(s) of {total} (first: "
             f"{skipped[0]['path']}: {skipped[0]['reason']}); they are listed in the pack "
             "metadata 'skipped' — use strict=True to fail instead.",
-            stacklevel=2,
+            stacklevel=3,
         )
     return PackSummary(
         path=out,

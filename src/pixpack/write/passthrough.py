@@ -181,7 +181,7 @@ def store_as_is(
     """
     if not data.startswith(_SOI):
         return None
-    header = jpeg.read_header(data)
+    header = jpeg.read_header(data, path)
     if header is None or header.orientation != 1:
         return None
     height, width = header.height, header.width

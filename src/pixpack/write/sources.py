@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import hashlib
+import io
 import os
 import re
 from collections.abc import Iterator, Sequence
@@ -23,9 +24,12 @@ from typing import Any, Protocol, runtime_checkable
 
 from ..errors import EmptySourceError, SourceFormatError, UsageError
 from ..format import NO_LABEL
+from ..regular_files import open_regular
 
 __all__ = [
     "IMG_EXTENSIONS",
+    "MAX_IMPLICIT_CLASSES",
+    "MAX_LABEL",
     "Source",
     "ImageFolderSource",
     "CsvSource",
@@ -109,7 +113,10 @@ class ImageFolderSource(_FileListSource):
     Classes are the sorted names of ``root``'s sub-directories; files are found with
     ``sorted(os.walk(class_dir, followlinks=True))`` and kept when their lower-cased
     name ends with one of :data:`IMG_EXTENSIONS`, so labels and order equal
-    ``torchvision.datasets.ImageFolder(root)``'s.
+    ``torchvision.datasets.ImageFolder(root)``'s. One difference: a symlink back to a
+    directory the walk is already inside (``a/up -> ..``) is not followed, where
+    torchvision walks the loop until the OS refuses the path (exponentially long with
+    two such loops).
     """
 
     def __init__(self, root: str | os.PathLike[str]) -> None:
@@ -125,7 +132,7 @@ class ImageFolderSource(_FileListSource):
         for label, name in enumerate(self.classes):
             class_dir = os.path.join(self.root, name)
             found = 0
-            for dirpath, _, fnames in sorted(os.walk(class_dir, followlinks=True)):
+            for dirpath, _, fnames in sorted(_walk(class_dir)):
                 for fname in sorted(fnames):
                     if fname.lower().endswith(IMG_EXTENSIONS):
                         samples.append((os.path.join(dirpath, fname), label))
@@ -142,6 +149,38 @@ class ImageFolderSource(_FileListSource):
 
     def _extra_fingerprint(self) -> bytes:
         return "\0".join(self.classes).encode("utf-8", "surrogateescape")
+
+
+def _walk(top: str) -> Iterator[tuple[str, list[str], list[str]]]:
+    """``os.walk(top, followlinks=True)`` that does not enter a directory whose real
+    path is the real path of one of its ancestors (a symlink loop). Two links to one
+    directory that is not an ancestor (a diamond) are both walked, as os.walk does."""
+    chains: dict[str, tuple[str, ...]] = {top: ()}
+    for dirpath, dirnames, fnames in os.walk(top, followlinks=True):
+        chain = (*chains.pop(dirpath, ()), os.path.realpath(dirpath))
+        kept = []
+        for name in dirnames:
+            child = os.path.join(dirpath, name)
+            if os.path.realpath(child) not in chain:
+                chains[child] = chain
+                kept.append(name)
+        dirnames[:] = kept  # os.walk (top-down) descends only into these
+        yield dirpath, dirnames, fnames
+
+
+MAX_LABEL = 2**31 - 1  # the largest integer label a CSV row may hold
+# Classes named "0".."N" made from the largest integer label when no class list is
+# given: a list of that many names is built, so N is bounded before it is.
+MAX_IMPLICIT_CLASSES = 1 << 20
+
+
+def _check_implicit_classes(top: int, where: str) -> None:
+    if top >= MAX_IMPLICIT_CLASSES:
+        raise SourceFormatError(
+            f"{where}: label {top} would make {top + 1} classes named '0'..'{top}' (at most "
+            f"{MAX_IMPLICIT_CLASSES} without a class list) — use labels 0..N-1, name the "
+            "classes, or pass classes=."
+        )
 
 
 _INT_RE = re.compile(r"^\d+$")
@@ -164,9 +203,11 @@ class CsvSource(_FileListSource):
         delimiter = "\t" if self.path.lower().endswith(".tsv") else ","
         base = os.path.dirname(os.path.abspath(self.path))
         rows: list[tuple[str, str, int]] = []
+        top, top_line = -1, 0  # the largest integer label and its line
         header_seen = False
         try:
-            f = open(self.path, encoding="utf-8-sig", newline="")
+            raw = open_regular(self.path, lambda why: SourceFormatError(f"{self.path}: {why}"))
+            f = io.TextIOWrapper(raw, encoding="utf-8-sig", newline="")
         except FileNotFoundError:
             raise EmptySourceError(f"{self.path}: no such CSV file; check the path.") from None
         with f, _csv_errors(self.path) as readers:
@@ -195,6 +236,14 @@ class CsvSource(_FileListSource):
                         f"{where}: empty label — give a class name or an integer class index."
                     )
                 is_int = 1 if _INT_RE.match(label) else 0
+                if is_int and (len(label) > 10 or int(label) > MAX_LABEL):
+                    shown = label if len(label) <= 20 else f"{label[:20]}... ({len(label)} digits)"
+                    raise SourceFormatError(
+                        f"{where}: label {shown} is too large — integer labels are class "
+                        f"indices from 0 to {MAX_LABEL}; fix the row or name the classes."
+                    )
+                if is_int and int(label) > top:
+                    top, top_line = int(label), line
                 if rows and is_int != rows[0][2]:
                     raise SourceFormatError(
                         f"{where}: label {label!r} mixes class names and integer labels "
@@ -205,7 +254,6 @@ class CsvSource(_FileListSource):
             raise EmptySourceError(f"{self.path}: CSV file lists no images; add path,label rows.")
         if rows[0][2]:  # integer labels
             labels = [int(label) for _, label, _ in rows]
-            top = max(labels)
             if classes is not None:
                 self.classes = [str(c) for c in classes]
                 if top >= len(self.classes):
@@ -214,6 +262,7 @@ class CsvSource(_FileListSource):
                         "classes — pass the full class list."
                     )
             else:
+                _check_implicit_classes(top, f"{self.path}:{top_line}")
                 self.classes = [str(i) for i in range(top + 1)]
             self._samples = [(p, lab) for (p, _, _), lab in zip(rows, labels, strict=True)]
         else:
@@ -318,6 +367,8 @@ class SequenceSource:
                 f"item {i}: label {label!r} is not an int or class name; return "
                 "(image, int_label) from the dataset."
             ) from None
+        if not self.classes and value >= MAX_IMPLICIT_CLASSES:
+            _check_implicit_classes(value, f"item {i}")
         if value < 0 or (self.classes and value >= len(self.classes)):
             raise SourceFormatError(
                 f"item {i}: label {value} is out of range for {len(self.classes)} classes; "

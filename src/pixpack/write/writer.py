@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from .. import format as fmt
-from ..errors import ResumeError
+from ..errors import ResumeError, SourceError
 
 __all__ = ["JOURNAL_DTYPE", "PackWriter", "partial_paths"]
 
@@ -242,6 +242,12 @@ class PackWriter:
             self._data.write(block)
         meta_offset = index_offset + len(entries) * fmt.INDEX_DTYPE.itemsize
         meta = fmt.encode_metadata(metadata)
+        if len(meta) > fmt.MAX_METADATA_BYTES:  # readers would refuse the pack
+            raise SourceError(
+                f"{self.path}: the pack's metadata would be {len(meta)} bytes, over the "
+                f"{fmt.MAX_METADATA_BYTES} a pack may hold (millions of skipped files or "
+                "class names?); fix or remove the unreadable files and pack again."
+            )
         self._data.write(meta)
         file_size = meta_offset + len(meta)
         self._data.truncate(file_size)
@@ -269,21 +275,37 @@ class PackWriter:
         return self.path
 
     def abort(self, keep_partial: bool = False) -> None:
-        """Stop writing. Without ``keep_partial`` every temp file is removed."""
+        """Stop writing. Without ``keep_partial`` every temp file is removed.
+
+        Called while an error propagates, so it raises nothing itself: on a full disk,
+        closing a file flushes its buffer and fails again, and the files must still be
+        closed and removed (else the partial pack's whole size stays on the full disk).
+        """
         if keep_partial and self._data is not None:
             try:
                 self.flush()
             except (OSError, ValueError):
                 pass
-        self._close()
+        self._close(raise_errors=False)
         if not keep_partial:
-            self.tmp_path.unlink(missing_ok=True)
-            self._remove_sidecars()
+            for path in (self.tmp_path, self.journal_path, self.skipped_path):
+                try:
+                    path.unlink(missing_ok=True)
+                except OSError:  # pragma: no cover - the directory itself went away
+                    pass
 
-    def _close(self) -> None:
+    def _close(self, raise_errors: bool = True) -> None:
+        """Close every file, even when closing one fails (its buffer's flush raised:
+        the file is closed all the same); then raise the first error."""
+        first: BaseException | None = None
         for f in (self._data, self._journal, self._skipped):
             if f is not None and not f.closed:
-                f.close()
+                try:
+                    f.close()
+                except (OSError, ValueError) as exc:
+                    first = first or exc
+        if first is not None and raise_errors:
+            raise first
 
     def _remove_sidecars(self) -> None:
         self.journal_path.unlink(missing_ok=True)
