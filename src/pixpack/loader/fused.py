@@ -74,6 +74,11 @@ class FusedPlan:
         indices = np.ascontiguousarray(indices, np.int64)
         heights = read.height[indices].astype(np.int64)
         widths = read.width[indices].astype(np.int64)
+        # An empty image (a damaged index) cannot be drawn for: give it a 1x1 stand-in
+        # here and leave it to the general path, which reports it through on_error.
+        empty = (heights < 1) | (widths < 1)
+        if empty.any():
+            heights, widths = np.maximum(heights, 1), np.maximum(widths, 1)
         boxes = np.empty((len(indices), 5), np.int64)  # top, left, box_h, box_w, flip
         _draw_boxes(
             read.seed & _M64, epoch & _M64, indices, heights, widths, self.rrc, self.flips, boxes
@@ -93,7 +98,8 @@ class FusedPlan:
             & (items == depth)
             & plain
         )
-        jpeg = (modes == fmt.MODE_JPEG) & (depth == 1) & plain
+        jpeg = (modes == fmt.MODE_JPEG) & (depth == 1) & plain & ~empty
+        raw &= ~empty
         chw = spec.layout == "NCHW"
         alpha, beta = (spec.alpha, spec.beta) if spec.is_float else (None, None)
         rest: list[int] = []

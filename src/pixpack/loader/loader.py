@@ -143,7 +143,7 @@ class Loader:
         self, normalize: Any, dtype: str, layout: str, channels: int | None
     ) -> OutputSpec:
         index = self.pack.index
-        pixel_dtype = fmt.DTYPE_FROM_CODE[int(np.max(index["dtype"]))]
+        pixel_dtype = _widest_known_dtype(index["dtype"])
         widest = int(np.max(index["channels"]))
         first = (int(index["height"][0]), int(index["width"][0]), widest)
         height, width, out_c = self.pipeline.output_shape(first)
@@ -256,9 +256,15 @@ class Loader:
             pin = self._stage is not None and self._stage.pin
             size = self.options.prefetch + 1
             self._ring = [
-                BatchBuffer(self._host_spec, self.options.batch_size, pin=pin) for _ in range(size)
+                BatchBuffer(self._host_spec, self._batch_capacity(), pin=pin) for _ in range(size)
             ]
         return self._ring
+
+    def _batch_capacity(self) -> int:
+        """Samples a batch buffer must hold: never more than one rank's epoch (a
+        batch_size far above the pack's size must not allocate for it)."""
+        o = self.options
+        return min(o.batch_size, max(1, shard_length(self.num_samples, o.world_size, False)))
 
     def _iterate(self, epoch: int, skip: int) -> Iterator[Batch]:
         o = self.options
@@ -371,6 +377,16 @@ class Loader:
             f"<pixpack.Loader {self.num_samples} samples, batch_size={o.batch_size}, "
             f"{len(self)} batches/epoch, workers={o.workers}, device={o.device!r}>"
         )
+
+
+def _widest_known_dtype(codes: np.ndarray) -> np.dtype:
+    """The widest pixel type among the codes this pixpack knows; samples with an
+    unknown code (a damaged index) fail one by one through ``on_error``."""
+    top = int(np.max(codes))
+    if top in fmt.DTYPE_FROM_CODE:
+        return np.dtype(fmt.DTYPE_FROM_CODE[top])
+    known = [c for c in sorted(fmt.DTYPE_FROM_CODE, reverse=True) if (codes == c).any()]
+    return np.dtype(fmt.DTYPE_FROM_CODE[known[0] if known else min(fmt.DTYPE_FROM_CODE)])
 
 
 def _task(
