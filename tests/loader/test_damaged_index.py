@@ -73,7 +73,7 @@ def test_batch_buffers_never_exceed_one_epoch(raw_pack):
     with pixpack.open(raw_pack) as pack:
         n = len(pack)
     loader = Loader(raw_pack, 60_000, pipeline=FAST, dtype="uint8")
-    images, labels = next(iter(loader))
+    _, labels = next(iter(loader))
     assert len(labels) == n
     assert all(buf.work.shape[0] == n for buf in loader._ring)
     loader.close()
