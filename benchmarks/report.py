@@ -50,6 +50,15 @@ def load_run(
         for k, record in rounds.items():
             by_round.setdefault(k, {})[config_id] = record
     records = [merge_rounds(rounds) for rounds in per_config.values()]
+    for record in records:  # per-window CPU use of every round (loaders timed since 2026-12)
+        ok = [
+            r["result"]
+            for _, r in sorted(per_config[record["id"]].items())
+            if r.get("status") == "ok" and "cores" in r.get("result", {})
+        ]
+        if ok and "result" in record:
+            for key in ("cores", "cpu_us_per_image", "window_images"):
+                record["result"][key] = [x for r in ok for x in r.get(key, [])]
     order = {c.id: i for i, c in enumerate(_all_configs(meta.get("workers", 2)))}
     records.sort(key=lambda r: order.get(r["id"], 10**6))  # the order of configs.py
     return meta, records, by_round
@@ -119,8 +128,8 @@ def _markdown(
         + ", ".join(f"{k} `{v['path']}` ({v['images']} images)" for k, v in meta["data"].items()),
         "- Every loader: RandomResizedCrop(224) + RandomHorizontalFlip + Normalize(ImageNet "
         f"mean/std) -> float32 N x 3 x 224 x 224, batch {meta['batch_size']}, "
-        f"{meta['workers']} workers/threads, 1 warm-up pass then {meta['passes']} timed passes "
-        f"per round, **{rounds} interleaved round(s)**: img/s is the median of every timed pass "
+        f"{meta['workers']} workers/threads, " + _timing(meta) + f" per round, **{rounds} "
+        "interleaved round(s)**: img/s is the median of every timed pass "
         "of every round (min-max over all of them); conversion times are medians over rounds.",
         "",
         f"![chart]({chart})",
@@ -206,6 +215,17 @@ def _markdown(
     return "\n".join(lines)
 
 
+def _timing(meta: dict[str, Any]) -> str:
+    """How a loader's timed passes were taken (runs before 2026-12 timed single epochs)."""
+    if meta.get("timing") == "windows":
+        return (
+            f"1 warm-up epoch then {meta['passes']} timed windows of 2 epochs' images each "
+            "(one long-lived loader streaming across epochs; a window ends at the batch that "
+            "completes it)"
+        )
+    return f"1 warm-up pass then {meta['passes']} timed passes (one epoch each)"
+
+
 def _chart(records: list[dict[str, Any]], path: Path, title: str) -> None:
     import matplotlib
 
@@ -227,7 +247,7 @@ def _chart(records: list[dict[str, Any]], path: Path, title: str) -> None:
     for y, (v, hi) in enumerate(zip(rates, err[1], strict=True)):
         ax.text(v + hi, y, f"  {v:,.0f}", va="center", fontsize=8)
     ax.invert_yaxis()
-    ax.set_xlabel("images/s (median of timed passes; bars: min-max)")
+    ax.set_xlabel("images/s (median of timed windows; bars: min-max)")
     ax.set_title("Throughput, float32 NCHW 224x224 batches")
 
     ax = axes[1][0]

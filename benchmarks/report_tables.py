@@ -9,6 +9,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import numpy as np
+
 __all__ = [
     "ceiling_table",
     "convert_table",
@@ -100,6 +102,7 @@ def loader_table(records: list[dict[str, Any]]) -> list[str]:
             _rounds(r),
             f"{x['first_batch_s']:.2f}",
             f"{x['warmup_s']:.1f}",
+            _cpu_cell(x),
             _mib(m["rss"]),
             _mib(m["anon"]),
             _mib(m["pss"]),
@@ -110,11 +113,20 @@ def loader_table(records: list[dict[str, Any]]) -> list[str]:
 
     header = [
         "| configuration | img/s (median) | min-max | rounds | first batch (s) | "
-        "warm-up pass (s) | peak RSS sum (MiB) | peak RssAnon sum (MiB) | peak PSS (MiB) | "
-        "procs | load avg | output |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+        "warm-up pass (s) | cores used (CPU us/img) | peak RSS sum (MiB) | "
+        "peak RssAnon sum (MiB) | peak PSS (MiB) | procs | load avg | output |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     return _table(header, records, cells)
+
+
+def _cpu_cell(x: dict[str, Any]) -> str:
+    """Median over timed windows of the cores the process tree used (its CPU seconds per
+    wall second) and of its CPU microseconds per image; '-' for runs that predate them."""
+    cores, cost = x.get("cores"), x.get("cpu_us_per_image")
+    if not cores or not cost:
+        return "-"
+    return f"{float(np.median(cores)):.2f} ({float(np.median(cost)):,.0f})"
 
 
 def convert_table(records: list[dict[str, Any]]) -> list[str]:

@@ -152,7 +152,12 @@ def main() -> int:
     parser.add_argument(
         "--run-name", default=None, help="results sub-directory (default: <date>-<host>[-quick])"
     )
-    parser.add_argument("--passes", type=int, default=3, help="timed passes per loader and round")
+    parser.add_argument(
+        "--passes",
+        type=int,
+        default=3,
+        help="timed windows (of two epochs' images each) per loader and round",
+    )
     parser.add_argument(
         "--rounds",
         type=int,
@@ -233,6 +238,7 @@ def main() -> int:
         "pixpack_git": git_revision(HERE.parent),
         "workers": workers,
         "passes": args.passes,
+        "timing": "windows",  # loaders/common.py time_loader: 2-epoch windows of one stream
         "batch_size": 64,
     }
     meta_path = run_dir / "meta.json"
