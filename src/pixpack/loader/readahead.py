@@ -2,7 +2,8 @@
 
 The mechanism (a thread advising the storage) lives in :mod:`pixpack.storage`; this
 module only maps an epoch onto it: the positions of the shard's order from the resume
-point on, a window of ``read_ahead`` batches capped at ``read_ahead_bytes``. The first
+point on, a window of ``read_ahead`` batches capped at ``read_ahead_bytes`` (for a
+block shuffle: steps of one group, and room for at least two). The first
 ``prefetch`` batches are requested before the iteration schedules them, so the very
 first decodes already find their reads in flight.
 """
@@ -39,16 +40,22 @@ def start_read_ahead(
         return None
     by_offset = np.argsort(offsets, kind="stable")
     storage.will_need_many(offsets[by_offset], nbytes[by_offset])
+    step, max_samples = 32, options.read_ahead * options.batch_size
+    max_bytes = options.read_ahead_bytes
+    if options.shuffle and options.block_shuffle:
+        # A group's stretches merge into large reads only when advised together, and
+        # the next group must already be in flight when this one is consumed: the
+        # window holds at least two groups.
+        step = group_length(options.block_shuffle, options.block_window)
+        mean = int(np.maximum(nbytes, 0).mean()) if len(nbytes) else 0
+        max_samples = max(max_samples, 2 * step)
+        max_bytes = max(max_bytes, 2 * step * mean)
     return ReadAhead(
         order,
         pack.spans,
         storage.will_need_many,
         start=first,
-        # A block shuffle's group is a few contiguous stretches: advised as one step,
-        # they merge into a few large reads.
-        step=group_length(options.block_shuffle, options.block_window)
-        if options.shuffle and options.block_shuffle
-        else 32,
-        max_samples=options.read_ahead * options.batch_size,
-        max_bytes=options.read_ahead_bytes,
+        step=step,
+        max_samples=max_samples,
+        max_bytes=max_bytes,
     )
