@@ -17,7 +17,7 @@ import numpy as np
 
 from .common import BATCH, CROP, MEAN, STD, Unavailable, dir_size, fresh_path, time_loader
 
-__all__ = ["convert", "load"]
+__all__ = ["convert", "load", "make_loader"]
 
 
 def _import() -> Any:
@@ -54,8 +54,10 @@ def convert(cfg: dict[str, Any]) -> dict[str, Any]:
     return {"seconds": time.perf_counter() - t0, "bytes": dir_size(out), "images": len(dataset)}
 
 
-def load(cfg: dict[str, Any]) -> dict[str, Any]:
-    _import()
+def make_loader(
+    path: str, workers: int, *, os_cache: bool = True, quasi_random: bool = False
+) -> Any:
+    """FFCV's recommended CPU pipeline over ``path`` (shared with the out-of-core group)."""
     from ffcv.fields.basics import IntDecoder
     from ffcv.fields.rgb_image import RandomResizedCropRGBImageDecoder
     from ffcv.loader import Loader, OrderOption
@@ -67,30 +69,33 @@ def load(cfg: dict[str, Any]) -> dict[str, Any]:
         ToTorchImage,
     )
 
+    return Loader(
+        path,
+        batch_size=BATCH,
+        num_workers=workers,
+        order=OrderOption.QUASI_RANDOM if quasi_random else OrderOption.RANDOM,
+        os_cache=os_cache,
+        drop_last=False,
+        seed=0,
+        pipelines={
+            "image": [
+                RandomResizedCropRGBImageDecoder((CROP, CROP)),
+                RandomHorizontalFlip(),
+                NormalizeImage(np.array(MEAN) * 255, np.array(STD) * 255, np.float32),
+                ToTensor(),
+                ToTorchImage(),
+            ],
+            "label": [IntDecoder(), ToTensor(), Squeeze()],
+        },
+    )
+
+
+def load(cfg: dict[str, Any]) -> dict[str, Any]:
+    _import()
     if not Path(cfg["artifact"]).exists():
         convert({**cfg, "out": cfg["artifact"]})
-    mean = np.array(MEAN) * 255
-    std = np.array(STD) * 255
-
-    def make() -> Any:
-        return Loader(
-            cfg["artifact"],
-            batch_size=BATCH,
-            num_workers=cfg["workers"],
-            order=OrderOption.RANDOM,
-            os_cache=True,
-            drop_last=False,
-            seed=0,
-            pipelines={
-                "image": [
-                    RandomResizedCropRGBImageDecoder((CROP, CROP)),
-                    RandomHorizontalFlip(),
-                    NormalizeImage(mean, std, np.float32),
-                    ToTensor(),
-                    ToTorchImage(),
-                ],
-                "label": [IntDecoder(), ToTensor(), Squeeze()],
-            },
-        )
-
-    return time_loader(make, passes=cfg["passes"], max_batches=cfg.get("max_batches"))
+    return time_loader(
+        lambda: make_loader(cfg["artifact"], cfg["workers"]),
+        passes=cfg["passes"],
+        max_batches=cfg.get("max_batches"),
+    )

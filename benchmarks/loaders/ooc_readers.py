@@ -111,35 +111,10 @@ def torchvision(cfg: dict[str, Any]) -> dict[str, Any]:
 
 
 def ffcv(cfg: dict[str, Any]) -> dict[str, Any]:
-    from ffcv.fields.basics import IntDecoder
-    from ffcv.fields.rgb_image import RandomResizedCropRGBImageDecoder
-    from ffcv.loader import Loader, OrderOption
-    from ffcv.transforms import (
-        NormalizeImage,
-        RandomHorizontalFlip,
-        Squeeze,
-        ToTensor,
-        ToTorchImage,
-    )
+    from .ffcv_bench import make_loader
 
-    loader = Loader(
-        cfg["artifact"],
-        batch_size=BATCH,
-        num_workers=cfg["workers"],
-        order=OrderOption.QUASI_RANDOM if cfg["quasi_random"] else OrderOption.RANDOM,
-        os_cache=cfg["os_cache"],
-        drop_last=False,
-        seed=0,
-        pipelines={
-            "image": [
-                RandomResizedCropRGBImageDecoder((CROP, CROP)),
-                RandomHorizontalFlip(),
-                NormalizeImage(np.array(MEAN) * 255, np.array(STD) * 255, np.float32),
-                ToTensor(),
-                ToTorchImage(),
-            ],
-            "label": [IntDecoder(), ToTensor(), Squeeze()],
-        },
+    loader = make_loader(
+        cfg["artifact"], cfg["workers"], os_cache=cfg["os_cache"], quasi_random=cfg["quasi_random"]
     )
     return _timed((labels for _, labels in loader), cfg)
 
