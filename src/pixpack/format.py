@@ -57,6 +57,7 @@ __all__ = [
     "MODE_NAMES",
     "DTYPE_CODES",
     "DTYPE_FROM_CODE",
+    "widest_known_dtype",
     "NO_LABEL",
     "MAX_METADATA_BYTES",
     "MAX_METADATA_DEPTH",
@@ -120,6 +121,16 @@ MODE_NAMES = {MODE_RAW: "raw", MODE_JPEG: "jpeg"}
 
 DTYPE_CODES = {np.dtype("uint8"): 0, np.dtype("<u2"): 1}
 DTYPE_FROM_CODE = {code: dt for dt, code in DTYPE_CODES.items()}
+
+
+def widest_known_dtype(codes: np.ndarray) -> np.dtype:
+    """The widest pixel type among the index's ``dtype`` codes that this version knows
+    (a damaged entry's unknown code is that sample's problem, not the whole pack's)."""
+    top = int(np.max(codes))
+    if top in DTYPE_FROM_CODE:
+        return np.dtype(DTYPE_FROM_CODE[top])
+    known = [c for c in sorted(DTYPE_FROM_CODE, reverse=True) if (codes == c).any()]
+    return np.dtype(DTYPE_FROM_CODE[known[0] if known else min(DTYPE_FROM_CODE)])
 
 NO_LABEL = -1
 

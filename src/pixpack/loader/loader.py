@@ -143,7 +143,7 @@ class Loader:
         self, normalize: Any, dtype: str, layout: str, channels: int | None
     ) -> OutputSpec:
         index = self.pack.index
-        pixel_dtype = _widest_known_dtype(index["dtype"])
+        pixel_dtype = fmt.widest_known_dtype(index["dtype"])
         widest = int(np.max(index["channels"]))
         first = (int(index["height"][0]), int(index["width"][0]), widest)
         height, width, out_c = self.pipeline.output_shape(first)
@@ -377,16 +377,6 @@ class Loader:
             f"<pixpack.Loader {self.num_samples} samples, batch_size={o.batch_size}, "
             f"{len(self)} batches/epoch, workers={o.workers}, device={o.device!r}>"
         )
-
-
-def _widest_known_dtype(codes: np.ndarray) -> np.dtype:
-    """The widest pixel type among the codes this pixpack knows; samples with an
-    unknown code (a damaged index) fail one by one through ``on_error``."""
-    top = int(np.max(codes))
-    if top in fmt.DTYPE_FROM_CODE:
-        return np.dtype(fmt.DTYPE_FROM_CODE[top])
-    known = [c for c in sorted(fmt.DTYPE_FROM_CODE, reverse=True) if (codes == c).any()]
-    return np.dtype(fmt.DTYPE_FROM_CODE[known[0] if known else min(fmt.DTYPE_FROM_CODE)])
 
 
 def _task(

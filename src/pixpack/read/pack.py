@@ -29,7 +29,7 @@ from typing import Any, cast
 import numpy as np
 
 from .. import format as fmt
-from ..errors import CorruptPackError, TruncatedPackError, UnsupportedModeError
+from ..errors import CorruptPackError, UnsupportedModeError
 from ..storage import Access, LocalFile
 from ._open import OpenedFile, open_file
 from .jpeg import decode_jpeg, jpeg_shape
@@ -260,17 +260,8 @@ class Pack:
         check this before they touch the index or a sample; someone truncating the file
         in between is the one case left (packs are replaced by rename, never in place).
         """
-        storage = self._storage
-        if storage is None:
-            return
-        size = storage.current_size()
-        if size < self._file_size:
-            which = f"sample {sample} cannot be read: " if sample is not None else ""
-            raise TruncatedPackError(
-                f"{self._path}: {which}the file was truncated to {size} bytes after it was "
-                f"opened (its header records {self._file_size}); copy it again or re-pack it",
-                self._path,
-            )
+        if self._storage is not None:
+            self._storage.check_intact(self._path, sample)
 
     def will_need(self, indices: np.ndarray) -> int:
         """Start reading the samples ``indices`` into the page cache (asynchronously).

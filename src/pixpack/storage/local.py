@@ -23,6 +23,8 @@ from typing import Any, Literal
 
 import numpy as np
 
+from ..errors import TruncatedPackError
+
 try:
     from .._native._readahead import will_need as _native_will_need
 except ImportError:  # no C compiler at install time: the same requests from Python
@@ -96,6 +98,18 @@ class LocalFile:
             self.will_need(start, length)
             calls += -(-length // _ADVICE_PIECE)  # one request per piece, as natively
         return calls
+
+    def check_intact(self, path: Any, sample: int | None = None) -> None:
+        """Raise :class:`TruncatedPackError` (naming ``sample``) if the file is shorter
+        than when it was opened: touching the map past its end would be SIGBUS."""
+        size = self.current_size()
+        if size < self.size:
+            which = f"sample {sample} cannot be read: " if sample is not None else ""
+            raise TruncatedPackError(
+                f"{path}: {which}the file was truncated to {size} bytes after it was "
+                f"opened (its header records {self.size}); copy it again or re-pack it",
+                path,
+            )
 
     def current_size(self) -> int:
         """The file's size now (it shrinks if someone truncates it after opening)."""
