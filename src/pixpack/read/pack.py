@@ -29,7 +29,7 @@ from typing import Any, cast
 import numpy as np
 
 from .. import format as fmt
-from ..errors import CorruptPackError, UnsupportedModeError
+from ..errors import CorruptPackError, UnsupportedModeError, UsageError
 from ..storage import Access, LocalFile
 from ._open import OpenedFile, open_file
 from .jpeg import decode_jpeg, jpeg_shape
@@ -57,7 +57,7 @@ class Pack:
         access: Access = "random",
     ) -> None:
         if access not in ("random", "sequential"):
-            raise ValueError(f"access must be 'random' or 'sequential' (got {access!r}).")
+            raise UsageError(f"access must be 'random' or 'sequential' (got {access!r}).")
         self._path = Path(path)
         self._in_memory = bool(in_memory)
         self._check = bool(check_checksums)
