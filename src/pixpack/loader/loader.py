@@ -32,6 +32,7 @@ from .ordering import batch_slices, block_order, epoch_order, num_batches, shard
 from .pool import WorkerPool
 from .readahead import start_read_ahead
 from .state import EpochState
+from .validate import batch_size_hw, check_foreign_ops
 
 __all__ = ["Loader"]
 
@@ -116,6 +117,7 @@ class Loader:
                 f"{getattr(pack, 'path', 'the pack')}: the pack is empty; pack some images first."
             )
         ops, normalize, output = split_pipeline(pipeline)
+        check_foreign_ops(ops)
         if dtype is None:
             dtype = output.dtype if output is not None else ("float32" if normalize else "uint8")
         if layout is None:
@@ -123,8 +125,8 @@ class Loader:
         self.pipeline = SamplePlan(ops)
         self.reuse_buffers = bool(reuse_buffers)
         self._device = cuda_device(self.options.device)
-        self.spec = self._output_spec(normalize, dtype, layout, channels)
         self._reader = SampleReader(pack, self.pipeline, seed)
+        self.spec = self._output_spec(normalize, dtype, layout, channels)
         self._targets = np.asarray(pack.index["label"])
         self._pool = WorkerPool(self.options.workers)
         # Never blocks: it may run from a garbage collection inside any thread.
@@ -146,7 +148,9 @@ class Loader:
         pixel_dtype = _widest_known_dtype(index["dtype"])
         widest = int(np.max(index["channels"]))
         first = (int(index["height"][0]), int(index["width"][0]), widest)
-        height, width, out_c = self.pipeline.output_shape(first)
+        out_c = self.pipeline.output_shape(first)[2]
+        # Refuses a pipeline whose output size varies (probing callables once).
+        height, width = batch_size_hw(self.pack, self.pipeline, widest, self._probe)
         if channels is not None:
             if channels not in (1, 3, 4):
                 raise UsageError(f"channels must be None, 1, 3 or 4 (got {channels!r}).")
@@ -173,6 +177,10 @@ class Loader:
         return OutputSpec(
             int(height), int(width), int(out_c), dtype, layout, np.dtype(pixel_dtype), alpha, beta
         )
+
+    def _probe(self, index: int) -> np.ndarray:
+        with single_threaded_opencv():
+            return self._reader(index, 0)
 
     # -- sizes and state -----------------------------------------------------------------
     def __len__(self) -> int:
@@ -403,6 +411,8 @@ def _task(
     """One chunk of one batch, run on a worker thread (holds no loader reference)."""
 
     def fail(index: int, exc: BaseException) -> None:
+        if isinstance(exc, UsageError):  # the pipeline, not the sample: skipping drops all
+            raise LoaderError(f"{path}: sample {index}: {exc}", index) from exc
         if raise_errors:
             raise LoaderError(
                 f"{path}: sample {index} failed ({type(exc).__name__}: {exc}); "

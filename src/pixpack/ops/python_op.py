@@ -62,7 +62,10 @@ class PythonOp:
     def apply(self, image: np.ndarray, params: int) -> np.ndarray:
         import torch  # lazy: the core ops do not need torch
 
-        tensor = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)
+        arr = np.ascontiguousarray(image)
+        if not arr.flags.writeable:  # a view of the read-only map: torch would warn
+            arr = arr.copy()
+        tensor = torch.from_numpy(arr).permute(2, 0, 1)
         with _TORCH_RNG_LOCK, torch.random.fork_rng(devices=[]):
             torch.manual_seed(params)
             result = self.fn(tensor)
