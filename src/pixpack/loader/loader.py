@@ -216,7 +216,9 @@ class Loader:
     def state_dict(self) -> dict[str, Any]:
         """``{"epoch", "batches_yielded", "samples_yielded", "seed", ...}``: enough for a
         new Loader with the same arguments to yield exactly the remaining batches."""
-        return self._state.snapshot(self._config())
+        gen = self._active() if self._active is not None else None
+        running = gen is not None and gen.gi_frame is not None  # not dropped, not closed
+        return self._state.snapshot(self._config(), running)
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Resume: the next ``iter()`` continues ``state["epoch"]`` after its
