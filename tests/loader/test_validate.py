@@ -112,21 +112,21 @@ def test_a_size_mismatch_at_run_time_is_raised_even_with_skip(raw_pack):
 def test_a_torchvision_transform_in_the_list_is_refused():
     v2 = pytest.importorskip("torchvision.transforms.v2")
     with pytest.raises(UsageError, match=r"PythonOp\(RandomErasing\(\.\.\.\)\)"):
-        Loader_check([v2.RandomErasing()])
+        build_loader([v2.RandomErasing()])
     with pytest.raises(UsageError, match=r"pixpack\.ops\.Resize"):
-        Loader_check([v2.Resize(32)])
+        build_loader([v2.Resize(32)])
     # wrapped, it is fine
-    Loader_check([PythonOp(v2.RandomErasing()), CenterCrop(8)])
+    build_loader([PythonOp(v2.RandomErasing()), CenterCrop(8)])
 
 
 def test_an_albumentations_transform_in_the_list_is_refused():
     Fake = type("HorizontalFlip", (), {"__call__": lambda self, **kw: kw})
     Fake.__module__ = "albumentations.augmentations.geometric.transforms"
     with pytest.raises(UsageError, match=r"t\(image=img\)\['image'\]"):
-        Loader_check([Fake()])
+        build_loader([Fake()])
 
 
-def Loader_check(pipeline):  # noqa: N802 - a Loader over a tiny one-size pack
+def build_loader(pipeline):  # a Loader over a tiny one-size pack
     import tempfile
     from pathlib import Path
 

@@ -20,7 +20,7 @@ from typing import Any
 from .. import __version__
 from .. import format as fmt
 from ..errors import PixpackError, UsageError
-from . import diagnose_cmd, inspect_cmd, pack_cmd
+from . import cache_cmd, diagnose_cmd, inspect_cmd, pack_cmd
 from ._text import one_line, robust_streams
 
 __all__ = ["COMMAND_MODULES", "build_parser", "main"]
@@ -29,6 +29,7 @@ COMMAND_MODULES: tuple[Any, ...] = (
     pack_cmd,
     inspect_cmd,
     diagnose_cmd,
+    cache_cmd,
 )
 
 
