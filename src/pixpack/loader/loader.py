@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import os
-import warnings
 import weakref
 from collections import deque
 from collections.abc import Iterator, Sequence
@@ -31,6 +30,7 @@ from .device import DeviceStage, cuda_device
 from .ordering import batch_slices, block_order, epoch_order, num_batches, shard, shard_length
 from .pool import WorkerPool
 from .readahead import start_read_ahead
+from .skips import SkipReport
 from .state import EpochState
 from .validate import batch_size_hw, check_foreign_ops
 
@@ -58,7 +58,9 @@ class Loader:
 
     ``on_error``: ``"raise"`` raises :class:`~pixpack.errors.LoaderError` (``.index``,
     cause chained) from the iteration; ``"skip"`` drops the failing sample so that
-    batch is smaller; ``"warn"`` skips with a warning.
+    batch is smaller (an all-failed batch is not yielded) and warns once per epoch;
+    ``"warn"`` skips with a warning per sample; ``loader.skipped`` lists them. A
+    pipeline output of the wrong size is always raised.
 
     Larger than RAM: a background thread reads the next ``read_ahead`` batches' exact
     bytes (at most ``read_ahead_bytes``) while the current ones are decoded, with many
@@ -140,6 +142,13 @@ class Loader:
         if self._device is not None and self.spec.pixel_dtype == np.uint8:
             self._host_spec = dataclasses.replace(self.spec, dtype="uint8", layout="channels_last")
         self._chunk = max(4, -(-self.options.batch_size // (2 * self.options.workers)))
+        self._skips = SkipReport(self.options.on_error, getattr(pack, "path", "pack"))
+
+    @property
+    def skipped(self) -> list[tuple[int, str]]:
+        """``(index, "ErrorType: message")`` of the samples ``on_error="skip"``/``"warn"``
+        dropped in the current (or last) epoch."""
+        return list(self._skips.samples)
 
     def _output_spec(
         self, normalize: Any, dtype: str, layout: str, channels: int | None
@@ -297,6 +306,8 @@ class Loader:
         pool, reader, spec, chunk = self._pool, self._reader, self._host_spec, self._chunk
         raise_errors = o.on_error == "raise"
         path = getattr(self.pack, "path", "pack")
+        report = self._skips
+        report.begin(epoch)
 
         def schedule() -> None:
             nonlocal cursor
@@ -344,16 +355,18 @@ class Loader:
                 buf, futures = pending[0]
                 pool.wait(futures)
                 pending.popleft()
-                for index, exc in buf.failures:
-                    if o.on_error == "warn":
-                        warnings.warn(f"{path}: skipped sample {index}: {exc}", stacklevel=2)
-                out = self._deliver(buf)
-                self._state.yielded += 1
-                self._state.samples += len(out[1])
-                yield out
+                report.record(buf.failures)
+                if buf.ok[: buf.size].any() or not buf.size:  # never an empty batch
+                    out = self._deliver(buf)
+                    self._state.yielded += 1
+                    self._state.samples += len(out[1])
+                    yield out
+                else:  # every sample failed: the position counts, nothing is yielded
+                    self._state.yielded += 1
                 free.append(buf)
                 schedule()
             self._state.finished = True
+            report.end()
         finally:
             for _, futures in pending:
                 pool.cancel(futures)
