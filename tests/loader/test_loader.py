@@ -150,6 +150,26 @@ def test_state_of_a_live_iterator_is_its_own_continuation(raw_pack):
     assert same(epoch_batches(resumed), rest)
 
 
+def test_seed_none_draws_a_seed_recorded_in_the_state(raw_pack):
+    first = Loader(raw_pack, 8, pipeline=pipeline(), seed=None, workers=1)
+    other = Loader(raw_pack, 8, pipeline=pipeline(), seed=None, workers=1)
+    seed = first.state_dict()["seed"]
+    assert isinstance(seed, int) and seed >= 0 and seed != other.state_dict()["seed"]
+    assert first.options.seed == seed
+    it = iter(first)
+    next(it)
+    state = first.state_dict()
+    rest = [(x.clone(), y.clone()) for x, y in it]
+    resumed = Loader(raw_pack, 8, pipeline=pipeline(), seed=None, workers=1)
+    resumed.load_state_dict(state)  # adopts the saved run's seed
+    assert resumed.state_dict()["seed"] == seed
+    assert same(epoch_batches(resumed), rest)
+    same_seed = Loader(raw_pack, 8, pipeline=pipeline(), seed=seed, workers=1)
+    assert same(epoch_batches(same_seed)[1:], rest)
+    with pytest.raises(ResumeError, match="seed"):  # an explicit seed is still checked
+        Loader(raw_pack, 8, pipeline=pipeline(), seed=seed + 1).load_state_dict(state)
+
+
 def test_samples_yielded_counts_across_a_resume_and_restarts_each_epoch(raw_pack):
     def counts(loader):
         st = loader.state_dict()

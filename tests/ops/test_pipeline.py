@@ -135,3 +135,14 @@ def test_torchvision_argument_forms_are_accepted() -> None:
     assert ops.ColorJitter(brightness=0).brightness is None
     assert ops.RandomCrop(8, padding=(1, 2)).padding == (1, 2, 1, 2)
     assert ops.Resize(256).output_shape((300, 500, 3)) == (256, 426, 3)
+
+
+def test_normalize_in_0_255_units_is_refused_with_the_converted_values():
+    """Issue 13: torchvision's mean/std copied in 0-255 units were accepted silently."""
+    from pixpack.ops import Normalize
+
+    with pytest.raises(UsageError) as info:
+        Normalize((123.675, 116.28, 103.53), (58.395, 57.12, 57.375))
+    assert "0-255 units" in str(info.value)
+    assert "Normalize((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))" in str(info.value)
+    Normalize((0.5,), (1.5,))  # [0, 1] units, whatever the std: fine

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import os
+import secrets
 import weakref
 from collections import deque
 from collections.abc import Iterator, Sequence
@@ -75,7 +76,7 @@ class Loader:
         *,
         pipeline: Sequence[Any] = (),
         shuffle: bool = True,
-        seed: int = 0,
+        seed: int | None = 0,
         drop_last: bool = False,
         workers: int | None = None,
         device: str = "cpu",
@@ -92,6 +93,9 @@ class Loader:
         channels: int | None = None,
         reuse_buffers: bool = True,
     ) -> None:
+        # seed=None: a fresh seed, recorded in state_dict() (and adopted on a resume).
+        self._seed_drawn = seed is None
+        seed = secrets.randbits(63) if seed is None else seed
         self.options = LoaderOptions(
             batch_size=batch_size,
             shuffle=bool(shuffle),
@@ -233,7 +237,17 @@ class Loader:
         """Resume: the next ``iter()`` continues ``state["epoch"]`` after its
         ``batches_yielded`` first batches."""
         self._stop_active()
-        self._state.restore(state, self._config())
+        before = self.options
+        if self._seed_drawn and isinstance(state, dict) and "seed" in state:
+            # Built with seed=None: continue the saved run's seed, not the drawn one.
+            self.options = dataclasses.replace(before, seed=state["seed"])
+        try:
+            self._state.restore(state, self._config())
+        except BaseException:
+            self.options = before
+            raise
+        self._reader.seed = self.options.seed
+        self._seed_drawn = self._seed_drawn and self.options is before
 
     # -- lifecycle -----------------------------------------------------------------------
     def close(self) -> None:
