@@ -224,7 +224,7 @@ def test_a_missing_pack_names_the_fix(tmp_path):
     proc = pixpack("info", missing)
     assert_one_line_error(proc, 1)
     assert proc.stderr == (
-        f"error: {missing}: no such file or directory; check the path "
+        f"error: No such file or directory: {missing}; check the path "
         "(a pack is written by pixpack pack SRC OUT)\n"
     )
 
@@ -238,3 +238,20 @@ def test_a_closed_pipe_is_not_an_error(packed):
     err = proc.stderr.read()
     proc.stderr.close()
     assert proc.wait(timeout=60) == 141 and err == b""
+
+
+def test_export_into_a_folder_with_files_exits_1(packed, tmp_path):
+    taken = tmp_path / "out" / "class_00"
+    taken.mkdir(parents=True)
+    (taken / "mine.txt").write_text("keep")
+    proc = pixpack("export", packed, tmp_path / "out")
+    assert_one_line_error(proc, 1, "already exists and is not empty; export into a new directory")
+    assert (taken / "mine.txt").read_text() == "keep"
+
+
+def test_help_speaks_flags_not_python():
+    proc = pixpack("pack", "--help")
+    assert proc.returncode == 0
+    assert "None" not in proc.stdout and '="' not in proc.stdout and '"raw"' not in proc.stdout
+    text = " ".join(proc.stdout.split())
+    assert "for --mode jpeg" in text and "see --reencode" in text

@@ -4,6 +4,7 @@
 
     PixpackError                      base of every expected error
     ├── UsageError                    a bad option or argument (CLI exit code 2)
+    │   └── OutputExistsError         an output folder already holds files (exit code 1)
     ├── SourceError                   the input dataset cannot be packed
     │   ├── EmptySourceError          no images / an empty class folder
     │   ├── SourceFormatError         a bad CSV row, an unknown label ...
@@ -42,6 +43,7 @@ __all__ = [
     "UnsupportedModeError",
     "ResumeError",
     "OutputBusyError",
+    "OutputExistsError",
     "LoaderError",
 ]
 
@@ -109,6 +111,11 @@ class ResumeError(PixpackError):
 
 class OutputBusyError(PixpackError):
     """Another process holds the lock on the pack being written (``OUT.partial.lock``)."""
+
+
+class OutputExistsError(UsageError, FileExistsError):
+    """An output that must be new already holds files. The arguments are well formed,
+    the file system is in the way: the CLI exits 1, not 2."""
 
 
 class LoaderError(PixpackError):

@@ -22,7 +22,7 @@ from typing import Any
 
 from .. import __version__
 from .. import format as fmt
-from ..errors import PixpackError, UsageError
+from ..errors import OutputExistsError, PixpackError, UsageError
 from . import cache_cmd, diagnose_cmd, inspect_cmd, pack_cmd
 from ._text import one_line, robust_streams
 
@@ -70,7 +70,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return int(args.run(args) or 0)
     except UsageError as exc:
         print(f"error: {one_line(exc)}", file=sys.stderr)
-        return 2
+        return 1 if isinstance(exc, OutputExistsError) else 2
     except PixpackError as exc:
         print(f"error: {one_line(exc)}", file=sys.stderr)
         return 1
@@ -103,16 +103,15 @@ def _unrecognized(parser: argparse.ArgumentParser, command: str, extras: list[st
 
 
 def _os_error(exc: OSError) -> str:
-    """``PATH: what happened; what to do``."""
-    what = (exc.strerror or str(exc)).lower()
-    where = f"{exc.filename}: " if exc.filename else ""
+    """``What happened: PATH; what to do``."""
+    message = f"{exc.strerror or exc}" + (f": {exc.filename}" if exc.filename else "")
     if isinstance(exc, FileNotFoundError):
-        return f"{where}{what}; check the path (a pack is written by pixpack pack SRC OUT)"
+        return f"{message}; check the path (a pack is written by pixpack pack SRC OUT)"
     if isinstance(exc, PermissionError):
-        return f"{where}{what}; check its permissions or choose another path"
+        return f"{message}; check its permissions or choose another path"
     if isinstance(exc, IsADirectoryError):
-        return f"{where}{what}; give the path of a file"
-    return f"{where}{what}"
+        return f"{message}; give the path of a file"
+    return message
 
 
 def _silence_stdout() -> None:

@@ -85,6 +85,7 @@ class PackSummary:
     seconds: float
     images_per_second: float
     bytes: int
+    modes: dict[str, int] = dataclasses.field(default_factory=dict)  # images per storage mode
 
 
 class _Job(NamedTuple):
@@ -216,6 +217,15 @@ def _pack_locked(
             "metadata 'skipped' — use strict=True to fail instead.",
             stacklevel=3,
         )
+    modes = dict(meta["mode_histogram"])
+    if options.mode == "jpeg" and modes.get("raw"):
+        warnings.warn(
+            f"{out}: {modes['raw']} of {writer.num_samples} image(s) stored raw, not JPEG: "
+            "JPEG holds 8-bit images with 1 or 3 channels only, and these are 16-bit or "
+            "have 2 or 4 channels (channels=3, CLI --channels 3, makes those RGB; 16-bit "
+            "images stay raw).",
+            stacklevel=3,
+        )
     return PackSummary(
         path=out,
         num_samples=writer.num_samples,
@@ -224,6 +234,7 @@ def _pack_locked(
         seconds=seconds,
         images_per_second=done / seconds if seconds > 0 else float("inf"),
         bytes=out.stat().st_size,
+        modes=modes,
     )
 
 
