@@ -4,6 +4,8 @@ sample of a pack whose images differ in size)."""
 
 from __future__ import annotations
 
+import random
+
 import cv2
 import numpy as np
 import pytest
@@ -142,3 +144,29 @@ def test_python_op_with_a_declared_size_is_not_probed_twice_wrong(raw_pack):
 
     x, _ = next(iter(Loader(raw_pack, 8, pipeline=[PythonOp(crop, size=(16, 16))], workers=1)))
     assert x.shape == (8, 3, 16, 16)
+
+
+def global_rng_jitter(img: np.ndarray) -> np.ndarray:
+    """Draws as albumentations and hand-written augmentations do: from Python's random
+    and NumPy's global generator (and torch's)."""
+    shift = random.randint(0, 40) + int(np.random.randint(0, 40)) + int(torch.randint(0, 40, ()))
+    return cv2.resize(np.clip(img.astype(np.int16) + shift, 0, 255).astype(np.uint8), (16, 16))
+
+
+def test_callables_drawing_from_global_rngs_are_deterministic(raw_pack):
+    """Issue 13 item 3: the same seed gave other batches (threads, runs)."""
+
+    def run(workers: int, seed: int = 5) -> list[torch.Tensor]:
+        loader = Loader(raw_pack, 8, pipeline=[global_rng_jitter], seed=seed, workers=workers)
+        out = [x.clone() for x, _ in loader]
+        loader.close()
+        return out
+
+    state = (random.getstate(), np.random.get_state()[1].copy(), torch.get_rng_state())
+    one, two, again = run(1), run(2), run(2)
+    assert all(torch.equal(a, b) for a, b in zip(one, two, strict=True))
+    assert all(torch.equal(a, b) for a, b in zip(two, again, strict=True))
+    assert not all(torch.equal(a, b) for a, b in zip(one, run(1, seed=6), strict=True))
+    # the caller's global generators are left as they were
+    assert random.getstate() == state[0] and np.array_equal(np.random.get_state()[1], state[1])
+    assert torch.equal(torch.get_rng_state(), state[2])
