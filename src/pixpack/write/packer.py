@@ -169,7 +169,13 @@ def _pack_locked(
             Flusher(writer.tmp_path)
             if kind == "thread" or options.workers == 1
             else contextlib.nullcontext(),
-            Progress(total, "packing", False if options.quiet else None, initial=first) as bar,
+            Progress(
+                total,
+                "packing",
+                False if options.quiet else None,
+                initial=first,
+                log=None if options.quiet else logger.info,  # a line a minute off a TTY
+            ) as bar,
             contextlib.closing(
                 _results(src, job, first, total, options.workers, executor)
             ) as chunks,
