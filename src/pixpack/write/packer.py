@@ -62,6 +62,7 @@ from .flusher import Flusher
 from .imageio import load_image_info, read_file
 from .outpath import OutLock, check_out
 from .passthrough import PassedThrough, store_as_is
+from .resize import SizeLimit
 from .scratch import release_scratch
 from .sources import CsvSource, ImageFolderSource, SequenceSource, Source, resolve_source
 from .writer import PackWriter
@@ -93,7 +94,7 @@ class _Job(NamedTuple):
 
     mode: str
     quality: int
-    max_side: int | None
+    max_side: int | SizeLimit | None  # SizeLimit with a short_side
     channels: int | None
     passthrough: bool = False  # jpeg mode, reencode="auto": source JPEGs may be stored as is
 
@@ -150,7 +151,10 @@ def _pack_locked(
     job = _Job(
         options.mode,
         options.quality,
-        options.max_side,
+        # The downscale: a plain int (max_side) keeps the workers' job as it was.
+        SizeLimit(options.max_side, options.short_side)
+        if options.short_side is not None
+        else options.max_side,
         options.channels,
         options.mode == "jpeg" and options.reencode == "auto",
     )
@@ -447,6 +451,8 @@ def _metadata(
             "reencode": options.reencode if options.mode == "jpeg" else None,
             "max_side": options.max_side,
             "channels": options.channels,
+            # Only when set: packs without it keep the options they always had.
+            **({"short_side": options.short_side} if options.short_side is not None else {}),
         },
         "pixpack_version": __version__,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
