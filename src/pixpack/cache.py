@@ -128,19 +128,19 @@ def cached(
         start = time.monotonic()
         summary = pack(source, path, options)
         log.warning(
-            "pixpack.cached: built %s (%d images, %.1f GB) in %.0f s",
+            "pixpack.cached: built %s (%d images, %s) in %.0f s",
             path,
             summary.num_samples,
-            summary.bytes / 1e9,
+            _human(summary.bytes),
             time.monotonic() - start,
         )
         if not keep_old:
             removed = remove_superseded(path)
             if removed:
                 log.warning(
-                    "pixpack.cached: removed %d older pack(s) of the same source (%.1f GB): %s",
+                    "pixpack.cached: removed %d older pack(s) of the same source (%s): %s",
                     len(removed),
-                    sum(e.nbytes for e in removed) / 1e9,
+                    _human(sum(e.nbytes for e in removed)),
                     ", ".join(e.path.name for e in removed),
                 )
     return open_pack(path)
@@ -149,6 +149,10 @@ def cached(
 def _reused(found: Pack) -> Pack:
     log.info("pixpack.cached: reusing %s (%d images)", found.path, len(found))
     return found
+
+
+def _human(nbytes: int) -> str:
+    return f"{nbytes / 1e9:.1f} GB" if nbytes >= 1e9 else f"{nbytes / 1e6:.1f} MB"
 
 
 def _name(source: Any) -> str:
