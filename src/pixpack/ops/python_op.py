@@ -76,18 +76,25 @@ class PythonOp:
     """Wrap ``fn(tensor_chw) -> tensor_chw`` (e.g. ``torchvision.transforms.v2.RandomErasing()``).
 
     ``fn`` gets a CHW ``torch.Tensor`` of the image's dtype (uint8/uint16) and may
-    return a CHW tensor, an HWC numpy array or a PIL image. ``size``: the ``(h, w)``
-    ``fn`` outputs if it changes the size (default: assumed to keep the shape).
+    return a CHW tensor, an HWC numpy array or a PIL image; with ``layout="HWC"`` it
+    gets a writable HWC NumPy array instead (albumentations, OpenCV code). ``size``: the
+    ``(h, w)`` ``fn`` outputs if it changes the size (default: assumed to keep the shape).
     ``fn`` must be picklable for multi-process use (a module-level function or a
     torchvision transform, not a lambda).
     """
 
     fn: Callable[[Any], Any]
     size: tuple[int, int] | None = None
+    layout: str = "CHW"
 
     def __post_init__(self) -> None:
         if not callable(self.fn):
             raise UsageError(f"PythonOp: fn must be callable (got {type(self.fn).__name__}).")
+        if self.layout not in ("CHW", "HWC"):
+            raise UsageError(
+                f"PythonOp: layout must be 'CHW' (a torch tensor) or 'HWC' (a NumPy array) "
+                f"(got {self.layout!r})."
+            )
         if self.size is not None:
             s = self.size
             if not (
@@ -108,9 +115,9 @@ class PythonOp:
         arr = np.ascontiguousarray(image)
         if not arr.flags.writeable:  # a view of the read-only map: torch would warn
             arr = arr.copy()
-        tensor = torch.from_numpy(arr).permute(2, 0, 1)
+        given = arr if self.layout == "HWC" else torch.from_numpy(arr).permute(2, 0, 1)
         with seeded_globals(params):
-            result = self.fn(tensor)
+            result = self.fn(given)
         return _to_hwc(result, image.dtype)
 
     def output_shape(self, shape: Shape) -> Shape:
