@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from ..errors import UsageError
+from ..errors import PipelineError, UsageError
 from .validate import FIX
 
 try:
@@ -155,11 +155,11 @@ def write_sample(
         got = "x".join(map(str, img.shape))
         want = "x".join(map(str, spec.sample_shape("channels_last")))
         if src_c not in (1, out_c):
-            raise UsageError(
+            raise PipelineError(
                 f"the pipeline produced a {got} image but the batch holds {want} "
                 f"({out_c} channels); make every sample come out with {out_c} channels"
             )
-        raise UsageError(
+        raise PipelineError(
             f"the pipeline produced a {got} image but the batch holds {want}: the "
             f"pipeline's output size follows each image; {FIX}"
         )

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from .. import format as fmt
-from ..errors import LoaderError, PixpackError, UsageError
+from ..errors import LoaderError, PipelineError, PixpackError, UsageError
 from ..opencv_threads import single_threaded_opencv
 from ..options import LoaderOptions, default_workers
 from .batching import SamplePlan, SampleReader, run_chunk, split_pipeline
@@ -440,7 +440,7 @@ def _task(
     """One chunk of one batch, run on a worker thread (holds no loader reference)."""
 
     def fail(index: int, exc: BaseException) -> None:
-        if isinstance(exc, UsageError):  # the pipeline, not the sample: skipping drops all
+        if isinstance(exc, PipelineError):  # the pipeline, not the sample: skipping drops all
             raise LoaderError(f"{path}: sample {index}: {exc}", index) from exc
         if raise_errors:
             raise LoaderError(

@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import UsageError
+from ..errors import PipelineError, UsageError
 from .base import Shape
 
 __all__ = ["PythonOp", "SeededCall", "seeded_globals"]
@@ -135,7 +135,7 @@ def _to_hwc(result: Any, dtype: np.dtype) -> np.ndarray:
     if arr.ndim == 2:
         arr = arr[:, :, None]
     if arr.dtype != dtype:
-        raise UsageError(
+        raise PipelineError(
             f"PythonOp: fn returned {arr.dtype} pixels for a {dtype} image; keep the dtype "
             "(convert to float with ToOutput, not inside the pipeline)."
         )
