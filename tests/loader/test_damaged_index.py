@@ -96,3 +96,5 @@ def test_a_jpeg_entry_taller_than_its_image_fails_only_its_sample(jpeg_pack, tmp
         expected = [int(x) for i, x in enumerate(pack.targets) if i != 5]
     with pytest.warns(UserWarning, match="skipped sample 5"):
         assert _epoch(bad, pipeline, "warn") == expected
+    with pytest.raises(LoaderError, match=r"sample 5 failed .* it cannot be read: pixpack verify"):
+        _epoch(bad, pipeline, "raise")

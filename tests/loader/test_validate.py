@@ -170,3 +170,18 @@ def test_callables_drawing_from_global_rngs_are_deterministic(raw_pack):
     # the caller's global generators are left as they were
     assert random.getstate() == state[0] and np.array_equal(np.random.get_state()[1], state[1])
     assert torch.equal(torch.get_rng_state(), state[2])
+
+
+def test_an_op_failing_on_a_readable_sample_is_not_told_to_re_pack(raw_pack):
+    """Issue 13: a callable written for tensors failed with '... re-pack it' advice."""
+
+    def tensor_only(img):
+        return img.permute(2, 0, 1)  # numpy has no permute
+
+    loader = Loader(raw_pack, 8, pipeline=[CenterCrop(16), tensor_only], workers=1)
+    with pytest.raises(LoaderError) as info:
+        next(iter(loader))
+    message = str(info.value)
+    assert "re-pack" not in message and "its image reads fine" in message
+    assert "ops.PythonOp(t)" in message and "\n" not in message
+    loader.close()

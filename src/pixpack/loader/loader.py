@@ -33,7 +33,7 @@ from .pool import WorkerPool
 from .readahead import start_read_ahead
 from .skips import SkipReport
 from .state import EpochState
-from .validate import batch_size_hw, check_foreign_ops
+from .validate import batch_size_hw, check_foreign_ops, failure_advice
 
 __all__ = ["Loader"]
 
@@ -445,7 +445,7 @@ def _task(
         if raise_errors:
             raise LoaderError(
                 f"{path}: sample {index} failed ({type(exc).__name__}: {exc}); "
-                "fix or re-pack it, or pass on_error='skip'",
+                f"{failure_advice(reader.pack, index)}on_error='skip' to drop such samples",
                 index,
             ) from exc
         buf.failures.append((index, exc))

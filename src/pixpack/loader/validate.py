@@ -26,7 +26,7 @@ import numpy as np
 from ..errors import UsageError
 from ..ops.geometry import VARIABLE
 
-__all__ = ["check_foreign_ops", "batch_size_hw", "FIX"]
+__all__ = ["check_foreign_ops", "batch_size_hw", "failure_advice", "FIX"]
 
 FIX = (
     "end it with a fixed-size crop such as CenterCrop(224) or RandomResizedCrop(224), "
@@ -149,3 +149,16 @@ def _try(probe: Callable[[int], np.ndarray], index: int) -> np.ndarray | None:
     except Exception:  # decided at run time, under on_error
         return None
     return out if out.ndim in (2, 3) else None
+
+
+def failure_advice(pack: Any, index: int) -> str:
+    """What to do about sample ``index`` that failed in the loader: if its image reads
+    fine the pipeline failed on it (re-packing would not help), else the data is bad."""
+    try:
+        pack[index]
+    except Exception:
+        return "it cannot be read: pixpack verify finds damaged samples; re-pack it, or pass "
+    return (
+        "its image reads fine, so an op failed on it: fix the pipeline (a plain callable "
+        "gets an HWC NumPy image; wrap a torchvision transform as ops.PythonOp(t)), or pass "
+    )
