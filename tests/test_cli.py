@@ -205,3 +205,53 @@ def test_errors_stay_one_line_whatever_the_file_name(tmp_path, capsys):
     warning = capsys.readouterr().err  # the summary warning names the skipped file
     assert "bad\\nerror: x.jpg" in warning
     assert [line.split(":")[0] for line in warning.splitlines()] == ["warning"]
+
+
+# -- issue 13 item 5: every CLI error path is one line with a fix -------------------------
+def test_a_misspelt_flag_gets_the_commands_usage_and_a_suggestion(folder, tmp_path):
+    proc = pixpack("pack", folder, tmp_path / "x.pixpack", "--max_side", "128")
+    assert proc.returncode == 2
+    assert proc.stderr.startswith("usage: pixpack pack ")
+    assert proc.stderr.strip().splitlines()[-1] == (
+        "pixpack pack: error: unrecognized arguments: --max_side 128; did you mean --max-side?"
+    )
+    proc = pixpack("info", folder, "--jsn")
+    assert proc.returncode == 2 and "did you mean --json?" in proc.stderr
+
+
+def test_a_missing_pack_names_the_fix(tmp_path):
+    missing = tmp_path / "nonexist.pixpack"
+    proc = pixpack("info", missing)
+    assert_one_line_error(proc, 1)
+    assert proc.stderr == (
+        f"error: No such file or directory: {missing}; check the path "
+        "(a pack is written by pixpack pack SRC OUT)\n"
+    )
+
+
+def test_a_closed_pipe_is_not_an_error(packed):
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pixpack", "info", str(packed), "--json"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )
+    proc.stdout.close()  # what `| head` does once it has its lines
+    err = proc.stderr.read()
+    proc.stderr.close()
+    assert proc.wait(timeout=60) == 141 and err == b""
+
+
+def test_export_into_a_folder_with_files_exits_1(packed, tmp_path):
+    taken = tmp_path / "out" / "class_00"
+    taken.mkdir(parents=True)
+    (taken / "mine.txt").write_text("keep")
+    proc = pixpack("export", packed, tmp_path / "out")
+    assert_one_line_error(proc, 1, "already exists and is not empty; export into a new directory")
+    assert (taken / "mine.txt").read_text() == "keep"
+
+
+def test_help_speaks_flags_not_python():
+    proc = pixpack("pack", "--help")
+    assert proc.returncode == 0
+    assert "None" not in proc.stdout and '="' not in proc.stdout and '"raw"' not in proc.stdout
+    text = " ".join(proc.stdout.split())
+    assert "for --mode jpeg" in text and "see --reencode" in text

@@ -11,8 +11,16 @@ version. The pack lives at ``<cache_dir>/<key>.pixpack``:
   opens it. Other processes asking for the same key meanwhile wait on the lock, then
   find the finished pack; nobody ever sees a half-written one.
 
-Old packs of a changed dataset are left in place (their key no longer matches);
-delete the cache directory to reclaim the space.
+It says what it does through :mod:`logging` (logger ``pixpack.cache``): one INFO line
+when it reuses a pack, a WARNING line when it starts a build (which may take hours and
+gigabytes) and one when the build is done.
+
+A rebuild *supersedes* the packs of the same source (the same folder or CSV path,
+packed with the same options): once the new pack is committed, they are removed with
+their ``.lock`` files (``keep_old=True`` keeps them), so copies do not pile up.
+In-memory sources (``key=``) are never superseded: their keys name them.
+:func:`list_cache` and :func:`clear_cache` (``pixpack cache list|clear|path``) show and
+empty a cache directory.
 """
 
 from __future__ import annotations
@@ -20,17 +28,22 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import logging
 import os
+import time
 import warnings
 from pathlib import Path
 from typing import Any
 
 from . import format as fmt
+from .cache_manage import clear_cache, list_cache, remove_superseded
 from .errors import PackError, UsageError
 from .options import PackOptions
 from .read.pack import Pack, open_pack
 
-__all__ = ["cached", "cache_key", "default_cache_dir"]
+__all__ = ["cached", "cache_key", "default_cache_dir", "list_cache", "clear_cache"]
+
+log = logging.getLogger(__name__)
 
 
 def default_cache_dir() -> Path:
@@ -74,6 +87,7 @@ def cached(
     cache_dir: str | os.PathLike[str] | None = None,
     *,
     key: str | None = None,
+    keep_old: bool = False,
     **pack_options: Any,
 ) -> Pack:
     """Open the cached pack of ``source``, building it first if needed.
@@ -82,6 +96,7 @@ def cached(
     cache_dir: where packs are kept (default: :func:`default_cache_dir`).
     key: required for sources without a fingerprint (in-memory data): a name that
         changes whenever the data does.
+    keep_old: keep the packs this build supersedes (default: removed once it is done).
     pack_options: :class:`PackOptions` fields (``mode="jpeg"``, ``max_side=512`` ...).
     """
     known = {f.name for f in dataclasses.fields(PackOptions)}
@@ -98,7 +113,7 @@ def cached(
     path = directory / f"{digest}.pixpack"
     found = _open_if_valid(path)
     if found is not None:
-        return found
+        return _reused(found)
     from filelock import FileLock
 
     from .write.packer import pack
@@ -107,7 +122,38 @@ def cached(
     with FileLock(str(directory / f"{digest}.lock")):
         found = _open_if_valid(path)  # another process may have built it meanwhile
         if found is not None:
-            return found
+            return _reused(found)
         path.unlink(missing_ok=True)
-        pack(source, path, options)
+        log.warning("pixpack.cached: building a pack of %s into %s", _name(source), path)
+        start = time.monotonic()
+        summary = pack(source, path, options)
+        log.warning(
+            "pixpack.cached: built %s (%d images, %s) in %.0f s",
+            path,
+            summary.num_samples,
+            _human(summary.bytes),
+            time.monotonic() - start,
+        )
+        if not keep_old:
+            removed = remove_superseded(path)
+            if removed:
+                log.warning(
+                    "pixpack.cached: removed %d older pack(s) of the same source (%s): %s",
+                    len(removed),
+                    _human(sum(e.nbytes for e in removed)),
+                    ", ".join(e.path.name for e in removed),
+                )
     return open_pack(path)
+
+
+def _reused(found: Pack) -> Pack:
+    log.info("pixpack.cached: reusing %s (%d images)", found.path, len(found))
+    return found
+
+
+def _human(nbytes: int) -> str:
+    return f"{nbytes / 1e9:.1f} GB" if nbytes >= 1e9 else f"{nbytes / 1e6:.1f} MB"
+
+
+def _name(source: Any) -> str:
+    return os.fspath(source) if isinstance(source, (str, os.PathLike)) else type(source).__name__

@@ -4,6 +4,8 @@
 
     PixpackError                      base of every expected error
     ├── UsageError                    a bad option or argument (CLI exit code 2)
+    │   ├── OutputExistsError         an output folder already holds files (exit code 1)
+    │   └── PipelineError             a pipeline output the batch cannot hold (never skipped)
     ├── SourceError                   the input dataset cannot be packed
     │   ├── EmptySourceError          no images / an empty class folder
     │   ├── SourceFormatError         a bad CSV row, an unknown label ...
@@ -42,6 +44,8 @@ __all__ = [
     "UnsupportedModeError",
     "ResumeError",
     "OutputBusyError",
+    "OutputExistsError",
+    "PipelineError",
     "LoaderError",
 ]
 
@@ -109,6 +113,16 @@ class ResumeError(PixpackError):
 
 class OutputBusyError(PixpackError):
     """Another process holds the lock on the pack being written (``OUT.partial.lock``)."""
+
+
+class OutputExistsError(UsageError, FileExistsError):
+    """An output that must be new already holds files. The arguments are well formed,
+    the file system is in the way: the CLI exits 1, not 2."""
+
+
+class PipelineError(UsageError):
+    """The pipeline produced an image the batch cannot hold (another size, channel count
+    or dtype): the pipeline's fault, not the sample's, so ``on_error`` never skips it."""
 
 
 class LoaderError(PixpackError):

@@ -49,6 +49,10 @@ class PackOptions:
     quality: JPEG quality 1-100 for ``mode="jpeg"``.
     max_side: if set, images whose longer side exceeds it are downscaled (Gaussian
         antialiasing + bilinear, aspect kept) so the longer side equals it. Never upscales.
+    short_side: if set, images whose shorter side exceeds it are downscaled the same way
+        so the shorter side equals it (torchvision's ``Resize(N)``, done once at pack
+        time: ``short_side=256`` then ``Resize(256)`` + ``CenterCrop(224)`` never
+        upsamples). With ``max_side`` too, both limits hold.
     channels: ``None`` keeps each image's own channel count (grayscale stays 1);
         1, 3 or 4 converts every image to that many channels.
     workers: parallel workers decoding/encoding (default: all usable cores).
@@ -76,6 +80,7 @@ class PackOptions:
     quiet: bool = False
     # Last, so positional construction from before it existed keeps its meaning.
     reencode: Literal["auto", "always"] = "auto"
+    short_side: int | None = None
 
     def __post_init__(self) -> None:
         _check(self.mode in ("raw", "jpeg"), f"mode must be 'raw' or 'jpeg' (got {self.mode!r}).")
@@ -90,6 +95,10 @@ class PackOptions:
         _check(
             self.max_side is None or (isinstance(self.max_side, int) and self.max_side >= 8),
             f"max_side must be an integer >= 8 or None (got {self.max_side!r}).",
+        )
+        _check(
+            self.short_side is None or (isinstance(self.short_side, int) and self.short_side >= 8),
+            f"short_side must be an integer >= 8 or None (got {self.short_side!r}).",
         )
         _check(
             self.channels in (None, 1, 3, 4),
@@ -114,6 +123,8 @@ class PackOptions:
         }
         if self.mode == "jpeg":  # absent for raw: raw packs' cache keys stay as they were
             key["reencode"] = self.reencode
+        if self.short_side is not None:  # absent when unset: older keys stay valid
+            key["short_side"] = self.short_side
         return key
 
 

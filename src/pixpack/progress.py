@@ -1,14 +1,18 @@
-"""A progress line for long operations (pack, verify, export, bench): TTY only.
+"""A progress line for long operations (pack, verify, export, bench).
 
 On a terminal it shows ``count/total``, items per second and the time left, through
-``tqdm`` when it is installed, else a plain ``\\r`` line on stderr. When stderr is not a
-terminal (logs, CI, tests) or ``enabled=False`` it prints nothing.
+``tqdm`` when it is installed, else a plain ``\\r`` line on stderr; in a Jupyter kernel
+(whose stderr is no terminal) through ``tqdm.auto``'s widget. Elsewhere (logs, CI,
+tests) or with ``enabled=False`` it prints nothing, but a ``log`` callable (e.g.
+``logger.info``) gets the same line every ``log_interval`` seconds: a job log shows
+progress without a bar's carriage returns.
 """
 
 from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Callable
 from types import TracebackType
 from typing import Any, TextIO
 
@@ -33,6 +37,8 @@ class Progress:
         unit: str = "img",
         initial: int = 0,
         stream: TextIO | None = None,
+        log: Callable[[str], None] | None = None,
+        log_interval: float = 60.0,
     ) -> None:
         self.total = total
         self.desc = desc
@@ -40,15 +46,22 @@ class Progress:
         self.count = initial
         self._initial = initial
         self._stream = stream if stream is not None else sys.stderr
+        notebook = _in_notebook() and self._stream is sys.stderr
         if enabled is None:
-            enabled = bool(getattr(self._stream, "isatty", lambda: False)())
+            enabled = bool(getattr(self._stream, "isatty", lambda: False)()) or notebook
         self.enabled = enabled
+        self._log = log if not enabled else None
+        self._log_interval = log_interval
         self._bar: Any = None
         self._start = time.perf_counter()
         self._last_draw = 0.0
+        self._last_log = self._start
         if enabled:
             try:
-                from tqdm import tqdm
+                if notebook:
+                    from tqdm.auto import tqdm
+                else:
+                    from tqdm import tqdm
             except ImportError:
                 tqdm = None
             if tqdm is not None:
@@ -65,6 +78,11 @@ class Progress:
     def update(self, n: int = 1) -> None:
         self.count += n
         if not self.enabled:
+            if self._log is not None:
+                now = time.perf_counter()
+                if now - self._last_log >= self._log_interval:
+                    self._last_log = now
+                    self._log(self._line(now))
             return
         if self._bar is not None:
             self._bar.update(n)
@@ -86,6 +104,7 @@ class Progress:
         return f"{head}{self.count}/{self.total} {self.unit} {rate:.0f} {self.unit}/s ETA {eta}"
 
     def close(self) -> None:
+        self._log = None
         if not self.enabled:
             return
         if self._bar is not None:
@@ -106,3 +125,9 @@ class Progress:
         tb: TracebackType | None,
     ) -> None:
         self.close()
+
+
+def _in_notebook() -> bool:
+    """Whether this process is a Jupyter kernel (its stderr is shown, but is no TTY)."""
+    kernel = sys.modules.get("ipykernel")
+    return kernel is not None and "IPython" in sys.modules

@@ -125,6 +125,7 @@ def _model_inputs(
     e2e_rate: float | None,
     fast_seconds: float | None = None,
     shape: tuple[int, int] = (375, 500),
+    convert_seconds: float = 0.05,
 ):
     from types import SimpleNamespace
 
@@ -138,7 +139,7 @@ def _model_inputs(
         StageTiming("storage (warm)", "storage", n, 0.01, n * 10**6, 4),
         StageTiming("decode (ROI+DCT)", "decode", n, 0.2, 0, 4),
         StageTiming("RandomResizedCrop", "op", n, 0.05, 0, 4),
-        StageTiming("convert (collate)", "convert", n, 0.05, 0, 4),
+        StageTiming("convert (collate)", "convert", n, convert_seconds, 0, 4),
     ]
     if fast_seconds is not None:
         stages.append(StageTiming("fast path (native, whole sample)", "fast", n, fast_seconds))
@@ -224,3 +225,14 @@ def test_model_suggests_a_smaller_pack_only_for_large_stored_images() -> None:
     small = _model_inputs(0.001, True, e2e_rate=None, shape=(192, 256))
     assert any("pack with --mode raw (decoding 256x192" in a for a in small.advice)
     assert not any("--max-side" in a for a in small.advice)
+
+
+@pytest.mark.parametrize("cuda", [False, True])
+def test_gpu_advice_only_where_there_is_a_gpu(monkeypatch, cuda) -> None:
+    """Issue 13: doctor advised device='cuda' on a machine without CUDA."""
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: cuda)
+    d = _model_inputs(0.001, True, e2e_rate=None, convert_seconds=0.5)
+    text = " ".join(d.advice)
+    assert ("device='cuda'" in text) == cuda and ("GPU" in text) == cuda

@@ -77,3 +77,24 @@ def test_batch_buffers_never_exceed_one_epoch(raw_pack):
     assert len(labels) == n
     assert all(buf.work.shape[0] == n for buf in loader._ring)
     loader.close()
+
+
+@pytest.fixture(scope="module")
+def jpeg_pack(photo_folder: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("damaged") / "ok-jpeg.pixpack"
+    pixpack.pack(photo_folder, out, mode="jpeg", max_side=64, quiet=True)
+    return out
+
+
+@pytest.mark.parametrize("pipeline", [FAST, GENERAL], ids=["fast", "general"])
+def test_a_jpeg_entry_taller_than_its_image_fails_only_its_sample(jpeg_pack, tmp_path, pipeline):
+    """The region decode refuses a box outside the real image (a UsageError from
+    decode_jpeg): that is the sample's fault, so "skip" skips it; only a pipeline output
+    the batch cannot hold (PipelineError) is raised whatever on_error says."""
+    bad = _damage(jpeg_pack, tmp_path / "bad.pixpack", 5, height=5000)
+    with pixpack.open(jpeg_pack) as pack:
+        expected = [int(x) for i, x in enumerate(pack.targets) if i != 5]
+    with pytest.warns(UserWarning, match="skipped sample 5"):
+        assert _epoch(bad, pipeline, "warn") == expected
+    with pytest.raises(LoaderError, match=r"sample 5 failed .* it cannot be read: pixpack verify"):
+        _epoch(bad, pipeline, "raise")

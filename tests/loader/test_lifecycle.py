@@ -83,6 +83,22 @@ def test_skip_keeps_the_declared_layout(corrupt_pack, layout, contiguous):
     assert len(short) == 1 and short[0].is_contiguous(memory_format=contiguous)
 
 
+def test_skip_never_yields_an_empty_batch_and_reports_what_it_skipped(corrupt_pack):
+    """Issue 13: with one sample per batch the bad one left an empty (0, 3, 16, 16) batch
+    and nothing said what was dropped."""
+    loader = Loader(
+        corrupt_pack, 1, pipeline=[RandomResizedCrop(16)], shuffle=False, on_error="skip"
+    )
+    with pytest.warns(UserWarning, match=r"epoch 0: skipped 1 sample\(s\) .*first: sample 13"):
+        sizes = [len(y) for _, y in loader]
+    assert sizes == [1] * 39
+    assert [index for index, _ in loader.skipped] == [BAD]
+    assert loader.state_dict()["epoch"] == 1  # the epoch ran to its end
+    with pytest.warns(UserWarning, match="epoch 1: skipped 1"):
+        assert sum(len(y) for _, y in loader) == 39
+    assert len(loader.skipped) == 1  # per epoch, not accumulated
+
+
 def test_warn_policy_warns_and_skips(corrupt_pack):
     loader = Loader(
         corrupt_pack, 8, pipeline=[RandomResizedCrop(16)], shuffle=False, on_error="warn"

@@ -117,15 +117,68 @@ def test_state_after_leaving_an_epoch_early_then_set_epoch(raw_pack):
     assert same(epoch_batches(resumed), expected)
 
 
+@pytest.mark.parametrize("consumed", [0, 3])
+def test_resume_after_break_equals_the_in_process_continuation(raw_pack, consumed):
+    """Issue 13 item 4: a ``break`` drops the iterator, so this loader's next ``iter()``
+    runs the next epoch; the state says the same, and a Loader restored from it yields
+    exactly what the in-process loader yields next, for the rest of the run."""
+    run = Loader(raw_pack, 8, pipeline=pipeline(), seed=4, workers=2)
+    for step, _ in enumerate(run):
+        if step + 1 >= consumed:
+            break
+    state = run.state_dict()
+    assert (state["epoch"], state["batches_yielded"], state["samples_yielded"]) == (1, 0, 0)
+    assert run.epoch == 1
+    rest = [epoch_batches(run) for _ in range(2)]  # epochs 1 and 2, in process
+    resumed = Loader(raw_pack, 8, pipeline=pipeline(), seed=4, workers=1)
+    resumed.load_state_dict(state)
+    for expected in rest:
+        assert same(epoch_batches(resumed), expected)
+
+
+def test_state_of_a_live_iterator_is_its_own_continuation(raw_pack):
+    """An iterator still held (not left) continues its epoch, and so does the state."""
+    run = Loader(raw_pack, 8, pipeline=pipeline(), seed=4, workers=2)
+    it = iter(run)
+    for _ in range(3):
+        next(it)
+    state = run.state_dict()
+    assert (state["epoch"], state["batches_yielded"]) == (0, 3)
+    rest = [(x.clone(), y.clone()) for x, y in it]
+    resumed = Loader(raw_pack, 8, pipeline=pipeline(), seed=4, workers=1)
+    resumed.load_state_dict(state)
+    assert same(epoch_batches(resumed), rest)
+
+
+def test_seed_none_draws_a_seed_recorded_in_the_state(raw_pack):
+    first = Loader(raw_pack, 8, pipeline=pipeline(), seed=None, workers=1)
+    other = Loader(raw_pack, 8, pipeline=pipeline(), seed=None, workers=1)
+    seed = first.state_dict()["seed"]
+    assert isinstance(seed, int) and seed >= 0 and seed != other.state_dict()["seed"]
+    assert first.options.seed == seed
+    it = iter(first)
+    next(it)
+    state = first.state_dict()
+    rest = [(x.clone(), y.clone()) for x, y in it]
+    resumed = Loader(raw_pack, 8, pipeline=pipeline(), seed=None, workers=1)
+    resumed.load_state_dict(state)  # adopts the saved run's seed
+    assert resumed.state_dict()["seed"] == seed
+    assert same(epoch_batches(resumed), rest)
+    same_seed = Loader(raw_pack, 8, pipeline=pipeline(), seed=seed, workers=1)
+    assert same(epoch_batches(same_seed)[1:], rest)
+    with pytest.raises(ResumeError, match="seed"):  # an explicit seed is still checked
+        Loader(raw_pack, 8, pipeline=pipeline(), seed=seed + 1).load_state_dict(state)
+
+
 def test_samples_yielded_counts_across_a_resume_and_restarts_each_epoch(raw_pack):
     def counts(loader):
         st = loader.state_dict()
         return st["epoch"], st["batches_yielded"], st["samples_yielded"]
 
     full = Loader(raw_pack, 8, pipeline=pipeline(), seed=4, workers=2)
-    it = iter(full)
+    full_it = iter(full)  # held: a dropped iterator is left, its loader moves on
     for _ in range(3):
-        next(it)
+        next(full_it)
     assert counts(full) == (0, 3, 24)
     first = Loader(raw_pack, 8, pipeline=pipeline(), seed=4, workers=2)
     it = iter(first)

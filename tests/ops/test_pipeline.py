@@ -135,3 +135,34 @@ def test_torchvision_argument_forms_are_accepted() -> None:
     assert ops.ColorJitter(brightness=0).brightness is None
     assert ops.RandomCrop(8, padding=(1, 2)).padding == (1, 2, 1, 2)
     assert ops.Resize(256).output_shape((300, 500, 3)) == (256, 426, 3)
+
+
+def test_normalize_in_0_255_units_is_refused_with_the_converted_values():
+    """Issue 13: torchvision's mean/std copied in 0-255 units were accepted silently."""
+    from pixpack.ops import Normalize
+
+    with pytest.raises(UsageError) as info:
+        Normalize((123.675, 116.28, 103.53), (58.395, 57.12, 57.375))
+    assert "0-255 units" in str(info.value)
+    assert "Normalize((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))" in str(info.value)
+    Normalize((0.5,), (1.5,))  # [0, 1] units, whatever the std: fine
+
+
+def test_python_op_hwc_layout_gives_a_writable_numpy_image() -> None:
+    """Issue 13: PythonOp could declare a size but handed albumentations a CHW tensor."""
+    seen = []
+
+    def numpy_only(img: np.ndarray) -> np.ndarray:  # as albumentations' transforms are
+        assert isinstance(img, np.ndarray) and img.ndim == 3 and img.flags.writeable
+        seen.append(img.shape)
+        img[0, 0] = 0  # in place, as some of them do
+        return np.ascontiguousarray(img[:2, :3])
+
+    image = np.full((4, 5, 3), 9, np.uint8)
+    image.setflags(write=False)  # a raw sample is a read-only view of the map
+    op = ops.PythonOp(numpy_only, size=(2, 3), layout="HWC")
+    out = op.apply(image, 0)
+    assert seen == [(4, 5, 3)] and out.shape == (2, 3, 3) and out[0, 0, 0] == 0
+    assert image[0, 0, 0] == 9 and op.output_shape((4, 5, 3)) == (2, 3, 3)
+    with pytest.raises(UsageError, match="layout"):
+        ops.PythonOp(numpy_only, layout="NHWC")

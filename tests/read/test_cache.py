@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -14,8 +15,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
+import pixpack
 from pixpack import sample_data
-from pixpack.cache import cache_key, cached, default_cache_dir
+from pixpack.cache import cache_key, cached, clear_cache, default_cache_dir, list_cache
+from pixpack.cli.main import main
 from pixpack.errors import UsageError
 from pixpack.options import PackOptions
 
@@ -169,3 +172,95 @@ def test_default_cache_dir_follows_xdg(monkeypatch, tmp_path):
     monkeypatch.delenv("XDG_CACHE_HOME")
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     assert default_cache_dir() == tmp_path / "home" / ".cache" / "pixpack"
+
+
+# -- issue 13 item 2: cached() says what it does, keeps one pack per source ----------------
+def change_one_image(folder: Path, value: int) -> None:
+    image_path = sorted((folder / "class_00").glob("*.jpg"))[0]
+    Image.fromarray(np.full((48, 64, 3), value, np.uint8)).save(image_path)
+    future = time.time() + 10 + value
+    os.utime(image_path, (future, future))
+
+
+def test_a_rebuild_leaves_one_pack_and_one_lock_per_source(folder, tmp_path):
+    cache = tmp_path / "cache"
+    cached(folder, cache, workers=1, quiet=True)
+    jpeg = cached(folder, cache, mode="jpeg", workers=1, quiet=True)  # other options: kept
+    mine = cache / "mine.pixpack"  # a pack of the same folder that cached() did not build
+    pixpack.pack(folder, mine, workers=1, quiet=True)
+    for value in (255, 128, 0):
+        new = cached(folder, cache, workers=1, quiet=True)
+        change_one_image(folder, value)
+    newest = cached(folder, cache, workers=1, quiet=True)
+    assert newest.path != new.path
+    assert sorted(cache.glob("*.pixpack")) == sorted([newest.path, jpeg.path, mine])
+    assert sorted(p.stem for p in cache.glob("*.lock")) == sorted(
+        [newest.path.stem, jpeg.path.stem]
+    )
+    assert not new.path.exists()  # removed, yet still open it keeps reading
+    assert int(new[0][0].min()) == 128 and int(newest[0][0].max()) <= 5
+
+
+def test_keep_old_keeps_superseded_packs(folder, tmp_path):
+    cache = tmp_path / "cache"
+    old = cached(folder, cache, workers=1, quiet=True)
+    change_one_image(folder, 255)
+    new = cached(folder, cache, workers=1, quiet=True, keep_old=True)
+    assert sorted(cache.glob("*.pixpack")) == sorted([old.path, new.path])
+
+
+def test_cached_logs_a_build_and_a_reuse(folder, tmp_path, caplog):
+    cache = tmp_path / "cache"
+    with caplog.at_level(logging.INFO, logger="pixpack.cache"):
+        built = cached(folder, cache, workers=1, quiet=True)
+        cached(folder, cache, workers=1, quiet=True)
+        change_one_image(folder, 255)
+        cached(folder, cache, workers=1, quiet=True)
+    messages = [(r.levelname, r.getMessage()) for r in caplog.records]
+    building = f"pixpack.cached: building a pack of {folder} into {built.path}"
+    assert messages[0] == ("WARNING", building)
+    assert messages[1][0] == "WARNING"
+    assert messages[1][1].startswith(f"pixpack.cached: built {built.path} (6 images")
+    assert messages[2] == ("INFO", f"pixpack.cached: reusing {built.path} (6 images)")
+    assert "removed 1 older pack(s) of the same source" in messages[-1][1]
+    assert built.path.name in messages[-1][1]
+
+
+def test_list_and_clear(folder, tmp_path):
+    cache = tmp_path / "cache"
+    raw = cached(folder, cache, workers=1, quiet=True)
+    jpeg = cached(folder, cache, mode="jpeg", workers=1, quiet=True)
+    (cache / "notes.txt").write_text("mine")
+    entries = list_cache(cache)
+    assert {e.path for e in entries} == {raw.path, jpeg.path}
+    assert all(e.source == str(folder) and e.nbytes == e.path.stat().st_size for e in entries)
+    assert {e.options["mode"] for e in entries} == {"raw", "jpeg"}
+    removed, freed, busy = clear_cache(cache)
+    assert (removed, busy) == (2, 0) and freed == sum(e.nbytes for e in entries)
+    assert sorted(p.name for p in cache.iterdir()) == ["notes.txt"]
+    assert list_cache(cache) == [] and clear_cache(tmp_path / "absent") == (0, 0, 0)
+
+
+def test_clear_leaves_a_key_being_built(folder, tmp_path):
+    from filelock import FileLock
+
+    cache = tmp_path / "cache"
+    path = cached(folder, cache, workers=1, quiet=True).path
+    with FileLock(str(cache / f"{path.stem}.lock")):
+        assert clear_cache(cache) == (0, 0, 1)
+        assert path.exists()
+
+
+def test_cache_cli(folder, tmp_path, capsys, monkeypatch):
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert main(["cache", "path"]) == 0
+    assert capsys.readouterr().out == f"{tmp_path / 'xdg' / 'pixpack'}\n"
+    path = cached(folder, cache, workers=1, quiet=True).path
+    assert main(["cache", "list", "--dir", str(cache)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 2 and str(folder) in lines[0] and path.name in lines[0]
+    assert "mode=raw" in lines[0] and lines[1].startswith("1 pack(s), ")
+    assert main(["cache", "clear", "--dir", str(cache)]) == 0
+    assert capsys.readouterr().out.startswith("removed 1 pack(s), ")
+    assert list(cache.iterdir()) == []

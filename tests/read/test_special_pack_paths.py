@@ -26,3 +26,18 @@ def test_a_pack_path_that_is_not_a_regular_file(tmp_path, command, kind):
     what = "a FIFO (named pipe)" if kind == "fifo" else "a character device"
     assert proc.returncode == 1, proc.stderr
     assert proc.stderr == f"error: {path}: not a regular file ({what}); give the path of a pack\n"
+
+
+def test_a_folder_given_as_a_pack_says_to_pack_it(photo_folder):
+    """Issue 13: ``PackDataset("data/train")`` (forgot to pack) raised a bare error."""
+    import pixpack
+    from pixpack.errors import NotAPackError
+
+    for opener in (pixpack.open, pixpack.PackDataset):
+        with pytest.raises(NotAPackError) as info:
+            opener(f"{photo_folder}/")
+        assert str(info.value) == (
+            f"{photo_folder} is a directory, not a pack; pack it first: pixpack pack "
+            f"{photo_folder} {photo_folder}.pixpack (or pixpack.cached('{photo_folder}') "
+            "from Python)"
+        )

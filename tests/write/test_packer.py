@@ -345,3 +345,17 @@ def test_names_that_are_not_utf8_pack_and_read_back(tmp_path, photos):
         assert [os.fsencode(c) for c in p.classes] == [b"caf\xe9"]
         (skipped,) = p.metadata["skipped"]
         assert os.fsencode(skipped["path"]).endswith(b"d\xe9j\xe0.jpg")
+
+
+def test_jpeg_mode_says_which_images_it_stored_raw(tmp_path, photos):
+    """Issue 13: --mode jpeg on 16-bit (or RGBA) input stored them raw without a word."""
+    rgb = np.ascontiguousarray(photos[0][:40, :60])
+    rgba = np.dstack([rgb, np.full(rgb.shape[:2], 255, np.uint8)])
+    deep = rgb.astype(np.uint16) * np.uint16(257)
+    data = [(rgb, 0), (rgba, 1), (deep, 1)]
+    with pytest.warns(UserWarning, match=r"2 of 3 image\(s\) stored raw, not JPEG"):
+        summary = pack(data, tmp_path / "a.pixpack", mode="jpeg", workers=1, quiet=True)
+    assert summary.modes == {"jpeg": 1, "raw": 2}
+    with pytest.warns(UserWarning, match=r"1 of 3 image\(s\) stored raw"):
+        summary = pack(data, tmp_path / "b.pixpack", mode="jpeg", channels=3, workers=1, quiet=True)
+    assert summary.modes == {"jpeg": 2, "raw": 1}

@@ -109,3 +109,33 @@ def test_native_folded_filter_equals_opencv_two_step(photos, monkeypatch):
             peak_level = 1 if img.dtype == np.uint8 else 257
             assert diff.max() <= peak_level, (size, img.shape, diff.max())
             assert diff.mean() < 0.35 * peak_level, (size, img.shape, diff.mean())
+
+
+def test_short_side_target_sizes():
+    """Issue 13: no shorter-side resize at pack time, so --max-side 256 then Resize(256)
+    + CenterCrop(224) upsampled 4:3 validation images by 1.33x."""
+    from pixpack.write.resize import SizeLimit
+
+    assert target_size(375, 500, SizeLimit(short_side=256)) == (256, 341)
+    assert target_size(500, 375, SizeLimit(short_side=256)) == (341, 256)
+    assert target_size(200, 300, SizeLimit(short_side=256)) == (200, 300)  # never upscales
+    assert target_size(375, 1500, SizeLimit(400, 256)) == (100, 400)  # both limits hold
+    assert target_size(375, 500, SizeLimit(400, 256)) == (256, 341)
+    for h, w in [(375, 500), (500, 375), (256, 256), (10, 3000)]:  # an int is max_side
+        assert target_size(h, w, SizeLimit(300)) == target_size(h, w, 300)
+
+
+def test_pack_with_short_side(tmp_path, photos):
+    import pixpack
+    from pixpack.options import PackOptions
+
+    images = [(np.ascontiguousarray(p[:300, :400]), 0) for p in photos[:2]]
+    images += [(np.ascontiguousarray(p[:400, :300]), 1) for p in photos[2:4]]
+    images += [(np.ascontiguousarray(photos[4][:60, :90]), 1)]
+    pixpack.pack(images, tmp_path / "s.pixpack", short_side=96, workers=1, quiet=True)
+    with pixpack.open(tmp_path / "s.pixpack") as pack:
+        shapes = [pack.sample_shape(i)[:2] for i in range(len(pack))]
+        assert pack.metadata["options"]["short_side"] == 96
+    assert shapes == [(96, 128)] * 2 + [(128, 96)] * 2 + [(60, 90)]
+    assert PackOptions(short_side=96).content_key() != PackOptions().content_key()
+    assert "short_side" not in PackOptions(max_side=96).content_key()  # old keys stay

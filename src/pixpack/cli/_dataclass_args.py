@@ -31,7 +31,26 @@ def field_help(cls: type) -> dict[str, str]:
             current.append(line.strip())
         else:
             current = None
-    return {name: " ".join(parts).replace("``", "") for name, parts in found.items()}  # type: ignore[arg-type]
+    fields = {f.name for f in dataclasses.fields(cls)} if dataclasses.is_dataclass(cls) else set()
+    return {name: _cli_words(" ".join(parts), fields) for name, parts in found.items()}  # type: ignore[arg-type]
+
+
+def _cli_words(text: str, fields: set[str]) -> str:
+    """Docstring Python into command-line words: ``mode="jpeg"`` -> --mode jpeg,
+    ``quality`` -> --quality, ``"raw"`` -> raw, ``None`` keeps -> by default keeps."""
+
+    def flag(name: str) -> str:
+        return "--" + name.replace("_", "-")
+
+    text = re.sub(
+        r'``(\w+)="?([\w.]+)"?``',
+        lambda m: f"{flag(m[1])} {m[2]}" if m[1] in fields else m[0],
+        text,
+    )
+    text = re.sub(r"``None`` (\w+)", r"by default \1", text)
+    text = re.sub(r'``"(\w+)"``', r"\1", text)
+    text = re.sub(r"``(\w+)``", lambda m: flag(m[1]) if m[1] in fields else m[1], text)
+    return text.replace("``", "")
 
 
 def _flag_kwargs(hint: Any) -> dict[str, Any]:

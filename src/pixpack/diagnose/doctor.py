@@ -268,6 +268,9 @@ def _diagnose(
     step_time: float | None,
     notes: list[str],
 ) -> Diagnosis:
+    import torch
+
+    gpu = torch.cuda.is_available()  # advice about the GPU only where there is one
     by_kind = {s.name: s for s in stages}
     storage = by_kind["storage (warm)"] if fits else by_kind["storage (cold)"]
     cpu = [s for s in stages if s.kind in ("decode", "op", "convert")]
@@ -380,13 +383,14 @@ def _diagnose(
                     f"{max_side}, or pass antialias=False"
                     if shrink
                     else "; the stored images are already small: pass antialias=False "
-                    "(cheaper, slightly aliased), or resize on the GPU"
+                    "(cheaper, slightly aliased)" + (", or resize on the GPU" if gpu else "")
                 )
+            where = "move it to the GPU or simplify it" if gpu else "simplify it"
             advice.append(
                 f"an op is slow: {s.name} takes {share:.0%} of the time "
-                f"({s.per_image * 1e3:.2f} ms/img) — move it to the GPU or simplify it{extra}"
+                f"({s.per_image * 1e3:.2f} ms/img) — {where}{extra}"
             )
-        elif s.kind == "convert" and spec.is_float and opts.device == "cpu":
+        elif s.kind == "convert" and spec.is_float and opts.device == "cpu" and gpu:
             advice.append(
                 f"normalise on the GPU: pass device='cuda' to the Loader so uint8 crosses the "
                 f"bus (the float conversion takes {share:.0%} of the CPU time)"

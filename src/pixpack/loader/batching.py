@@ -13,7 +13,8 @@ Per sample:
   only the op's source box at the largest DCT reduction that still covers the output
   (``choose_scale``), then run ``apply_region``; other JPEG samples decode in full;
 - anything in the pipeline without ``make_params``/``apply`` is called as
-  ``fn(image) -> image`` (the slow, flexible escape hatch);
+  ``fn(image) -> image`` with Python's, NumPy's and torch's global generators seeded
+  for the sample, under a lock (the slow, flexible, deterministic escape hatch);
 - flips at the end of the pipeline become views (``img[:, ::-1]``), written out by the
   fused native store in the same pass as Normalize: a flip costs nothing (their
   parameters are still drawn in order, so the output is the same either way);
@@ -89,8 +90,8 @@ def split_pipeline(pipeline: Any) -> tuple[list[Any], Any, Any]:
 class SamplePlan:
     """The augmentation ops, split into an optional leading region op and the rest.
 
-    ``steps`` is a tuple of ``(make_params, apply)`` pairs; a plain callable becomes
-    ``(None, fn)``.
+    ``steps`` is a tuple of ``(make_params, apply)`` pairs; a plain callable runs as a
+    :class:`~pixpack.ops.python_op.SeededCall`.
     """
 
     def __init__(self, ops: Sequence[Any]) -> None:
@@ -98,7 +99,7 @@ class SamplePlan:
         first = self.ops[0] if self.ops else None
         self.region_op = first if _is_region_op(first) else None
         rest = self.ops[1:] if self.region_op is not None else self.ops
-        steps = [(op.make_params, op.apply) if _is_op(op) else (None, op) for op in rest]
+        steps = [_step(op) for op in rest]
         if native_store_available():
             for k in range(len(rest) - 1, -1, -1):  # the trailing run of flips
                 view = _flip_view(rest[k])
@@ -150,6 +151,17 @@ def _flip_view(op: Any) -> Callable[[np.ndarray, bool], np.ndarray] | None:
     if type(op) is RandomVerticalFlip:
         return _flip_v
     return None
+
+
+def _step(op: Any) -> tuple[Callable[..., Any], Callable[..., Any]]:
+    """``(make_params, apply)``; a plain callable runs with the global RNGs (Python's
+    ``random``, NumPy's, torch's) seeded per sample, so it is deterministic too."""
+    if _is_op(op):
+        return op.make_params, op.apply
+    from ..ops.python_op import SeededCall
+
+    call = SeededCall(op)
+    return call.make_params, call.apply
 
 
 def _is_op(op: Any) -> bool:

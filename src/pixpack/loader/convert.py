@@ -24,7 +24,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from ..errors import UsageError
+from ..errors import PipelineError, UsageError
+from .validate import FIX
 
 try:
     from .._native._store import store as _native_store
@@ -151,10 +152,16 @@ def write_sample(
     src_c = img.shape[2]
     out_c = spec.channels
     if img.shape[0] != spec.height or img.shape[1] != spec.width or src_c not in (1, out_c):
-        raise ValueError(
-            f"the pipeline produced a {img.shape} image but the batch holds "
-            f"{spec.sample_shape('channels_last')}; end the pipeline with a fixed-size "
-            "crop or resize"
+        got = "x".join(map(str, img.shape))
+        want = "x".join(map(str, spec.sample_shape("channels_last")))
+        if src_c not in (1, out_c):
+            raise PipelineError(
+                f"the pipeline produced a {got} image but the batch holds {want} "
+                f"({out_c} channels); make every sample come out with {out_c} channels"
+            )
+        raise PipelineError(
+            f"the pipeline produced a {got} image but the batch holds {want}: the "
+            f"pipeline's output size follows each image; {FIX}"
         )
     chw = dst.shape[0] == out_c and dst.ndim == 3 and spec.layout == "NCHW"
     if not spec.is_float:

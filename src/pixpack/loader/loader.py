@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import os
-import warnings
+import secrets
 import weakref
 from collections import deque
 from collections.abc import Iterator, Sequence
@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from .. import format as fmt
-from ..errors import LoaderError, PixpackError, UsageError
+from ..errors import LoaderError, PipelineError, PixpackError, UsageError
 from ..opencv_threads import single_threaded_opencv
 from ..options import LoaderOptions, default_workers
 from .batching import SamplePlan, SampleReader, run_chunk, split_pipeline
@@ -31,7 +31,9 @@ from .device import DeviceStage, cuda_device
 from .ordering import batch_slices, block_order, epoch_order, num_batches, shard, shard_length
 from .pool import WorkerPool
 from .readahead import start_read_ahead
+from .skips import SkipReport
 from .state import EpochState
+from .validate import batch_size_hw, check_foreign_ops, failure_advice
 
 __all__ = ["Loader"]
 
@@ -57,7 +59,9 @@ class Loader:
 
     ``on_error``: ``"raise"`` raises :class:`~pixpack.errors.LoaderError` (``.index``,
     cause chained) from the iteration; ``"skip"`` drops the failing sample so that
-    batch is smaller; ``"warn"`` skips with a warning.
+    batch is smaller (an all-failed batch is not yielded) and warns once per epoch;
+    ``"warn"`` skips with a warning per sample; ``loader.skipped`` lists them. A
+    pipeline output of the wrong size is always raised.
 
     Larger than RAM: a background thread reads the next ``read_ahead`` batches' exact
     bytes (at most ``read_ahead_bytes``) while the current ones are decoded, with many
@@ -72,7 +76,7 @@ class Loader:
         *,
         pipeline: Sequence[Any] = (),
         shuffle: bool = True,
-        seed: int = 0,
+        seed: int | None = 0,
         drop_last: bool = False,
         workers: int | None = None,
         device: str = "cpu",
@@ -89,6 +93,9 @@ class Loader:
         channels: int | None = None,
         reuse_buffers: bool = True,
     ) -> None:
+        # seed=None: a fresh seed, recorded in state_dict() (and adopted on a resume).
+        self._seed_drawn = seed is None
+        seed = secrets.randbits(63) if seed is None else seed
         self.options = LoaderOptions(
             batch_size=batch_size,
             shuffle=bool(shuffle),
@@ -116,6 +123,7 @@ class Loader:
                 f"{getattr(pack, 'path', 'the pack')}: the pack is empty; pack some images first."
             )
         ops, normalize, output = split_pipeline(pipeline)
+        check_foreign_ops(ops)
         if dtype is None:
             dtype = output.dtype if output is not None else ("float32" if normalize else "uint8")
         if layout is None:
@@ -123,8 +131,8 @@ class Loader:
         self.pipeline = SamplePlan(ops)
         self.reuse_buffers = bool(reuse_buffers)
         self._device = cuda_device(self.options.device)
-        self.spec = self._output_spec(normalize, dtype, layout, channels)
         self._reader = SampleReader(pack, self.pipeline, seed)
+        self.spec = self._output_spec(normalize, dtype, layout, channels)
         self._targets = np.asarray(pack.index["label"])
         self._pool = WorkerPool(self.options.workers)
         # Never blocks: it may run from a garbage collection inside any thread.
@@ -138,6 +146,13 @@ class Loader:
         if self._device is not None and self.spec.pixel_dtype == np.uint8:
             self._host_spec = dataclasses.replace(self.spec, dtype="uint8", layout="channels_last")
         self._chunk = max(4, -(-self.options.batch_size // (2 * self.options.workers)))
+        self._skips = SkipReport(self.options.on_error, getattr(pack, "path", "pack"))
+
+    @property
+    def skipped(self) -> list[tuple[int, str]]:
+        """``(index, "ErrorType: message")`` of the samples ``on_error="skip"``/``"warn"``
+        dropped in the current (or last) epoch."""
+        return list(self._skips.samples)
 
     def _output_spec(
         self, normalize: Any, dtype: str, layout: str, channels: int | None
@@ -146,7 +161,9 @@ class Loader:
         pixel_dtype = fmt.widest_known_dtype(index["dtype"])
         widest = int(np.max(index["channels"]))
         first = (int(index["height"][0]), int(index["width"][0]), widest)
-        height, width, out_c = self.pipeline.output_shape(first)
+        out_c = self.pipeline.output_shape(first)[2]
+        # Refuses a pipeline whose output size varies (probing callables once).
+        height, width = batch_size_hw(self.pack, self.pipeline, widest, self._probe)
         if channels is not None:
             if channels not in (1, 3, 4):
                 raise UsageError(f"channels must be None, 1, 3 or 4 (got {channels!r}).")
@@ -173,6 +190,10 @@ class Loader:
         return OutputSpec(
             int(height), int(width), int(out_c), dtype, layout, np.dtype(pixel_dtype), alpha, beta
         )
+
+    def _probe(self, index: int) -> np.ndarray:
+        with single_threaded_opencv():
+            return self._reader(index, 0)
 
     # -- sizes and state -----------------------------------------------------------------
     def __len__(self) -> int:
@@ -208,13 +229,25 @@ class Loader:
     def state_dict(self) -> dict[str, Any]:
         """``{"epoch", "batches_yielded", "samples_yielded", "seed", ...}``: enough for a
         new Loader with the same arguments to yield exactly the remaining batches."""
-        return self._state.snapshot(self._config())
+        gen = self._active() if self._active is not None else None
+        running = gen is not None and gen.gi_frame is not None  # not dropped, not closed
+        return self._state.snapshot(self._config(), running)
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Resume: the next ``iter()`` continues ``state["epoch"]`` after its
         ``batches_yielded`` first batches."""
         self._stop_active()
-        self._state.restore(state, self._config())
+        before = self.options
+        if self._seed_drawn and isinstance(state, dict) and "seed" in state:
+            # Built with seed=None: continue the saved run's seed, not the drawn one.
+            self.options = dataclasses.replace(before, seed=state["seed"])
+        try:
+            self._state.restore(state, self._config())
+        except BaseException:
+            self.options = before
+            raise
+        self._reader.seed = self.options.seed
+        self._seed_drawn = self._seed_drawn and self.options is before
 
     # -- lifecycle -----------------------------------------------------------------------
     def close(self) -> None:
@@ -287,6 +320,8 @@ class Loader:
         pool, reader, spec, chunk = self._pool, self._reader, self._host_spec, self._chunk
         raise_errors = o.on_error == "raise"
         path = getattr(self.pack, "path", "pack")
+        report = self._skips
+        report.begin(epoch)
 
         def schedule() -> None:
             nonlocal cursor
@@ -334,16 +369,18 @@ class Loader:
                 buf, futures = pending[0]
                 pool.wait(futures)
                 pending.popleft()
-                for index, exc in buf.failures:
-                    if o.on_error == "warn":
-                        warnings.warn(f"{path}: skipped sample {index}: {exc}", stacklevel=2)
-                out = self._deliver(buf)
-                self._state.yielded += 1
-                self._state.samples += len(out[1])
-                yield out
+                report.record(buf.failures)
+                if buf.ok[: buf.size].any() or not buf.size:  # never an empty batch
+                    out = self._deliver(buf)
+                    self._state.yielded += 1
+                    self._state.samples += len(out[1])
+                    yield out
+                else:  # every sample failed: the position counts, nothing is yielded
+                    self._state.yielded += 1
                 free.append(buf)
                 schedule()
             self._state.finished = True
+            report.end()
         finally:
             for _, futures in pending:
                 pool.cancel(futures)
@@ -393,10 +430,12 @@ def _task(
     """One chunk of one batch, run on a worker thread (holds no loader reference)."""
 
     def fail(index: int, exc: BaseException) -> None:
+        if isinstance(exc, PipelineError):  # the pipeline, not the sample: skipping drops all
+            raise LoaderError(f"{path}: sample {index}: {exc}", index) from exc
         if raise_errors:
             raise LoaderError(
                 f"{path}: sample {index} failed ({type(exc).__name__}: {exc}); "
-                "fix or re-pack it, or pass on_error='skip'",
+                f"{failure_advice(reader.pack, index)}on_error='skip' to drop such samples",
                 index,
             ) from exc
         buf.failures.append((index, exc))

@@ -65,9 +65,15 @@ class EpochState:
         self.next_epoch, self.skip_batches, self.skip_samples = epoch + 1, 0, 0
         return epoch, skip
 
-    def snapshot(self, config: dict[str, Any]) -> dict[str, Any]:
-        """The state a new loader needs to continue exactly where this one is."""
-        if self.current_epoch < 0 or self.finished or self.superseded:
+    def snapshot(self, config: dict[str, Any], running: bool = True) -> dict[str, Any]:
+        """The state a new loader needs to continue exactly where this one is.
+
+        ``running``: the iteration of ``current_epoch`` can still go on (its iterator is
+        alive and not closed). Once it was left early (a ``break`` drops the iterator),
+        this loader's next ``iter()`` runs ``next_epoch`` from its start, and so does
+        the state.
+        """
+        if self.current_epoch < 0 or self.finished or self.superseded or not running:
             epoch, done, samples = self.next_epoch, self.skip_batches, self.skip_samples
         else:
             epoch, done, samples = self.current_epoch, self.yielded, self.samples

@@ -53,6 +53,14 @@ class Normalize:
         object.__setattr__(self, "std", _floats("std", self.std))
         if any(s <= 0 for s in self.std):
             raise UsageError(f"Normalize: std must be positive (got {self.std!r}).")
+        if any(m > 1 for m in self.mean):  # the mean of [0, 1] values is at most 1
+            mean = tuple(round(m / 255, 3) for m in self.mean)
+            std = tuple(round(v / 255, 3) for v in self.std)
+            raise UsageError(
+                f"Normalize: mean and std are in [0, 1] units, as in torchvision (got "
+                f"mean={self.mean!r}, which looks like 0-255 units); divide both by 255: "
+                f"Normalize({mean}, {std})."
+            )
 
     def make_params(self, rng: np.random.Generator, shape: Shape) -> None:
         return None

@@ -63,6 +63,13 @@ def _not_a_pack(path: os.PathLike[str] | str) -> NotAPackError:
 
 
 def _not_regular(path: os.PathLike[str] | str, why: str) -> NotAPackError:
+    if why.endswith("(a directory)"):  # an image folder not packed yet, most likely
+        folder = os.path.normpath(os.fspath(path))
+        return NotAPackError(
+            f"{path} is a directory, not a pack; pack it first: pixpack pack {folder} "
+            f"{folder}.pixpack (or pixpack.cached({folder!r}) from Python)",
+            path,
+        )
     return NotAPackError(f"{path}: {why}; give the path of a pack", path)
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import CorruptPackError, UsageError
+from ..errors import CorruptPackError, OutputExistsError
 from ..progress import Progress
 from .pack import Pack, open_pack
 
@@ -95,7 +95,7 @@ def export(
     for label in used:
         folder = out / (names[label] if 0 <= label < len(names) else UNLABELED)
         if folder.exists() and any(folder.iterdir()):
-            raise UsageError(
+            raise OutputExistsError(
                 f"{folder} already exists and is not empty; export into a new directory"
             )
         folder.mkdir(parents=True, exist_ok=True)

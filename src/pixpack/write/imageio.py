@@ -31,7 +31,8 @@ ITU-R 601-2 luma (``L = (19595 R + 38470 G + 7471 B + 2**15) >> 16``, like
 torchvision's ``Grayscale``); gray to colour replicates; a missing alpha is opaque;
 an alpha channel is dropped (not composited) when going to 1 or 3 channels.
 
-``max_side`` downscales so the longer side equals it (never upscales): JPEGs are
+``max_side`` downscales so the longer side equals it (never upscales; a
+:class:`.resize.SizeLimit` also limits the shorter side, ``short_side``): JPEGs are
 first reduced in the DCT domain (libjpeg-turbo scaled IDCT) while the result stays
 >= 2x the target, like ``Image.thumbnail(reducing_gap=2.0)``, then every image is
 resized by :func:`.resize.downscale` (Gaussian blur + bilinear, GIL-free).
@@ -59,7 +60,7 @@ from ..errors import ImageDecodeError
 from ..regular_files import open_regular
 from . import jpeg
 from .pixel_limit import check_pixels
-from .resize import downscale, target_size
+from .resize import SizeLimit, downscale, target_size
 from .scratch import scratch
 
 __all__ = ["LoadedImage", "load_image", "load_image_info", "read_file", "target_size"]
@@ -82,7 +83,7 @@ class LoadedImage:
 
 
 def load_image(
-    item: Any, *, channels: int | None = None, max_side: int | None = None
+    item: Any, *, channels: int | None = None, max_side: int | SizeLimit | None = None
 ) -> np.ndarray:
     """Decode ``item`` (path, ``PIL.Image`` or ``ndarray``) to an HWC uint8/uint16 array."""
     return load_image_info(item, channels=channels, max_side=max_side).array
@@ -92,7 +93,7 @@ def load_image_info(
     item: Any,
     *,
     channels: int | None = None,
-    max_side: int | None = None,
+    max_side: int | SizeLimit | None = None,
     data: bytes | None = None,
 ) -> LoadedImage:
     """Like :func:`load_image`, also reporting the source mode and conversion.
@@ -152,7 +153,7 @@ def read_file(path: str | os.PathLike[str]) -> bytes:
 
 # -- decoding ------------------------------------------------------------------------------
 def _decode_bytes(
-    data: bytes, path: str, channels: int | None, max_side: int | None
+    data: bytes, path: str, channels: int | None, max_side: int | SizeLimit | None
 ) -> tuple[np.ndarray, str, int]:
     if data.startswith(_JPEG_SOI):
         # Gray/colour JPEGs: libjpeg-turbo only, no Pillow parsing (little GIL time).
@@ -186,7 +187,7 @@ def _decode_bytes(
 
 
 def _decode_jpeg(
-    data: bytes, header: jpeg.JpegHeader, path: str, max_side: int | None
+    data: bytes, header: jpeg.JpegHeader, path: str, max_side: int | SizeLimit | None
 ) -> np.ndarray:
     """Strict libjpeg-turbo decode, reduced in the DCT domain while >= 2x the target."""
     th, tw = target_size(header.height, header.width, max_side)
@@ -201,7 +202,12 @@ def _decode_jpeg(
 
 
 def _from_pil(
-    img: Image.Image, path: str, channels: int | None, max_side: int | None, *, draft: bool
+    img: Image.Image,
+    path: str,
+    channels: int | None,
+    max_side: int | SizeLimit | None,
+    *,
+    draft: bool,
 ) -> tuple[np.ndarray, str, int]:
     """Decode through Pillow. ``draft`` allows JPEG DCT reduction (not on callers' images)."""
     mode = img.mode
@@ -331,7 +337,7 @@ def _decode_deep(data: bytes, kind: str, path: str) -> np.ndarray:
     return array.astype("<u2")
 
 
-def _from_array(item: Any, max_side: int | None) -> tuple[np.ndarray, str]:
+def _from_array(item: Any, max_side: int | SizeLimit | None) -> tuple[np.ndarray, str]:
     if type(item).__module__.startswith("torch"):  # a CHW uint8 tensor from a dataset
         item = item.numpy()
         if item.ndim == 3 and item.shape[0] in (1, 3, 4) and item.shape[2] not in (1, 3, 4):
@@ -358,7 +364,7 @@ def _from_array(item: Any, max_side: int | None) -> tuple[np.ndarray, str]:
 
 # -- geometry ------------------------------------------------------------------------------
 def _resize_array(
-    array: np.ndarray, max_side: int | None, target: tuple[int, int] | None = None
+    array: np.ndarray, max_side: int | SizeLimit | None, target: tuple[int, int] | None = None
 ) -> np.ndarray:
     """Downscale to ``target`` (default: from ``array``'s own size and ``max_side``).
 

@@ -62,6 +62,7 @@ from .flusher import Flusher
 from .imageio import load_image_info, read_file
 from .outpath import OutLock, check_out
 from .passthrough import PassedThrough, store_as_is
+from .resize import SizeLimit
 from .scratch import release_scratch
 from .sources import CsvSource, ImageFolderSource, SequenceSource, Source, resolve_source
 from .writer import PackWriter
@@ -85,6 +86,7 @@ class PackSummary:
     seconds: float
     images_per_second: float
     bytes: int
+    modes: dict[str, int] = dataclasses.field(default_factory=dict)  # images per storage mode
 
 
 class _Job(NamedTuple):
@@ -92,7 +94,7 @@ class _Job(NamedTuple):
 
     mode: str
     quality: int
-    max_side: int | None
+    max_side: int | SizeLimit | None  # SizeLimit with a short_side
     channels: int | None
     passthrough: bool = False  # jpeg mode, reencode="auto": source JPEGs may be stored as is
 
@@ -149,7 +151,10 @@ def _pack_locked(
     job = _Job(
         options.mode,
         options.quality,
-        options.max_side,
+        # The downscale: a plain int (max_side) keeps the workers' job as it was.
+        SizeLimit(options.max_side, options.short_side)
+        if options.short_side is not None
+        else options.max_side,
         options.channels,
         options.mode == "jpeg" and options.reencode == "auto",
     )
@@ -168,7 +173,13 @@ def _pack_locked(
             Flusher(writer.tmp_path)
             if kind == "thread" or options.workers == 1
             else contextlib.nullcontext(),
-            Progress(total, "packing", False if options.quiet else None, initial=first) as bar,
+            Progress(
+                total,
+                "packing",
+                False if options.quiet else None,
+                initial=first,
+                log=None if options.quiet else logger.info,  # a line a minute off a TTY
+            ) as bar,
             contextlib.closing(
                 _results(src, job, first, total, options.workers, executor)
             ) as chunks,
@@ -216,6 +227,15 @@ def _pack_locked(
             "metadata 'skipped' — use strict=True to fail instead.",
             stacklevel=3,
         )
+    modes = dict(meta["mode_histogram"])
+    if options.mode == "jpeg" and modes.get("raw"):
+        warnings.warn(
+            f"{out}: {modes['raw']} of {writer.num_samples} image(s) stored raw, not JPEG: "
+            "JPEG holds 8-bit images with 1 or 3 channels only, and these are 16-bit or "
+            "have 2 or 4 channels (channels=3, CLI --channels 3, makes those RGB; 16-bit "
+            "images stay raw).",
+            stacklevel=3,
+        )
     return PackSummary(
         path=out,
         num_samples=writer.num_samples,
@@ -224,6 +244,7 @@ def _pack_locked(
         seconds=seconds,
         images_per_second=done / seconds if seconds > 0 else float("inf"),
         bytes=out.stat().st_size,
+        modes=modes,
     )
 
 
@@ -430,6 +451,8 @@ def _metadata(
             "reencode": options.reencode if options.mode == "jpeg" else None,
             "max_side": options.max_side,
             "channels": options.channels,
+            # Only when set: packs without it keep the options they always had.
+            **({"short_side": options.short_side} if options.short_side is not None else {}),
         },
         "pixpack_version": __version__,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),

@@ -35,7 +35,7 @@ import numpy as np
 from .. import format as fmt
 from . import jpeg
 from .encode import EncodedSample
-from .resize import target_size
+from .resize import SizeLimit, target_size
 from .scratch import scratch
 
 __all__ = ["JpegLayout", "PassedThrough", "parse_layout", "passthrough_bytes", "store_as_is"]
@@ -171,7 +171,7 @@ class PassedThrough(NamedTuple):
 
 
 def store_as_is(
-    data: bytes, path: str, *, quality: int, max_side: int | None, channels: int | None
+    data: bytes, path: str, *, quality: int, max_side: int | SizeLimit | None, channels: int | None
 ) -> PassedThrough | None:
     """The sample for ``data`` stored as is, or ``None`` when it must be re-encoded.
 

@@ -15,6 +15,8 @@ its blurred intermediate in a per-thread scratch array (:mod:`.scratch`).
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 
 from .scratch import scratch
@@ -24,18 +26,33 @@ try:
 except ImportError:  # no C compiler at install time: OpenCV, in two steps
     _native_resize = None
 
-__all__ = ["downscale", "target_size"]
+__all__ = ["SizeLimit", "downscale", "target_size"]
 
 
-def target_size(height: int, width: int, max_side: int | None) -> tuple[int, int]:
-    """(height, width) after the ``max_side`` downscale (unchanged when already small)."""
-    longer = max(height, width)
-    if max_side is None or longer <= max_side:
+class SizeLimit(NamedTuple):
+    """The pack-time downscale: the longer side at most ``max_side``, the shorter side at
+    most ``short_side`` (either may be None). A plain int means ``max_side``."""
+
+    max_side: int | None = None
+    short_side: int | None = None
+
+
+def target_size(height: int, width: int, limit: int | SizeLimit | None) -> tuple[int, int]:
+    """(height, width) after the downscale (aspect kept, never upscaled); the side whose
+    limit decides the scale gets exactly that size."""
+    if limit is None or isinstance(limit, int):
+        limit = SizeLimit(limit)
+    longer, shorter = max(height, width), min(height, width)
+    scale, exact = 1.0, None
+    if limit.max_side is not None and longer > limit.max_side:
+        scale, exact = limit.max_side / longer, ("long", limit.max_side)
+    if limit.short_side is not None and shorter * scale > limit.short_side:
+        scale, exact = limit.short_side / shorter, ("short", limit.short_side)
+    if exact is None:
         return height, width
-    scale = max_side / longer
-    if height >= width:
-        return max_side, max(1, round(width * scale))
-    return max(1, round(height * scale)), max_side
+    other = max(1, round((shorter if exact[0] == "long" else longer) * scale))
+    big, small = (exact[1], other) if exact[0] == "long" else (other, exact[1])
+    return (big, small) if height >= width else (small, big)
 
 
 def downscale(array: np.ndarray, target: tuple[int, int]) -> np.ndarray:
