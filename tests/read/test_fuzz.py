@@ -159,6 +159,7 @@ def rgb_packs(photo_folder, tmp_path_factory) -> list[tuple[bytes, list[tuple[in
     return out
 
 
+@pytest.mark.filterwarnings("ignore:.*skipped .* sample:UserWarning")  # skip's summary
 @pytest.mark.parametrize("block", range(4))
 def test_damaged_packs_never_break_the_loader(tmp_path, rgb_packs, block):
     rng = np.random.default_rng(2000 + block)
