@@ -141,7 +141,8 @@ class LoaderOptions:
     device: ``"cpu"``, ``"cuda"`` or ``"cuda:<index>"``; uint8 crosses the bus,
         normalisation runs there.
     on_error: what a failing sample does: ``"raise"``, ``"skip"`` or ``"warn"`` (skip + warning).
-    rank, world_size: this process's shard of every epoch (torch.distributed style).
+    rank, world_size: this process's shard of every epoch (torch.distributed style);
+        the Loader takes them from torch.distributed or torchrun when not given.
     block_shuffle: 0 (default) shuffles samples fully; N > 0 shuffles blocks of N
         neighbouring samples, then mixes the samples of every ``block_window`` blocks
         (:func:`pixpack.loader.ordering.block_order`): large reads for slow or network

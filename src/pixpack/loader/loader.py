@@ -27,6 +27,7 @@ from ..options import LoaderOptions, default_workers
 from .batching import SamplePlan, SampleReader, run_chunk, split_pipeline
 from .buffers import BatchBuffer
 from .convert import OutputSpec, affine
+from .distributed import resolve_shard
 from .device import DeviceStage, cuda_device
 from .ordering import batch_slices, block_order, epoch_order, num_batches, shard, shard_length
 from .pool import WorkerPool
@@ -82,8 +83,8 @@ class Loader:
         device: str = "cpu",
         prefetch: int = 2,
         on_error: str = "raise",
-        rank: int = 0,
-        world_size: int = 1,
+        rank: int | None = None,
+        world_size: int | None = None,
         read_ahead: int = 8,
         read_ahead_bytes: int = 64 << 20,
         block_shuffle: int = 0,
@@ -96,6 +97,8 @@ class Loader:
         # seed=None: a fresh seed, recorded in state_dict() (and adopted on a resume).
         self._seed_drawn = seed is None
         seed = secrets.randbits(63) if seed is None else seed
+        # Not given: the torch.distributed group's (or the launcher's) shard.
+        shard_rank, shard_world = resolve_shard(rank, world_size)
         self.options = LoaderOptions(
             batch_size=batch_size,
             shuffle=bool(shuffle),
@@ -105,8 +108,8 @@ class Loader:
             prefetch=prefetch,
             device=str(device),
             on_error=on_error,  # type: ignore[arg-type]
-            rank=rank,
-            world_size=world_size,
+            rank=shard_rank,
+            world_size=shard_world,
             read_ahead=read_ahead,
             read_ahead_bytes=read_ahead_bytes,
             block_shuffle=block_shuffle,

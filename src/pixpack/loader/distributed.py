@@ -1,0 +1,61 @@
+"""Which shard this process reads: explicit arguments, else the launcher's process group.
+
+Datasets that shard only when told to are the classic silent failure of distributed
+training: under ``torchrun`` every rank iterates the whole dataset in the same order,
+and nothing complains. So when ``rank``/``world_size`` are not given, the Loader takes
+them from an initialised ``torch.distributed`` group, or else from the ``RANK`` and
+``WORLD_SIZE`` variables a launcher (torchrun, SLURM wrappers, accelerate) sets before
+the group exists. Explicit arguments always win; one that contradicts an initialised
+group is almost always a mistake, so it warns (once per Loader).
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from collections.abc import Mapping
+
+__all__ = ["resolve_shard"]
+
+
+def _group() -> tuple[int, int] | None:
+    """``(rank, world_size)`` of the initialised default process group, or None."""
+    try:
+        import torch.distributed as dist
+    except ImportError:  # pragma: no cover - torch without distributed support
+        return None
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return None
+
+
+def _launcher(env: Mapping[str, str]) -> tuple[int, int] | None:
+    """``(RANK, WORLD_SIZE)`` set by a launcher, or None when absent or not integers."""
+    try:
+        rank, world = int(env["RANK"]), int(env["WORLD_SIZE"])
+    except (KeyError, ValueError):
+        return None
+    return (rank, world) if world >= 1 and 0 <= rank < world else None
+
+
+def resolve_shard(
+    rank: int | None, world_size: int | None, env: Mapping[str, str] | None = None
+) -> tuple[int, int]:
+    """``(rank, world_size)`` for a Loader: the arguments, or the process group's, or the
+    launcher's, or ``(0, 1)``. ``env`` defaults to ``os.environ``."""
+    group = _group()
+    found = group or _launcher(os.environ if env is None else env)
+    if rank is None and world_size is None:
+        return found or (0, 1)
+    if group is not None and (rank, world_size) != group and world_size is not None:
+        warnings.warn(
+            f"Loader(rank={rank}, world_size={world_size}) inside an initialised process "
+            f"group of rank {group[0]} / world size {group[1]}: every rank reads the shard "
+            "it was given; drop rank/world_size to shard by the group",
+            stacklevel=3,
+        )
+    if rank is None:  # world_size given alone: this process's rank in it
+        rank = found[0] if found is not None and world_size == found[1] else 0
+    if world_size is None:
+        world_size = found[1] if found is not None else 1
+    return rank, world_size

@@ -1,0 +1,83 @@
+"""Sharding by default: explicit arguments, the process group, torchrun's variables.
+
+The resolution is tested in-process (a fake environment); the real thing runs under
+``torchrun --nproc_per_node 2`` with gloo: two ranks that never pass rank/world_size
+read disjoint halves that cover the epoch.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+import pixpack
+from pixpack.loader.distributed import resolve_shard
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "expected"),
+    [
+        ((None, None), {}, (0, 1)),
+        ((None, None), {"RANK": "1", "WORLD_SIZE": "3"}, (1, 3)),
+        ((None, None), {"RANK": "3", "WORLD_SIZE": "3"}, (0, 1)),  # inconsistent: ignored
+        ((None, None), {"RANK": "x", "WORLD_SIZE": "2"}, (0, 1)),
+        ((0, 1), {"RANK": "1", "WORLD_SIZE": "2"}, (0, 1)),  # explicit wins
+        ((None, 2), {"RANK": "1", "WORLD_SIZE": "2"}, (1, 2)),
+        ((None, 4), {"RANK": "1", "WORLD_SIZE": "2"}, (0, 4)),
+        ((2, None), {"RANK": "1", "WORLD_SIZE": "4"}, (2, 4)),
+    ],
+)
+def test_resolution_without_a_process_group(args, env, expected) -> None:
+    assert resolve_shard(*args, env=env) == expected
+
+
+_RANK = textwrap.dedent(
+    """
+    import json, sys
+    import torch.distributed as dist
+    import pixpack
+    from pixpack.ops import Resize
+    pack_path, out = sys.argv[1], sys.argv[2]
+    kw = dict(dtype="uint8", pipeline=[Resize((16, 16))], shuffle=True)
+    built_before = pixpack.Loader(pack_path, 4, **kw)
+    dist.init_process_group("gloo")
+    loader = pixpack.Loader(pack_path, 4, **kw)
+    seen = [int(x) for _, batch in loader for x in batch]
+    early = [int(x) for _, batch in built_before for x in batch]
+    rank = dist.get_rank()
+    with open(f"{out}.{rank}", "w") as f:
+        json.dump({"seen": seen, "early": early, "batches": len(loader),
+                   "options": [loader.options.rank, loader.options.world_size]}, f)
+    dist.barrier()
+    dist.destroy_process_group()
+    """
+)
+
+
+def test_torchrun_shards_without_being_told(tmp_path: Path, photo_folder: Path) -> None:
+    # Labels encode the sample index, so each rank's batches say which samples it read.
+    images = [p for p in sorted(photo_folder.rglob("*.jpg"))][:11]
+    pack_path = tmp_path / "p.pixpack"
+    pixpack.pack([(str(p), i) for i, p in enumerate(images)], pack_path, mode="raw",
+                 max_side=32, quiet=True)  # fmt: skip
+    script = tmp_path / "rank.py"
+    script.write_text(_RANK)
+    out = tmp_path / "seen"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node",
+           "2", str(script), str(pack_path), str(out)]  # fmt: skip
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-3000:]
+    ranks = [json.loads(Path(f"{out}.{r}").read_text()) for r in (0, 1)]
+    assert [r["options"] for r in ranks] == [[0, 2], [1, 2]]
+    assert ranks[0]["batches"] == ranks[1]["batches"]
+    # 11 samples over 2 ranks: 6 each, one wrapped around (DistributedSampler's padding).
+    seen = ranks[0]["seen"] + ranks[1]["seen"]
+    assert len(ranks[0]["seen"]) == len(ranks[1]["seen"]) == 6
+    assert set(seen) == set(range(11))
+    # Built before init_process_group: torchrun's RANK/WORLD_SIZE already shard it.
+    assert sorted(ranks[0]["early"] + ranks[1]["early"]) == sorted(seen)
