@@ -16,12 +16,8 @@ Error policy:
   (CLI ``--resume``);
 - any other exception removes the temp files and propagates.
 
-Mean/std: per channel, as fractions of the dtype's maximum (0..1), over every pixel
-of every stored image (after ``max_side``/``channels``). They are reported for the
-pack's most common channel count ``C``: with ``C`` = 3 (or 4), a grayscale image
-counts its gray value for R, G and B (what ``convert("RGB")`` would give), a 4-channel
-image contributes its RGB and, for ``C`` = 4, images without alpha count as opaque;
-with ``C`` = 1, only 1-channel images are counted.
+The metadata written with the index (classes, counts, mean/std) is built in
+:mod:`.pack_metadata`.
 """
 
 from __future__ import annotations
@@ -39,7 +35,6 @@ import warnings
 from collections import Counter
 from collections.abc import Generator, Iterator
 from concurrent.futures.process import BrokenProcessPool
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -61,6 +56,7 @@ from .executor import WorkerKind, ordered_chunks
 from .flusher import Flusher
 from .imageio import load_image_info, read_file
 from .outpath import OutLock, check_out
+from .pack_metadata import metadata, pixel_stats
 from .passthrough import PassedThrough, store_as_is
 from .resize import SizeLimit
 from .scratch import release_scratch
@@ -196,7 +192,7 @@ def _pack_locked(
                 f"{_name(src)}: none of the {total} images could be read{first_bad}; "
                 "check the files."
             )
-        meta = _metadata(src, options, writer, skipped, conversions, kept_source, resumed=first > 0)
+        meta = metadata(src, options, writer, skipped, conversions, kept_source, resumed=first > 0)
         writer.commit(meta)
     except KeyboardInterrupt:
         writer.abort(keep_partial=True)
@@ -331,7 +327,7 @@ def _process_one(src: Source, job: _Job, i: int) -> _Result:
         return _Result(i, fmt.NO_LABEL, None, 0, None, None, 0, None, src.path_of(i), reason)
     array = loaded.array
     sample = encode_sample(array, mode=job.mode, quality=job.quality)
-    pixels, sums, sumsq = _pixel_stats(array)
+    pixels, sums, sumsq = pixel_stats(array)
     crc = fmt.checksum(sample.data)
     return _Result(i, int(label), sample, pixels, sums, sumsq, crc, loaded.conversion, "", "")
 
@@ -339,24 +335,11 @@ def _process_one(src: Source, job: _Job, i: int) -> _Result:
 def _passed_through(i: int, label: int, kept: PassedThrough) -> _Result:
     """A source JPEG stored as is; its stats come from the half-scale preview decode."""
     sample = kept.sample
-    pixels, sums, sumsq = _pixel_stats(kept.preview)
+    pixels, sums, sumsq = pixel_stats(kept.preview)
     full = sample.height * sample.width
     scale = full / pixels  # per-pixel means from the preview, counted over the full image
     crc = fmt.checksum(sample.data)
     return _Result(i, label, sample, full, sums * scale, sumsq * scale, crc, None, "", "", True)
-
-
-def _pixel_stats(array: np.ndarray) -> tuple[int, np.ndarray, np.ndarray]:
-    """Per-channel sum and sum of squares of the pixels as fractions of the dtype max."""
-    import cv2  # meanStdDev: one fast C pass in float64 (numpy's axis-0 sum is 20x slower)
-
-    pixels = array.shape[0] * array.shape[1]
-    top = 65535.0 if array.dtype == np.uint16 else 255.0  # np.iinfo costs ~10 us
-    mean, std = cv2.meanStdDev(np.ascontiguousarray(array))
-    mean, std = mean.ravel()[: array.shape[2]], std.ravel()[: array.shape[2]]
-    sums = mean * (pixels / top)
-    sumsq = (std * std + mean * mean) * (pixels / (top * top))
-    return pixels, sums, sumsq
 
 
 def _worker_kind(src: Source, requested: str) -> WorkerKind:
@@ -414,96 +397,3 @@ def _sigterm_as_interrupt() -> Iterator[None]:
         yield
     finally:
         signal.signal(signal.SIGTERM, previous)
-
-
-# -- metadata ----------------------------------------------------------------------------
-def _metadata(
-    src: Source,
-    options: PackOptions,
-    writer: PackWriter,
-    skipped: list[dict[str, Any]],
-    conversions: Counter[str],
-    kept_source: int,
-    *,
-    resumed: bool,
-) -> dict[str, Any]:
-    from .. import __version__  # at call time: pixpack/__init__ imports this module
-
-    records = writer.records()
-    kept = records[~records["skipped"].astype(bool)]
-    entries = kept["entry"]
-    labels = entries["label"].astype(np.int64)
-    classes = list(src.classes)
-    if not classes:  # a dataset without .classes: name classes after the labels seen
-        top = int(labels.max()) if len(labels) else -1
-        classes = [str(i) for i in range(top + 1)]
-    counts = np.bincount(labels[labels >= 0], minlength=len(classes))
-    channels = Counter(int(c) for c in entries["channels"])
-    mean, std, stats_channels = _mean_std(kept, channels)
-    meta: dict[str, Any] = {
-        "classes": classes,
-        "class_to_idx": {name: i for i, name in enumerate(classes)},
-        "num_samples": len(entries),
-        "source": {**src.describe(), "fingerprint": src.fingerprint()},
-        "options": {
-            "mode": options.mode,
-            "quality": options.quality if options.mode == "jpeg" else None,
-            "reencode": options.reencode if options.mode == "jpeg" else None,
-            "max_side": options.max_side,
-            "channels": options.channels,
-            # Only when set: packs without it keep the options they always had.
-            **({"short_side": options.short_side} if options.short_side is not None else {}),
-        },
-        "pixpack_version": __version__,
-        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "skipped": [{"path": s["path"], "reason": s["reason"]} for s in skipped],
-        "mean": mean,
-        "std": std,
-        "stats_channels": stats_channels,
-        "channels_histogram": {str(k): v for k, v in sorted(channels.items())},
-        "dtype_histogram": {
-            str(fmt.DTYPE_FROM_CODE[int(k)]): int(v)
-            for k, v in zip(*np.unique(entries["dtype"], return_counts=True), strict=True)
-        },
-        "mode_histogram": {
-            fmt.MODE_NAMES[int(k)]: int(v)
-            for k, v in zip(*np.unique(entries["mode"], return_counts=True), strict=True)
-        },
-        "class_counts": {name: int(counts[i]) for i, name in enumerate(classes)},
-        "bytes_stored": int(entries["nbytes"].sum()),
-        # Counted in this run only: a resumed pack does not know the first run's.
-        "conversions": dict(sorted(conversions.items())),
-        "jpeg_kept_as_source": kept_source,
-        "conversions_complete": not resumed,
-    }
-    return meta
-
-
-def _mean_std(kept: np.ndarray, channels: Counter[int]) -> tuple[list[float], list[float], int]:
-    """Aggregate per-image sums into per-channel mean/std (see the module docstring)."""
-    if not channels:
-        return [], [], 0
-    target = max(channels, key=lambda c: (channels[c], c))
-    have = kept["entry"]["channels"].astype(np.int64)
-    pixels = kept["pixels"].astype(np.float64)
-    sums, sumsq = kept["sum"], kept["sumsq"]
-    mean: list[float] = []
-    std: list[float] = []
-    for c in range(target):
-        if target == 1:
-            use = have == 1
-            s, q, n = sums[use, 0].sum(), sumsq[use, 0].sum(), pixels[use].sum()
-        elif c < 3:
-            col = np.where(have == 1, 0, c)
-            s = np.take_along_axis(sums, col[:, None], axis=1).sum()
-            q = np.take_along_axis(sumsq, col[:, None], axis=1).sum()
-            n = pixels.sum()
-        else:  # alpha: images without one are opaque (1.0)
-            alpha = have == 4
-            s = sums[alpha, 3].sum() + pixels[~alpha].sum()
-            q = sumsq[alpha, 3].sum() + pixels[~alpha].sum()
-            n = pixels.sum()
-        m = float(s / n) if n else 0.0
-        mean.append(m)
-        std.append(math.sqrt(max(float(q / n) - m * m, 0.0)) if n else 0.0)
-    return mean, std, target
