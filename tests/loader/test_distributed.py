@@ -2,7 +2,8 @@
 
 The resolution is tested in-process (a fake environment); the real thing runs under
 ``torchrun --nproc_per_node 2`` with gloo: two ranks that never pass rank/world_size
-read disjoint halves that cover the epoch.
+read disjoint halves that cover the epoch, a drawn seed (``seed=None``) is rank 0's on
+every rank, and ``seed=base + rank`` is refused at the first iteration.
 """
 
 from __future__ import annotations
@@ -50,9 +51,20 @@ _RANK = textwrap.dedent(
     seen = [int(x) for _, batch in loader for x in batch]
     early = [int(x) for _, batch in built_before for x in batch]
     rank = dist.get_rank()
+    # seed=None: each rank draws its own, and the first iteration adopts rank 0's.
+    drawn = pixpack.Loader(pack_path, 4, seed=None, **kw)
+    drawn_seen = [int(x) for _, batch in drawn for x in batch]
+    # seed=base + rank: the classic mistake, refused at the first iteration.
+    try:
+        next(iter(pixpack.Loader(pack_path, 4, seed=10 + rank, **kw)))
+        refused = ""
+    except pixpack.UsageError as exc:
+        refused = str(exc)
     with open(f"{out}.{rank}", "w") as f:
         json.dump({"seen": seen, "early": early, "batches": len(loader),
-                   "options": [loader.options.rank, loader.options.world_size]}, f)
+                   "options": [loader.options.rank, loader.options.world_size],
+                   "drawn_seed": drawn.options.seed, "drawn_seen": drawn_seen,
+                   "refused": refused}, f)
     dist.barrier()
     dist.destroy_process_group()
     """
@@ -81,3 +93,10 @@ def test_torchrun_shards_without_being_told(tmp_path: Path, photo_folder: Path) 
     assert set(seen) == set(range(11))
     # Built before init_process_group: torchrun's RANK/WORLD_SIZE already shard it.
     assert sorted(ranks[0]["early"] + ranks[1]["early"]) == sorted(seen)
+    # seed=None: one seed for the job, so the shards still cover the epoch.
+    assert ranks[0]["drawn_seed"] == ranks[1]["drawn_seed"]
+    assert set(ranks[0]["drawn_seen"] + ranks[1]["drawn_seen"]) == set(range(11))
+    # Different seeds per rank: one clear error on every rank, naming the fix.
+    for r in ranks:
+        assert "the ranks disagree on seed: rank 0 has 10, rank 1 has 11" in r["refused"]
+        assert "not seed + rank" in r["refused"]

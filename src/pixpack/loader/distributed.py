@@ -7,6 +7,13 @@ them from an initialised ``torch.distributed`` group, or else from the ``RANK`` 
 ``WORLD_SIZE`` variables a launcher (torchrun, SLURM wrappers, accelerate) sets before
 the group exists. Explicit arguments always win; one that contradicts an initialised
 group is almost always a mistake, so it warns (once per Loader).
+
+Ranks that differ in what decides the data (the seed, the pack, the batch size, the
+pipeline) would read overlapping or mismatched shards without any error: the common
+``seed=base + rank`` idiom overlaps and skips samples. So the first iteration of a
+sharded Loader compares them across the group (:func:`agree`, one small
+``all_gather_object``) and raises a :class:`~pixpack.errors.UsageError` naming what
+differs. A seed drawn with ``seed=None`` is not an error: every rank takes rank 0's.
 """
 
 from __future__ import annotations
@@ -14,8 +21,11 @@ from __future__ import annotations
 import os
 import warnings
 from collections.abc import Mapping
+from typing import Any
 
-__all__ = ["resolve_shard"]
+from ..errors import UsageError
+
+__all__ = ["agree", "resolve_shard"]
 
 
 def _group() -> tuple[int, int] | None:
@@ -59,3 +69,36 @@ def resolve_shard(
     if world_size is None:
         world_size = found[1] if found is not None else 1
     return rank, world_size
+
+
+def agree(world_size: int, facts: dict[str, Any], *, drawn_seed: bool) -> int | None:
+    """Check that every rank of the group has the same ``facts`` (a small dict of plain
+    values, ``facts["seed"]`` among them); return rank 0's seed when this rank's was
+    drawn (``seed=None``) and differs, else None. A no-op outside a group of
+    ``world_size`` ranks (a Loader given its own shard is the caller's business)."""
+    group = _group()
+    if group is None or world_size == 1 or group[1] != world_size:
+        return None
+    import torch.distributed as dist
+
+    gathered: list[Any] = [None] * world_size
+    dist.all_gather_object(gathered, {**facts, "drawn": drawn_seed})
+    first = gathered[0]
+    for rank, other in enumerate(gathered):
+        for key in facts:
+            if key == "seed" and (other["drawn"] or first["drawn"]):
+                continue  # drawn seeds: all ranks take rank 0's below
+            if other[key] != first[key]:
+                hint = (
+                    "use one seed on every rank (not seed + rank): the shards are cut from "
+                    "the one permutation of that seed"
+                    if key == "seed"
+                    else f"build the Loader with the same {key} on every rank"
+                )
+                raise UsageError(
+                    f"the ranks disagree on {key}: rank 0 has {first[key]!r}, rank {rank} "
+                    f"has {other[key]!r}; {hint}."
+                )
+    if first["drawn"] and first["seed"] != facts["seed"]:
+        return int(first["seed"])
+    return None

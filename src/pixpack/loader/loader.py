@@ -27,7 +27,7 @@ from ..options import LoaderOptions, default_workers
 from .batching import SamplePlan, SampleReader, run_chunk, split_pipeline
 from .buffers import BatchBuffer
 from .convert import OutputSpec, affine
-from .distributed import resolve_shard
+from .distributed import agree, resolve_shard
 from .device import DeviceStage, cuda_device
 from .ordering import batch_slices, block_order, epoch_order, num_batches, shard, shard_length
 from .pool import WorkerPool
@@ -96,6 +96,7 @@ class Loader:
     ) -> None:
         # seed=None: a fresh seed, recorded in state_dict() (and adopted on a resume).
         self._seed_drawn = seed is None
+        self._ranks_agreed = False  # checked across a process group at the first iter()
         seed = secrets.randbits(63) if seed is None else seed
         # Not given: the torch.distributed group's (or the launcher's) shard.
         shard_rank, shard_world = resolve_shard(rank, world_size)
@@ -252,6 +253,28 @@ class Loader:
         self._reader.seed = self.options.seed
         self._seed_drawn = self._seed_drawn and self.options is before
 
+    def _agree_across_ranks(self) -> None:
+        """Once, at the first iteration: the group's ranks must read with the same seed,
+        pack and pipeline (one collective; see :mod:`.distributed`)."""
+        o = self.options
+        header = getattr(self.pack, "header", None)
+        facts = {
+            "seed": o.seed,
+            "num_samples": self.num_samples,
+            "pack": header.get("header_crc32") if isinstance(header, dict) else None,
+            "batch_size": o.batch_size,
+            "shuffle": o.shuffle,
+            "drop_last": o.drop_last,
+            "block_shuffle": (o.block_shuffle, o.block_window),
+            "pipeline": [type(op).__name__ for op in self.pipeline.ops],
+            "output": (self.spec.height, self.spec.width, self.spec.channels, self.spec.dtype),
+        }
+        seed = agree(o.world_size, facts, drawn_seed=self._seed_drawn)
+        if seed is not None:
+            self.options = dataclasses.replace(o, seed=seed)
+            self._reader.seed = seed
+        self._ranks_agreed = True
+
     # -- lifecycle -----------------------------------------------------------------------
     def close(self) -> None:
         """Stop the running iteration, join the threads and free the buffers."""
@@ -280,6 +303,8 @@ class Loader:
         self._stop_active()
         if not self._finalizer.alive:
             raise LoaderError("the loader was closed; create a new Loader to iterate again")
+        if not self._ranks_agreed:
+            self._agree_across_ranks()
         epoch, skip = self._state.begin()
         gen = self._iterate(epoch, skip)
         self._active = weakref.ref(gen)
