@@ -27,8 +27,8 @@ from ..options import LoaderOptions, default_workers
 from .batching import SamplePlan, SampleReader, run_chunk, split_pipeline
 from .buffers import BatchBuffer
 from .convert import OutputSpec, affine
-from .distributed import agree, resolve_shard
 from .device import DeviceStage, cuda_device
+from .distributed import agree, resolve_shard
 from .ordering import batch_slices, block_order, epoch_order, num_batches, shard, shard_length
 from .pool import WorkerPool
 from .readahead import start_read_ahead
