@@ -143,6 +143,9 @@ class LoaderOptions:
     on_error: what a failing sample does: ``"raise"``, ``"skip"`` or ``"warn"`` (skip + warning).
     rank, world_size: this process's shard of every epoch (torch.distributed style);
         the Loader takes them from torch.distributed or torchrun when not given.
+    exact: every sample exactly once across the ranks, for evaluation: no wrap-around
+        padding; every rank still gets the same number of batches (some end smaller
+        or empty). Not with ``drop_last``.
     block_shuffle: 0 (default) shuffles samples fully; N > 0 shuffles blocks of N
         neighbouring samples, then mixes the samples of every ``block_window`` blocks
         (:func:`pixpack.loader.ordering.block_order`): large reads for slow or network
@@ -168,8 +171,13 @@ class LoaderOptions:
     read_ahead_bytes: int = 64 << 20
     block_shuffle: int = 0
     block_window: int = 8
+    exact: bool = False
 
     def __post_init__(self) -> None:
+        _check(
+            not (self.exact and self.drop_last),
+            "exact=True sees every sample once and drop_last=True drops some; pick one.",
+        )
         _check(
             isinstance(self.block_shuffle, int) and self.block_shuffle >= 0,
             "block_shuffle must be 0 (full shuffle) or a positive number of samples per "

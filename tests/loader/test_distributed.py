@@ -54,6 +54,14 @@ _RANK = textwrap.dedent(
     # seed=None: each rank draws its own, and the first iteration adopts rank 0's.
     drawn = pixpack.Loader(pack_path, 4, seed=None, **kw)
     drawn_seen = [int(x) for _, batch in drawn for x in batch]
+    # exact=True: each sample once; an all_reduce after every batch never waits forever.
+    import torch
+    exact_seen, total = [], 0
+    for _, batch in pixpack.Loader(pack_path, 4, exact=True, **kw):
+        exact_seen += [int(x) for x in batch]
+        count = torch.tensor([len(batch)])
+        dist.all_reduce(count)
+        total += int(count)
     # seed=base + rank: the classic mistake, refused at the first iteration.
     try:
         next(iter(pixpack.Loader(pack_path, 4, seed=10 + rank, **kw)))
@@ -64,7 +72,7 @@ _RANK = textwrap.dedent(
         json.dump({"seen": seen, "early": early, "batches": len(loader),
                    "options": [loader.options.rank, loader.options.world_size],
                    "drawn_seed": drawn.options.seed, "drawn_seen": drawn_seen,
-                   "refused": refused}, f)
+                   "refused": refused, "exact_seen": exact_seen, "exact_total": total}, f)
     dist.barrier()
     dist.destroy_process_group()
     """
@@ -96,6 +104,9 @@ def test_torchrun_shards_without_being_told(tmp_path: Path, photo_folder: Path) 
     # seed=None: one seed for the job, so the shards still cover the epoch.
     assert ranks[0]["drawn_seed"] == ranks[1]["drawn_seed"]
     assert set(ranks[0]["drawn_seen"] + ranks[1]["drawn_seen"]) == set(range(11))
+    # exact=True: every sample once across the ranks, and the collectives all matched.
+    assert sorted(ranks[0]["exact_seen"] + ranks[1]["exact_seen"]) == list(range(11))
+    assert ranks[0]["exact_total"] == ranks[1]["exact_total"] == 11
     # Different seeds per rank: one clear error on every rank, naming the fix.
     for r in ranks:
         assert "the ranks disagree on seed: rank 0 has 10, rank 1 has 11" in r["refused"]

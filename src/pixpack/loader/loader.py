@@ -29,7 +29,15 @@ from .buffers import BatchBuffer
 from .convert import OutputSpec, affine
 from .device import DeviceStage, cuda_device
 from .distributed import agree, resolve_shard
-from .ordering import batch_slices, block_order, epoch_order, num_batches, shard, shard_length
+from .ordering import (
+    batch_slices,
+    block_order,
+    epoch_order,
+    exact_batch_slices,
+    num_batches,
+    shard,
+    shard_length,
+)
 from .pool import WorkerPool
 from .readahead import start_read_ahead
 from .skips import SkipReport
@@ -89,6 +97,7 @@ class Loader:
         read_ahead_bytes: int = 64 << 20,
         block_shuffle: int = 0,
         block_window: int = 8,
+        exact: bool = False,
         dtype: str | None = None,
         layout: str | None = None,
         channels: int | None = None,
@@ -115,6 +124,7 @@ class Loader:
             read_ahead_bytes=read_ahead_bytes,
             block_shuffle=block_shuffle,
             block_window=block_window,
+            exact=bool(exact),
         )
         if isinstance(pack, (str, os.PathLike)):
             from ..read.pack import open_pack
@@ -228,6 +238,7 @@ class Loader:
             "drop_last": o.drop_last,
             "block_shuffle": o.block_shuffle if o.shuffle else 0,
             "block_window": o.block_window if o.shuffle and o.block_shuffle else 0,
+            "exact": o.exact,
         }
 
     def state_dict(self) -> dict[str, Any]:
@@ -266,6 +277,7 @@ class Loader:
             "shuffle": o.shuffle,
             "drop_last": o.drop_last,
             "block_shuffle": (o.block_shuffle, o.block_window),
+            "exact": o.exact,
             "pipeline": [type(op).__name__ for op in self.pipeline.ops],
             "output": (self.spec.height, self.spec.width, self.spec.channels, self.spec.dtype),
         }
@@ -333,13 +345,13 @@ class Loader:
             whole = block_order(self.num_samples, o.seed, epoch, o.block_shuffle, o.block_window)
         else:
             whole = epoch_order(self.num_samples, o.seed, epoch, o.shuffle)
-        order = shard(
-            whole,
-            o.rank,
-            o.world_size,
-            o.drop_last,
-        )
-        slices = batch_slices(len(order), o.batch_size, o.drop_last)[skip:]
+        if o.exact:  # evaluation: each sample once, equal batch counts (some empty)
+            order = whole[o.rank :: o.world_size]
+            slices = exact_batch_slices(self.num_samples, o.rank, o.world_size, o.batch_size)
+        else:
+            order = shard(whole, o.rank, o.world_size, o.drop_last)
+            slices = batch_slices(len(order), o.batch_size, o.drop_last)
+        slices = slices[skip:]
         ahead = start_read_ahead(self.pack, order, slices, o)
         free = deque(self._buffers())
         stage = self._stage
@@ -365,7 +377,7 @@ class Loader:
                 n = stop - start
                 buf.size = n
                 buf.failures = []
-                if not self._intact(indices, buf, raise_errors, path):
+                if n and not self._intact(indices, buf, raise_errors, path):
                     pending.append((buf, []))
                     continue
                 buf.labels_np[:n] = self._targets[indices]

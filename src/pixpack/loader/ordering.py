@@ -19,6 +19,7 @@ __all__ = [
     "epoch_order",
     "block_order",
     "group_length",
+    "exact_batch_slices",
     "shard",
     "shard_length",
     "batch_slices",
@@ -128,3 +129,18 @@ def batch_slices(length: int, batch_size: int, drop_last: bool) -> list[tuple[in
     """``(start, stop)`` positions of each batch in a shard of ``length`` samples."""
     count = num_batches(length, batch_size, drop_last)
     return [(b * batch_size, min((b + 1) * batch_size, length)) for b in range(count)]
+
+
+def exact_batch_slices(
+    n: int, rank: int, world_size: int, batch_size: int
+) -> list[tuple[int, int]]:
+    """Batches of this rank's share ``order[rank::world_size]`` for exact evaluation:
+    every sample once across the ranks (no wrap-around padding), and every rank the same
+    number of batches, ``ceil(ceil(n / world_size) / batch_size)``: a rank with fewer
+    samples gets a smaller last batch, then empty ones, so no collective waits forever."""
+    if not 0 <= rank < world_size:
+        raise ValueError(f"rank must be in [0, {world_size}) (got {rank})")
+    length = len(range(rank, n, world_size))
+    count = num_batches(-(-n // world_size), batch_size, False)
+    out = batch_slices(length, batch_size, False)
+    return out + [(length, length)] * (count - len(out))

@@ -30,6 +30,7 @@ _CHECKED = (
     "drop_last",
     "block_shuffle",
     "block_window",
+    "exact",
 )
 
 
