@@ -25,7 +25,7 @@ from typing import Any
 
 from ..errors import UsageError
 
-__all__ = ["agree", "resolve_shard"]
+__all__ = ["agree", "resolve_shard", "shard_facts"]
 
 
 def _group() -> tuple[int, int] | None:
@@ -69,6 +69,24 @@ def resolve_shard(
     if world_size is None:
         world_size = found[1] if found is not None else 1
     return rank, world_size
+
+
+def shard_facts(loader: Any) -> dict[str, Any]:
+    """What must be equal on every rank for the shards to be one epoch's: plain values."""
+    o, spec = loader.options, loader.spec
+    header = getattr(loader.pack, "header", None)
+    return {
+        "seed": o.seed,
+        "num_samples": loader.num_samples,
+        "pack": header.get("header_crc32") if isinstance(header, dict) else None,
+        "batch_size": o.batch_size,
+        "shuffle": o.shuffle,
+        "drop_last": o.drop_last,
+        "block_shuffle": (o.block_shuffle, o.block_window),
+        "exact": o.exact,
+        "pipeline": [type(op).__name__ for op in loader.pipeline.ops],
+        "output": (spec.height, spec.width, spec.channels, spec.dtype),
+    }
 
 
 def agree(world_size: int, facts: dict[str, Any], *, drawn_seed: bool) -> int | None:

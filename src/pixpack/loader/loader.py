@@ -28,7 +28,7 @@ from .batching import SamplePlan, SampleReader, run_chunk, split_pipeline
 from .buffers import BatchBuffer
 from .convert import OutputSpec, affine
 from .device import DeviceStage, cuda_device
-from .distributed import agree, resolve_shard
+from .distributed import agree, resolve_shard, shard_facts
 from .ordering import (
     batch_slices,
     block_order,
@@ -267,23 +267,9 @@ class Loader:
     def _agree_across_ranks(self) -> None:
         """Once, at the first iteration: the group's ranks must read with the same seed,
         pack and pipeline (one collective; see :mod:`.distributed`)."""
-        o = self.options
-        header = getattr(self.pack, "header", None)
-        facts = {
-            "seed": o.seed,
-            "num_samples": self.num_samples,
-            "pack": header.get("header_crc32") if isinstance(header, dict) else None,
-            "batch_size": o.batch_size,
-            "shuffle": o.shuffle,
-            "drop_last": o.drop_last,
-            "block_shuffle": (o.block_shuffle, o.block_window),
-            "exact": o.exact,
-            "pipeline": [type(op).__name__ for op in self.pipeline.ops],
-            "output": (self.spec.height, self.spec.width, self.spec.channels, self.spec.dtype),
-        }
-        seed = agree(o.world_size, facts, drawn_seed=self._seed_drawn)
+        seed = agree(self.options.world_size, shard_facts(self), drawn_seed=self._seed_drawn)
         if seed is not None:
-            self.options = dataclasses.replace(o, seed=seed)
+            self.options = dataclasses.replace(self.options, seed=seed)
             self._reader.seed = seed
         self._ranks_agreed = True
 
