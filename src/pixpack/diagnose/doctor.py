@@ -152,23 +152,21 @@ def doctor(
         given = pack_or_loader
         pack = given.pack
         o = given.options
-        # A twin with the same ops and output: Normalize only changes the fused
+        # A twin with the same ops, output and options (LoaderOptions fields are the
+        # Loader's keywords, so none can be forgotten): Normalize only changes the fused
         # constants, not the cost, so the spec's dtype/layout suffice.
+        options = {f.name: getattr(o, f.name) for f in dataclasses.fields(o)}
         loader = Loader(
             pack,
-            o.batch_size,
             pipeline=list(given.pipeline.ops),
-            workers=o.workers,
-            device=o.device,
-            seed=o.seed,
             dtype=given.spec.dtype,
             layout=given.spec.layout,
             channels=given.spec.channels,
-            read_ahead=o.read_ahead,
-            read_ahead_bytes=o.read_ahead_bytes,
-            block_shuffle=o.block_shuffle,
-            block_window=o.block_window,
+            **options,
         )
+        # Only this process runs doctor: the twin must not wait on the other ranks in
+        # the first-iteration agreement collective.
+        loader._ranks_agreed = True
         spec = given.spec
         description = describe_pipeline(given.pipeline.ops)
     else:
