@@ -50,6 +50,9 @@ __all__ = [
     "PackSummary",
     "PackDataset",
     "Loader",
+    "ShardSampler",
+    "WeightedSampler",
+    "ClassBalancedSampler",
     "PackOptions",
     "LoaderOptions",
     "ops",
@@ -83,6 +86,9 @@ _LAZY = {
     "cached": ("pixpack.cache", "cached"),
     "PackDataset": ("pixpack.dataset", "PackDataset"),
     "Loader": ("pixpack.loader.loader", "Loader"),
+    "ShardSampler": ("pixpack.loader.shard_sampler", "ShardSampler"),
+    "WeightedSampler": ("pixpack.loader.sampling", "WeightedSampler"),
+    "ClassBalancedSampler": ("pixpack.loader.sampling", "ClassBalancedSampler"),
     "ops": ("pixpack.ops", None),
 }
 
@@ -91,6 +97,8 @@ if TYPE_CHECKING:
     from .cache import cached
     from .dataset import PackDataset
     from .loader.loader import Loader
+    from .loader.sampling import ClassBalancedSampler, WeightedSampler
+    from .loader.shard_sampler import ShardSampler
     from .read.export import export
     from .read.pack import Pack
     from .read.pack import open_pack as open

@@ -11,6 +11,10 @@ million int objects in every worker. It supports ``len``, indexing, iteration,
 ``np.bincount`` and ``torch.as_tensor``; call ``.tolist()`` where a list is required.
 ``samples`` (file paths) does not exist: there are no files.
 
+``indices=`` makes it a view of those samples (a split): ``len``, ``targets`` and item
+``i`` are those of ``indices[i]``. Under torchrun, shard it with
+:class:`pixpack.ShardSampler` (which also works before ``init_process_group``).
+
 DataLoader workers: the dataset pickles as the pack's path, and each worker maps the
 file lazily on first use, so ``num_workers > 0`` works with fork, spawn and forkserver.
 """
@@ -57,6 +61,7 @@ class PackDataset(torch.utils.data.Dataset):
     target_transform: applied to the integer label.
     output: ``"pil"`` (default, for unchanged torchvision pipelines), ``"numpy"``
         (HWC uint8/uint16, writable) or ``"tensor"`` (CHW uint8/uint16, not scaled).
+    indices: only these samples, in this order (repeats allowed).
     """
 
     def __init__(
@@ -65,6 +70,7 @@ class PackDataset(torch.utils.data.Dataset):
         transform: Callable[[Any], Any] | None = None,
         target_transform: Callable[[int], Any] | None = None,
         output: Output = "pil",
+        indices: Any = None,
     ) -> None:
         if output not in ("pil", "numpy", "tensor"):
             raise UsageError(f"output must be 'pil', 'numpy' or 'tensor' (got {output!r}).")
@@ -72,6 +78,11 @@ class PackDataset(torch.utils.data.Dataset):
         self.transform = transform
         self.target_transform = target_transform
         self.output = output
+        self.indices: np.ndarray | None = None
+        if indices is not None:
+            from .loader.sampling import check_indices
+
+            self.indices = check_indices(indices, len(self.pack), self.pack.path)
 
     @property
     def root(self) -> str:
@@ -88,12 +99,16 @@ class PackDataset(torch.utils.data.Dataset):
     @property
     def targets(self) -> np.ndarray:
         """Labels, a read-only int64 numpy view (not a list; see the module docstring)."""
+        if self.indices is not None:
+            return self.pack.targets[self.indices]
         return self.pack.targets
 
     def __len__(self) -> int:
-        return len(self.pack)
+        return len(self.pack) if self.indices is None else len(self.indices)
 
     def __getitem__(self, index: int) -> tuple[Any, Any]:
+        if self.indices is not None:
+            index = int(self.indices[index])
         if self.output == "numpy":
             image, label = self.pack[index]
             sample: Any = image

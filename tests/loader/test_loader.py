@@ -226,10 +226,15 @@ def test_channels_the_store_cannot_make_are_refused_up_front(raw_pack, channels)
         assert x.shape == (8, 1, 16, 16)
 
 
-def test_resume_refuses_other_arguments(raw_pack):
+@pytest.mark.parametrize(
+    "other", [{"seed": 5}, {"shuffle": False}, {"drop_last": True}, {"indices": range(10)}]
+)
+def test_resume_refuses_another_order(raw_pack, other):
+    """What decides the global order must match; batch size and world size may differ."""
     state = Loader(raw_pack, 8, seed=4, pipeline=pipeline()).state_dict()
-    with pytest.raises(ResumeError):
-        Loader(raw_pack, 16, seed=4, pipeline=pipeline()).load_state_dict(state)
+    with pytest.raises(ResumeError, match="same seed, data and order options"):
+        Loader(raw_pack, 8, **{"seed": 4, "pipeline": pipeline(), **other}).load_state_dict(state)
+    Loader(raw_pack, 16, seed=4, pipeline=pipeline()).load_state_dict(state)
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float16", "bfloat16", "uint8"])

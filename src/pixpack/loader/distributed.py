@@ -78,6 +78,8 @@ def shard_facts(loader: Any) -> dict[str, Any]:
     return {
         "seed": o.seed,
         "num_samples": loader.num_samples,
+        "sampling": loader._plan.describe(),
+        "epoch_length": loader._plan.length,
         "pack": header.get("header_crc32") if isinstance(header, dict) else None,
         "batch_size": o.batch_size,
         "shuffle": o.shuffle,

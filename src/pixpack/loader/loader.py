@@ -29,17 +29,11 @@ from .buffers import BatchBuffer
 from .convert import OutputSpec, affine
 from .device import DeviceStage, cuda_device
 from .distributed import agree, resolve_shard, shard_facts
-from .ordering import (
-    batch_slices,
-    block_order,
-    epoch_order,
-    exact_batch_slices,
-    num_batches,
-    shard,
-    shard_length,
-)
+from .epoch_plan import EpochPlan
 from .pool import WorkerPool
 from .readahead import start_read_ahead
+from .sampling import check_indices
+from .shard_sampler import ShardSampler
 from .skips import SkipReport
 from .state import EpochState
 from .validate import batch_size_hw, check_foreign_ops, failure_advice
@@ -62,7 +56,12 @@ class Loader:
 
     Batches are a pure function of ``(seed, epoch, rank, world_size, batch_size,
     shuffle, block_shuffle, block_window, drop_last)``: bit-identical whatever
-    ``workers`` or ``read_ahead``. Unless
+    ``workers`` or ``read_ahead``. ``indices=`` reads only those samples (a split, in
+    any order; shuffled unless ``shuffle=False``); ``sampler=`` draws each epoch's
+    samples instead (:class:`~pixpack.WeightedSampler`,
+    :class:`~pixpack.ClassBalancedSampler`), deterministically. Under ``torchrun`` the
+    Loader shards by itself; ``state_dict()`` is the job's, resumable on any number of
+    ranks (docs/distributed.md). Unless
     ``reuse_buffers=False``, a yielded batch lives in a reused buffer that is
     overwritten once the consumer asks for the next batch: ``.clone()`` what you keep.
 
@@ -70,7 +69,9 @@ class Loader:
     cause chained) from the iteration; ``"skip"`` drops the failing sample so that
     batch is smaller (an all-failed batch is not yielded) and warns once per epoch;
     ``"warn"`` skips with a warning per sample; ``loader.skipped`` lists them. A
-    pipeline output of the wrong size is always raised.
+    pipeline output of the wrong size is always raised. Sharded over ranks
+    (``world_size > 1``), an all-failed batch is yielded empty instead, so every rank
+    still gets ``len(loader)`` batches and no collective waits forever.
 
     Larger than RAM: a background thread reads the next ``read_ahead`` batches' exact
     bytes (at most ``read_ahead_bytes``) while the current ones are decoded, with many
@@ -98,6 +99,8 @@ class Loader:
         block_shuffle: int = 0,
         block_window: int = 8,
         exact: bool = False,
+        indices: Any = None,
+        sampler: Any = None,
         dtype: str | None = None,
         layout: str | None = None,
         channels: int | None = None,
@@ -136,6 +139,12 @@ class Loader:
             raise UsageError(
                 f"{getattr(pack, 'path', 'the pack')}: the pack is empty; pack some images first."
             )
+        self._targets = np.asarray(pack.index["label"])
+        if indices is not None:
+            indices = check_indices(indices, self.num_samples, getattr(pack, "path", "pack"))
+        self.indices: np.ndarray | None = indices
+        self._sampler = sampler
+        self._plan = EpochPlan(self.options, self._targets, indices, sampler)
         ops, normalize, output = split_pipeline(pipeline)
         check_foreign_ops(ops)
         if dtype is None:
@@ -147,7 +156,6 @@ class Loader:
         self._device = cuda_device(self.options.device)
         self._reader = SampleReader(pack, self.pipeline, seed)
         self.spec = self._output_spec(normalize, dtype, layout, channels)
-        self._targets = np.asarray(pack.index["label"])
         self._pool = WorkerPool(self.options.workers)
         # Never blocks: it may run from a garbage collection inside any thread.
         self._finalizer = weakref.finalize(self, self._pool.close, False)
@@ -209,13 +217,33 @@ class Loader:
         with single_threaded_opencv():
             return self._reader(index, 0)
 
-    # -- sizes and state -----------------------------------------------------------------
+    # -- sizes, state and the attributes training scripts use -----------------------------
     def __len__(self) -> int:
         """Batches per epoch on this rank (the same on every rank)."""
-        o = self.options
-        return num_batches(
-            shard_length(self.num_samples, o.world_size, o.drop_last), o.batch_size, o.drop_last
-        )
+        return self._plan.batches()
+
+    @property
+    def batch_size(self) -> int:
+        """Samples per batch on this rank."""
+        return self.options.batch_size
+
+    @property
+    def dataset(self) -> Any:
+        """The samples this loader draws from, as stored (no pipeline): a
+        :class:`~pixpack.PackDataset` of CHW tensors over the pack, or over ``indices``."""
+        from ..dataset import PackDataset
+
+        return PackDataset(self.pack, output="tensor", indices=self.indices)
+
+    @property
+    def sampler(self) -> ShardSampler:
+        """This rank's sample indices of the next epoch, like a ``DistributedSampler``:
+        ``len()`` (samples per rank per epoch), iteration, ``set_epoch``."""
+        return ShardSampler.of_loader(self)
+
+    def _set_options(self, options: LoaderOptions) -> None:
+        self.options = options
+        self._plan = EpochPlan(options, self._targets, self.indices, self._sampler)
 
     def set_epoch(self, epoch: int) -> None:
         """Run ``epoch`` on the next ``iter()`` (otherwise each ``iter()`` advances by one)."""
@@ -232,6 +260,8 @@ class Loader:
             "seed": o.seed,
             "batch_size": o.batch_size,
             "num_samples": self.num_samples,
+            "epoch_length": self._plan.length,
+            "sampling": self._plan.describe(),
             "world_size": o.world_size,
             "rank": o.rank,
             "shuffle": o.shuffle,
@@ -242,24 +272,27 @@ class Loader:
         }
 
     def state_dict(self) -> dict[str, Any]:
-        """``{"epoch", "batches_yielded", "samples_yielded", "seed", ...}``: enough for a
-        new Loader with the same arguments to yield exactly the remaining batches."""
+        """``{"epoch", "position", "batches_yielded", "samples_yielded", "seed", ...}``:
+        enough for a new Loader with the same seed and data to yield exactly the rest of
+        the epoch. ``position`` is global (all ranks' samples), so the state of rank 0
+        is the job's, and a job on any number of ranks resumes from it."""
         gen = self._active() if self._active is not None else None
         running = gen is not None and gen.gi_frame is not None  # not dropped, not closed
-        return self._state.snapshot(self._config(), running)
+        plan = self._plan
+        return self._state.snapshot(self._config(), plan.stride, plan.length, running)
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Resume: the next ``iter()`` continues ``state["epoch"]`` after its
-        ``batches_yielded`` first batches."""
+        """Resume: the next ``iter()`` continues ``state["epoch"]`` from its global
+        ``position``, on this loader's ranks and batch size."""
         self._stop_active()
         before = self.options
         if self._seed_drawn and isinstance(state, dict) and "seed" in state:
             # Built with seed=None: continue the saved run's seed, not the drawn one.
-            self.options = dataclasses.replace(before, seed=state["seed"])
+            self._set_options(dataclasses.replace(before, seed=state["seed"]))
         try:
-            self._state.restore(state, self._config())
+            self._state.restore(state, self._config(), self._plan.length)
         except BaseException:
-            self.options = before
+            self._set_options(before)
             raise
         self._reader.seed = self.options.seed
         self._seed_drawn = self._seed_drawn and self.options is before
@@ -269,7 +302,7 @@ class Loader:
         pack and pipeline (one collective; see :mod:`.distributed`)."""
         seed = agree(self.options.world_size, shard_facts(self), drawn_seed=self._seed_drawn)
         if seed is not None:
-            self.options = dataclasses.replace(self.options, seed=seed)
+            self._set_options(dataclasses.replace(self.options, seed=seed))
             self._reader.seed = seed
         self._ranks_agreed = True
 
@@ -303,8 +336,8 @@ class Loader:
             raise LoaderError("the loader was closed; create a new Loader to iterate again")
         if not self._ranks_agreed:
             self._agree_across_ranks()
-        epoch, skip = self._state.begin()
-        gen = self._iterate(epoch, skip)
+        epoch, start = self._state.begin()
+        gen = self._iterate(epoch, start)
         self._active = weakref.ref(gen)
         return gen
 
@@ -322,22 +355,11 @@ class Loader:
     def _batch_capacity(self) -> int:
         """Samples a batch buffer must hold: never more than one rank's epoch (a
         batch_size far above the pack's size must not allocate for it)."""
-        o = self.options
-        return min(o.batch_size, max(1, shard_length(self.num_samples, o.world_size, False)))
+        return min(self.options.batch_size, max(1, self._plan.rank_length()))
 
-    def _iterate(self, epoch: int, skip: int) -> Iterator[Batch]:
+    def _iterate(self, epoch: int, start: int) -> Iterator[Batch]:
         o = self.options
-        if o.shuffle and o.block_shuffle:
-            whole = block_order(self.num_samples, o.seed, epoch, o.block_shuffle, o.block_window)
-        else:
-            whole = epoch_order(self.num_samples, o.seed, epoch, o.shuffle)
-        if o.exact:  # evaluation: each sample once, equal batch counts (some empty)
-            order = whole[o.rank :: o.world_size]
-            slices = exact_batch_slices(self.num_samples, o.rank, o.world_size, o.batch_size)
-        else:
-            order = shard(whole, o.rank, o.world_size, o.drop_last)
-            slices = batch_slices(len(order), o.batch_size, o.drop_last)
-        slices = slices[skip:]
+        order, slices = self._plan.rank_order(epoch, start)
         ahead = start_read_ahead(self.pack, order, slices, o)
         free = deque(self._buffers())
         stage = self._stage
@@ -345,6 +367,8 @@ class Loader:
         cursor = 0
         pool, reader, spec, chunk = self._pool, self._reader, self._host_spec, self._chunk
         raise_errors = o.on_error == "raise"
+        # Sharded, an all-failed batch is yielded empty: every rank the same batch count.
+        keep_empty = o.world_size > 1
         path = getattr(self.pack, "path", "pack")
         report = self._skips
         report.begin(epoch)
@@ -396,7 +420,7 @@ class Loader:
                 pool.wait(futures)
                 pending.popleft()
                 report.record(buf.failures)
-                if buf.ok[: buf.size].any() or not buf.size:  # never an empty batch
+                if buf.ok[: buf.size].any() or not buf.size or keep_empty:
                     out = self._deliver(buf)
                     self._state.yielded += 1
                     self._state.samples += len(out[1])

@@ -6,6 +6,7 @@ and world sizes. The loader composes them per epoch::
 
     order = epoch_order(n, seed, epoch, shuffle)        # the whole dataset, permuted
     mine = shard(order, rank, world_size, drop_last)    # this rank's equal share
+    # (a resumed epoch: shard(order, ..., start=position), positions being global)
     for start, stop in batch_slices(len(mine), batch_size, drop_last): ...
 """
 
@@ -94,28 +95,32 @@ def shard_length(n: int, world_size: int, drop_last: bool) -> int:
     return -(-n // world_size)
 
 
-def shard(order: np.ndarray, rank: int, world_size: int, drop_last: bool) -> np.ndarray:
-    """This rank's share of ``order``, the same length on every rank.
+def shard(
+    order: np.ndarray, rank: int, world_size: int, drop_last: bool, start: int = 0
+) -> np.ndarray:
+    """This rank's share of ``order[start:]``, the same length on every rank.
 
     Like ``torch.utils.data.DistributedSampler``: with ``drop_last`` the tail that does
     not divide evenly is dropped; otherwise the order is padded by wrapping around to
-    its start, so a few samples appear twice in the epoch. Equal lengths mean equal
-    batch counts, so no rank waits forever in a collective for a batch that never comes.
-    Ranks take interleaved positions (``rank::world_size``).
+    the epoch's start, so a few samples appear twice in the epoch. Equal lengths mean
+    equal batch counts, so no rank waits forever in a collective for a batch that never
+    comes. Ranks take interleaved positions (``rank::world_size``), so the union of the
+    ranks' k-th batches is positions ``[k * B * world_size, (k + 1) * B * world_size)``
+    of the order whatever the world size, and a job resumes at a global position
+    (``start``) on any number of ranks.
     """
     if not 0 <= rank < world_size:
         raise ValueError(f"rank must be in [0, {world_size}) (got {rank})")
-    n = len(order)
+    if not 0 <= start <= len(order):
+        raise ValueError(f"start must be in [0, {len(order)}] (got {start})")
+    rest = order[start:]
+    n = len(rest)
     per_rank = shard_length(n, world_size, drop_last)
     total = per_rank * world_size
-    if total > n:
-        if n == 0:
-            return order[:0]
-        reps = -(-total // n)
-        order = np.tile(order, reps)[:total]
-    else:
-        order = order[:total]
-    return order[rank:total:world_size]
+    if total > n:  # pad from the epoch's start (len(order) >= 1 here)
+        reps = -(-(total - n) // len(order))
+        rest = np.concatenate([rest, np.tile(order, reps)[: total - n]])
+    return rest[rank:total:world_size]
 
 
 def num_batches(length: int, batch_size: int, drop_last: bool) -> int:
@@ -134,7 +139,8 @@ def batch_slices(length: int, batch_size: int, drop_last: bool) -> list[tuple[in
 def exact_batch_slices(
     n: int, rank: int, world_size: int, batch_size: int
 ) -> list[tuple[int, int]]:
-    """Batches of this rank's share ``order[rank::world_size]`` for exact evaluation:
+    """Batches of this rank's share ``order[rank::world_size]`` (of an ``order`` of ``n``;
+    resumed at ``start``: ``order[start:]`` and ``n - start``) for exact evaluation:
     every sample once across the ranks (no wrap-around padding), and every rank the same
     number of batches, ``ceil(ceil(n / world_size) / batch_size)``: a rank with fewer
     samples gets a smaller last batch, then empty ones, so no collective waits forever."""
