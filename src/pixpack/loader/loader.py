@@ -20,13 +20,13 @@ from typing import Any
 import numpy as np
 import torch
 
-from .. import format as fmt
 from ..errors import LoaderError, PipelineError, PixpackError, UsageError
 from ..opencv_threads import single_threaded_opencv
 from ..options import LoaderOptions, default_workers
+from .batch_spec import batch_spec
 from .batching import SamplePlan, SampleReader, run_chunk, split_pipeline
 from .buffers import BatchBuffer
-from .convert import OutputSpec, affine
+from .convert import OutputSpec
 from .device import DeviceStage, cuda_device
 from .distributed import agree, resolve_shard, shard_facts
 from .epoch_plan import EpochPlan
@@ -36,7 +36,7 @@ from .sampling import check_indices
 from .shard_sampler import ShardSampler
 from .skips import SkipReport
 from .state import EpochState
-from .validate import batch_size_hw, check_foreign_ops, failure_advice
+from .validate import check_foreign_ops, failure_advice
 
 __all__ = ["Loader"]
 
@@ -155,7 +155,7 @@ class Loader:
         self.reuse_buffers = bool(reuse_buffers)
         self._device = cuda_device(self.options.device)
         self._reader = SampleReader(pack, self.pipeline, seed)
-        self.spec = self._output_spec(normalize, dtype, layout, channels)
+        self.spec = batch_spec(pack, self.pipeline, normalize, dtype, layout, channels, self._probe)
         self._pool = WorkerPool(self.options.workers)
         # Never blocks: it may run from a garbage collection inside any thread.
         self._finalizer = weakref.finalize(self, self._pool.close, False)
@@ -175,43 +175,6 @@ class Loader:
         """``(index, "ErrorType: message")`` of the samples ``on_error="skip"``/``"warn"``
         dropped in the current (or last) epoch."""
         return list(self._skips.samples)
-
-    def _output_spec(
-        self, normalize: Any, dtype: str, layout: str, channels: int | None
-    ) -> OutputSpec:
-        index = self.pack.index
-        pixel_dtype = fmt.widest_known_dtype(index["dtype"])
-        widest = int(np.max(index["channels"]))
-        first = (int(index["height"][0]), int(index["width"][0]), widest)
-        out_c = self.pipeline.output_shape(first)[2]
-        # Refuses a pipeline whose output size varies (probing callables once).
-        height, width = batch_size_hw(self.pack, self.pipeline, widest, self._probe)
-        if channels is not None:
-            if channels not in (1, 3, 4):
-                raise UsageError(f"channels must be None, 1, 3 or 4 (got {channels!r}).")
-            out_c = channels
-        # The batch store only replicates 1-channel images; say so now, not per sample.
-        counts = np.asarray(index["channels"])  # a view of the map: no per-sample copy
-        present = [c for c in (1, 2, 3, 4) if self.pipeline.shapes_known and (counts == c).any()]
-        for c in present:
-            got = self.pipeline.output_shape((first[0], first[1], c))[2]
-            if got not in (1, out_c):
-                raise UsageError(
-                    f"{getattr(self.pack, 'path', 'the pack')}: the pipeline gives "
-                    f"{got}-channel images but the batch has channels={out_c}; only 1-channel "
-                    f"images are widened. Re-pack with channels={out_c} (pixpack pack "
-                    f"--channels {out_c}) or drop the channels argument."
-                )
-        if normalize is not None and dtype == "uint8":
-            raise UsageError(
-                "Normalize needs a float dtype; use dtype='float32' (or drop Normalize)."
-            )
-        mean = getattr(normalize, "mean", None)
-        std = getattr(normalize, "std", None)
-        alpha, beta = affine(out_c, np.dtype(pixel_dtype), mean, std)
-        return OutputSpec(
-            int(height), int(width), int(out_c), dtype, layout, np.dtype(pixel_dtype), alpha, beta
-        )
 
     def _probe(self, index: int) -> np.ndarray:
         with single_threaded_opencv():
