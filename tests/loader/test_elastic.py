@@ -77,33 +77,39 @@ def test_global_batch_at_each_step_is_the_same_for_any_world_size(id_pack, exact
                     assert torch.equal(got[i], x)  # augmentation ignores the world size
 
 
-@pytest.mark.parametrize("exact", [False, True])
+@pytest.mark.parametrize("mode", ["plain", "exact", "drop_last"])
 @pytest.mark.parametrize(("steps", "batch", "to_world", "to_batch"), [
-    (1, 3, 3, 2), (2, 3, 1, 5), (3, 2, 3, 3), (5, 2, 4, 1), (0, 4, 3, 4), (6, 2, 3, 2),
+    (1, 3, 3, 2), (2, 3, 1, 5), (3, 2, 3, 3), (5, 2, 4, 1), (0, 4, 3, 4), (2, 2, 3, 2),
 ])  # fmt: skip
 def test_state_of_rank_0_resumes_on_another_world_size(
-    id_pack, exact, steps, batch, to_world, to_batch
+    id_pack, mode, steps, batch, to_world, to_batch
 ):
     """Two ranks take ``steps`` steps; rank 0's state resumes on ``to_world`` ranks with
     another batch size: they read exactly the rest of the epoch's global order."""
-    (whole,) = _rank_batches(id_pack, 1, 1, exact=exact)
+    exact, drop_last = mode == "exact", mode == "drop_last"
+    (whole,) = _rank_batches(id_pack, 1, 1)
     order = [i for _, ids in whole for i in ids]
     kw = dict(rank=0, world_size=2, workers=1, pipeline=_ops(), dtype="uint8", seed=7)
-    first = Loader(id_pack, batch, exact=exact, **kw)
+    first = Loader(id_pack, batch, exact=exact, drop_last=drop_last, **kw)
     it = iter(first)
     for _ in range(steps):
         next(it)
     state = first.state_dict()
     position = min(steps * batch * 2, len(order))
     assert (state["epoch"], state["position"]) == (0, position)
-    ranks = _rank_batches(id_pack, to_batch, to_world, state=state, exact=exact)
+    ranks = _rank_batches(id_pack, to_batch, to_world, state=state, exact=exact,
+                          drop_last=drop_last)  # fmt: skip
     assert len({len(r) for r in ranks}) == 1
     seen = sorted(i for r in ranks for _, ids in r for i in ids)
     rest = order[position:]
-    pad = [] if exact else order[: -len(rest) % to_world]
-    assert seen == sorted(rest + pad)
+    if drop_last:  # whole batches of every rank's equal share
+        expected = rest[: len(rest) // to_world // to_batch * to_batch * to_world]
+    else:  # exact: the rest; otherwise padded from the epoch's start
+        expected = rest + ([] if exact else order[: -len(rest) % to_world])
+    assert seen == sorted(expected)
     # ... then every rank goes on with the next epoch, whole.
-    after = Loader(id_pack, to_batch, exact=exact, **{**kw, "world_size": to_world})
+    after = Loader(id_pack, to_batch, exact=exact, drop_last=drop_last,
+                   **{**kw, "world_size": to_world})  # fmt: skip
     after.load_state_dict(state)
     list(after)
     assert after.state_dict()["epoch"] == 1 and after.state_dict()["position"] == 0
