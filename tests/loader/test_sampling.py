@@ -146,6 +146,8 @@ def test_sampler_mismatches_are_refused_at_construction(id_pack):
         _loader(id_pack, sampler=WeightedSampler(np.ones(10)))
     with pytest.raises(UsageError, match="block_shuffle does not apply"):
         _loader(id_pack, sampler=WeightedSampler(np.ones(30)), block_shuffle=4)
+    with pytest.raises(UsageError, match="at most 30 samples"):
+        _loader(id_pack, sampler=ClassBalancedSampler(num_samples=31, replacement=False))
     with pytest.raises(UsageError, match="pass indices= instead"):
         _loader(id_pack, sampler=[1, 2, 3])
     # Weights are per candidate when indices= is given too.

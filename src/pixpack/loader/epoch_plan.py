@@ -59,7 +59,9 @@ class EpochPlan:
                     "(drop one of the two)."
                 )
             # Fail at construction, not at the first epoch (weights of the wrong length).
-            self.sampler.draw(self.candidates, self._candidate_labels(), o.seed, 0)
+            check = getattr(self.sampler, "check", None)
+            if callable(check):
+                check(self.candidates)
 
     @property
     def candidates(self) -> int:

@@ -33,6 +33,8 @@ class Sampler(Protocol):
 
     def epoch_length(self, n: int) -> int: ...
 
+    def check(self, n: int) -> None: ...
+
     def draw(self, n: int, labels: np.ndarray, seed: int, epoch: int) -> np.ndarray: ...
 
 
@@ -89,12 +91,16 @@ class WeightedSampler:
     def epoch_length(self, n: int) -> int:
         return len(self.weights) if self.num_samples is None else self.num_samples
 
-    def draw(self, n: int, labels: np.ndarray, seed: int, epoch: int) -> np.ndarray:
+    def check(self, n: int) -> None:
+        """A UsageError unless this sampler can draw from ``n`` candidates."""
         if n != len(self.weights):
             raise UsageError(
                 f"WeightedSampler has {len(self.weights)} weights but the loader draws from "
                 f"{n} samples; give one weight per sample (of indices= when given)."
             )
+
+    def draw(self, n: int, labels: np.ndarray, seed: int, epoch: int) -> np.ndarray:
+        self.check(n)
         return _draw(self.weights, self.epoch_length(n), self.replacement, seed, epoch)
 
     def describe(self) -> str:
@@ -121,15 +127,18 @@ class ClassBalancedSampler:
     def epoch_length(self, n: int) -> int:
         return n if self.num_samples is None else self.num_samples
 
-    def draw(self, n: int, labels: np.ndarray, seed: int, epoch: int) -> np.ndarray:
-        _, inverse, counts = np.unique(labels, return_inverse=True, return_counts=True)
-        size = self.epoch_length(n)
-        if not self.replacement and size > n:
+    def check(self, n: int) -> None:
+        """A UsageError unless this sampler can draw from ``n`` candidates."""
+        if not self.replacement and self.epoch_length(n) > n:
             raise UsageError(
                 f"without replacement at most {n} samples can be drawn per epoch, not "
-                f"{size}; lower num_samples or use replacement=True."
+                f"{self.epoch_length(n)}; lower num_samples or use replacement=True."
             )
-        return _draw(1.0 / counts[inverse], size, self.replacement, seed, epoch)
+
+    def draw(self, n: int, labels: np.ndarray, seed: int, epoch: int) -> np.ndarray:
+        self.check(n)
+        _, inverse, counts = np.unique(labels, return_inverse=True, return_counts=True)
+        return _draw(1.0 / counts[inverse], self.epoch_length(n), self.replacement, seed, epoch)
 
     def describe(self) -> str:
         return repr(self)
