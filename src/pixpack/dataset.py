@@ -74,6 +74,8 @@ class PackDataset(torch.utils.data.Dataset):
     ) -> None:
         if output not in ("pil", "numpy", "tensor"):
             raise UsageError(f"output must be 'pil', 'numpy' or 'tensor' (got {output!r}).")
+        if indices is None and hasattr(path_or_pack, "indices"):  # a Subset (query, split)
+            path_or_pack, indices = path_or_pack.pack, path_or_pack.indices  # type: ignore[union-attr]
         self.pack = path_or_pack if isinstance(path_or_pack, Pack) else open_pack(path_or_pack)
         self.transform = transform
         self.target_transform = target_transform

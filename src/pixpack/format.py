@@ -11,6 +11,9 @@ A pack is one file::
     header.index_offset      +--------------------------------------+
                              | Index: num_samples x INDEX_DTYPE     |  memory-mapped as a numpy
                              |   (entry_size bytes per entry)       |  structured array
+                             +--------------------------------------+
+                             | Sections (minor >= 1), each on a     |  per-sample metadata columns,
+                             |   SECTION_ALIGN boundary             |  an SQLite image of them
     header.meta_offset       +--------------------------------------+
                              | Metadata: UTF-8 JSON                 |  classes, source, options,
                              |                                      |  skipped files, mean/std ...
@@ -27,6 +30,12 @@ Compatibility rules:
   existing ones (``entry_size`` tells the reader the stride, so it ignores columns it
   does not know), new sections (bounding boxes, masks, shard tables) are listed in the
   metadata's ``"sections"`` mapping as ``{name: {"offset", "nbytes", "dtype", "shape"}}``.
+- Minor 1 added sections between the index and the metadata, listed in
+  ``metadata["sections"]`` as ``{name: {"offset", "nbytes", "crc32"}}`` (absolute
+  offsets; :func:`check_sections`), and per-sample metadata columns described by
+  ``metadata["columns"]`` (:data:`COLUMN_TYPES`; the values, string offsets and
+  missing-value masks are sections). Minor-0 readers only check that the index ends
+  before the metadata, so they open minor-1 packs and ignore both.
 - New storage modes get new ``MODE_*`` codes; a reader that meets an unknown code
   raises :class:`~pixpack.errors.UnsupportedModeError` for that sample only.
 
@@ -61,6 +70,9 @@ __all__ = [
     "NO_LABEL",
     "MAX_METADATA_BYTES",
     "MAX_METADATA_DEPTH",
+    "SECTION_ALIGN",
+    "COLUMN_TYPES",
+    "check_sections",
     "align",
     "checksum",
     "encode_header",
@@ -72,10 +84,17 @@ __all__ = [
 
 MAGIC = b"PIXPACK\x00"
 FORMAT_MAJOR = 1
-FORMAT_MINOR = 0
+FORMAT_MINOR = 1
 
 DATA_ALIGN = 4096  # data region starts on a page boundary
 SAMPLE_ALIGN = 64  # each sample starts on a cache-line boundary (aligned SIMD loads)
+SECTION_ALIGN = 64  # a section's arrays are views of the map, aligned for any dtype
+
+# A metadata column's type -> the numpy dtype of its "values" section. Strings are
+# UTF-8 bytes in "values" with "<u8" "offsets" (n + 1 of them); any type may have a
+# "valid" section (u1, 0 = missing) when some values are missing.
+COLUMN_TYPES = {"int": np.dtype("<i8"), "float": np.dtype("<f8"), "bool": np.dtype("u1"),
+                "string": np.dtype("u1")}  # fmt: skip
 
 HEADER_DTYPE = np.dtype(
     [
@@ -132,6 +151,7 @@ def widest_known_dtype(codes: np.ndarray) -> np.dtype:
     known = [c for c in sorted(DTYPE_FROM_CODE, reverse=True) if (codes == c).any()]
     return np.dtype(DTYPE_FROM_CODE[known[0] if known else min(DTYPE_FROM_CODE)])
 
+
 NO_LABEL = -1
 
 # Readers refuse larger or deeper metadata (CorruptPackError) before parsing it: a
@@ -139,6 +159,27 @@ NO_LABEL = -1
 # 3 levels deep; parsing JSON costs up to ~8x its size in memory.
 MAX_METADATA_BYTES = 256 << 20
 MAX_METADATA_DEPTH = 64
+
+
+def check_sections(meta: dict[str, Any], start: int, end: int) -> dict[str, tuple[int, int, int]]:
+    """``metadata["sections"]`` as ``{name: (offset, nbytes, crc32)}``, each inside
+    ``[start, end)`` (between the index and the metadata) and aligned, or a one-line
+    ``ValueError``. An absent mapping is an empty one (minor-0 packs)."""
+    raw = meta.get("sections", {})
+    if not isinstance(raw, dict):
+        raise ValueError("'sections' must be an object")
+    out = {}
+    for name, desc in raw.items():
+        try:
+            offset, nbytes, crc = (int(desc[k]) for k in ("offset", "nbytes", "crc32"))
+        except (KeyError, TypeError, ValueError):
+            raise ValueError(f"section {name!r} lacks an integer offset, nbytes or crc32") from None
+        if offset % SECTION_ALIGN or nbytes < 0 or offset < start or offset + nbytes > end:
+            raise ValueError(
+                f"section {name!r} at {offset} (+{nbytes}) is outside [{start}, {end}) or unaligned"
+            )
+        out[name] = (offset, nbytes, crc)
+    return out
 
 
 def align(value: int, alignment: int) -> int:

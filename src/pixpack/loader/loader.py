@@ -129,6 +129,8 @@ class Loader:
             block_window=block_window,
             exact=bool(exact),
         )
+        if indices is None and hasattr(pack, "indices") and hasattr(pack, "pack"):
+            pack, indices = pack.pack, pack.indices  # a Subset (a query, a split)
         if isinstance(pack, (str, os.PathLike)):
             from ..read.pack import open_pack
 

@@ -10,7 +10,7 @@ number of samples: the index is mapped, never read or checked (``verify`` does t
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 
@@ -46,6 +46,7 @@ class OpenedFile:
     buffer: Any  # mmap.mmap, or bytes when read into memory
     index: np.ndarray
     storage: LocalFile | None = None  # None when read into memory
+    sections: dict[str, tuple[int, int, int]] = field(default_factory=dict)
 
     def close(self) -> None:
         self.index = np.zeros(0, dtype=self.index.dtype)
@@ -78,8 +79,7 @@ def _check_header(path: Any, raw: bytes, size: int) -> np.void:
         raise _not_a_pack(path)
     if len(raw) < fmt.HEADER_SIZE:
         raise TruncatedPackError(
-            f"{path} is truncated inside its header ({size} bytes); "
-            "copy it again or re-pack it",
+            f"{path} is truncated inside its header ({size} bytes); copy it again or re-pack it",
             path,
         )
     major = int(np.frombuffer(raw, dtype="<u2", count=1, offset=8)[0])
@@ -157,6 +157,13 @@ def open_file(
         except (ValueError, UnicodeDecodeError) as exc:
             message = f"{path}: unreadable metadata ({exc}); re-pack it"
             raise CorruptPackError(message, path) from None
+        index_end = int(header["index_offset"]) + int(header["num_samples"]) * int(
+            header["entry_size"]
+        )
+        try:  # sections lie between the index and the metadata (minor >= 1)
+            sections = fmt.check_sections(metadata, index_end, meta_offset)
+        except ValueError as exc:
+            raise CorruptPackError(f"{path}: {exc}; re-pack it", path) from None
         if in_memory:
             f.seek(0)
             buffer: Any = f.read()
@@ -175,4 +182,4 @@ def open_file(
         count=int(header["num_samples"]),
         offset=int(header["index_offset"]),
     )
-    return OpenedFile(header, bytes(raw), metadata, buffer, index, storage)
+    return OpenedFile(header, bytes(raw), metadata, buffer, index, storage, sections)

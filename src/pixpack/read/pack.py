@@ -79,6 +79,11 @@ class Pack:
         self._heights: Any = None
         self._widths: Any = None
         self._channels: Any = None
+        self._columns: Any = None
+        self._sections: dict[str, tuple[int, int, int]] = {}
+        old, self._sql = getattr(self, "_sql", None), None  # the metadata's SQLite table
+        if old is not None:
+            old.close()
 
     def _load(self) -> np.ndarray:
         """Open (or reopen after unpickling) and return the index view."""
@@ -110,6 +115,7 @@ class Pack:
         self._channels = opened.index["channels"]
         meta = opened.metadata
         self._metadata = meta
+        self._sections = opened.sections
         classes = meta.get("classes") or []
         self._classes = [str(c) for c in classes]
         self._class_to_idx = {c: i for i, c in enumerate(self._classes)}
@@ -163,8 +169,7 @@ class Pack:
             return f"<pixpack.Pack {str(self._path)!r} (closed)>"
         self._idx()
         return (
-            f"<pixpack.Pack {str(self._path)!r}: {self._n} samples, "
-            f"{len(self._classes)} classes>"
+            f"<pixpack.Pack {str(self._path)!r}: {self._n} samples, {len(self._classes)} classes>"
         )
 
     # -- whole-pack properties -------------------------------------------------------------
@@ -212,6 +217,44 @@ class Pack:
         return {name: (h[name] if name == "magic" else int(h[name])) for name in names}
 
     # -- per-sample access (hot paths: keep lean) ------------------------------------------
+    # -- metadata columns, SQL and subsets (implemented in pixpack.metadata) --------------
+    @property
+    def columns(self) -> Any:
+        """Per-sample metadata columns (``path`` and the source's extra fields) as
+        zero-copy views: a :class:`~pixpack.metadata.view.Columns` mapping."""
+        if self._columns is None:
+            from ..metadata.view import Columns
+
+            self._idx()
+            self._columns = Columns(self._file.buffer, self._metadata, self._n, self._path)
+        return self._columns
+
+    def section(self, name: str) -> memoryview | None:
+        """The bytes of the pack's section ``name`` (a view of the map), or None."""
+        self._idx()
+        found = self._sections.get(name)
+        return None if found is None else self._mv[found[0] : found[0] + found[1]]
+
+    def query(self, where: str) -> Any:
+        """The samples matching an SQL condition over the ``samples`` table, e.g.
+        ``"site = 'B' AND width > 512"``, as a :class:`~pixpack.Subset`."""
+        from ..metadata.query import query_indices
+        from ..metadata.subset import Subset
+
+        return Subset(self, query_indices(self, where), where)
+
+    def sql(self, statement: str) -> tuple[list[str], list[tuple]]:
+        """``(column names, rows)`` of a ``SELECT ... FROM samples`` statement."""
+        from ..metadata.query import query_rows
+
+        return query_rows(self, statement)
+
+    def subset(self, indices: Any, name: str = "subset") -> Any:
+        """These samples (an index array, any order) as a :class:`~pixpack.Subset`."""
+        from ..metadata.subset import Subset
+
+        return Subset(self, indices, name)
+
     def _entry(self, i: int) -> tuple[int, tuple[int, ...]]:
         """(normalised index, index entry as a tuple of ints) after all bounds checks.
 
@@ -416,6 +459,8 @@ def _check_jpeg_size(data: memoryview, shape: tuple[int, ...]) -> None:
 
 _DTYPES = cast(dict[int, np.dtype], dict(fmt.DTYPE_FROM_CODE))
 _U8 = np.dtype(np.uint8)
+
+
 def open_pack(
     path: str | os.PathLike[str],
     *,

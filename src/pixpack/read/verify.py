@@ -219,6 +219,7 @@ def verify(path: str | os.PathLike[str], *, progress: bool | None = None) -> Ver
     opened = open_file(path)  # header, size and metadata checks; the map is not used
     header = opened.header
     classes = len(opened.metadata.get("classes") or [])
+    sections = opened.sections
     opened.close()
     n, entry = int(header["num_samples"]), int(header["entry_size"])
     dtype = index_dtype(entry)
@@ -249,6 +250,9 @@ def verify(path: str | os.PathLike[str], *, progress: bool | None = None) -> Ver
             report._add(found)
             report.bytes_checked += len(raw) + checked
             bar.update(len(raw) + checked)
+        for name, (offset, nbytes, crc) in sections.items():  # metadata columns, SQL image
+            if _crc_range(fd, offset, nbytes) != crc:
+                report.structure_errors.append(f"section {name!r} is damaged (checksum mismatch)")
     report.index_ok = (index_crc & 0xFFFFFFFF) == int(header["index_crc32"])
     if not layout.ordered:
         report.structure_errors.append("samples are not stored in index order")

@@ -19,11 +19,13 @@ from typing import Any
 import numpy as np
 
 from .. import format as fmt
+from ..metadata.encode import build_columns
+from ..metadata.store import column_sections
 from ..options import PackOptions
 from .sources import Source
 from .writer import PackWriter
 
-__all__ = ["metadata", "pixel_stats"]
+__all__ = ["metadata", "metadata_sections", "pixel_stats"]
 
 
 def pixel_stats(array: np.ndarray) -> tuple[int, np.ndarray, np.ndarray]:
@@ -99,6 +101,17 @@ def metadata(
         "conversions_complete": not resumed,
     }
     return meta
+
+
+def metadata_sections(
+    src: Source, writer: PackWriter, classes: list[str]
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """The per-sample columns (``path`` and the source's extra fields) of the written
+    samples and their SQLite image, as sections, and ``metadata["columns"]``."""
+    records = writer.records()
+    kept = records[~records["skipped"].astype(bool)]
+    columns = build_columns(src, kept["source_index"])
+    return column_sections(columns, kept["entry"], classes)
 
 
 def _mean_std(kept: np.ndarray, channels: Counter[int]) -> tuple[list[float], list[float], int]:

@@ -56,7 +56,7 @@ from .executor import WorkerKind, ordered_chunks
 from .flusher import Flusher
 from .imageio import load_image_info, read_file
 from .outpath import OutLock, check_out
-from .pack_metadata import metadata, pixel_stats
+from .pack_metadata import metadata, metadata_sections, pixel_stats
 from .passthrough import PassedThrough, store_as_is
 from .resize import SizeLimit
 from .scratch import release_scratch
@@ -193,7 +193,8 @@ def _pack_locked(
                 "check the files."
             )
         meta = metadata(src, options, writer, skipped, conversions, kept_source, resumed=first > 0)
-        writer.commit(meta)
+        sections, meta["columns"] = metadata_sections(src, writer, meta["classes"])
+        writer.commit(meta, sections)
     except KeyboardInterrupt:
         writer.abort(keep_partial=True)
         message = (

@@ -228,8 +228,10 @@ class PackWriter:
         return [found[i] for i in sorted(found) if i in valid]
 
     # -- finishing -----------------------------------------------------------------------
-    def commit(self, metadata: dict[str, Any]) -> Path:
-        """Write index, metadata and header; atomically rename onto the final path."""
+    def commit(self, metadata: dict[str, Any], sections: dict[str, Any] | None = None) -> Path:
+        """Write index, sections, metadata and header; atomically rename onto the final
+        path. ``sections``: name -> bytes-like (e.g. a numpy array), each written on a
+        SECTION_ALIGN boundary after the index and listed in ``metadata["sections"]``."""
         records = self.records()
         entries = records["entry"][~records["skipped"].astype(bool)]
         index_offset = fmt.align(self._end, 8)
@@ -240,7 +242,19 @@ class PackWriter:
             block = np.ascontiguousarray(entries[start : start + chunk]).tobytes()
             index_crc = _crc_update(index_crc, block)
             self._data.write(block)
-        meta_offset = index_offset + len(entries) * fmt.INDEX_DTYPE.itemsize
+        end = index_offset + len(entries) * fmt.INDEX_DTYPE.itemsize
+        listed = {}
+        for name, data in (sections or {}).items():
+            view = memoryview(np.ascontiguousarray(data)).cast("B")
+            offset = fmt.align(end, fmt.SECTION_ALIGN)
+            self._data.seek(offset)
+            self._data.write(view)
+            listed[name] = {"offset": offset, "nbytes": len(view), "crc32": fmt.checksum(view)}
+            end = offset + len(view)
+        if listed:
+            metadata = {**metadata, "sections": listed}
+        meta_offset = end
+        self._data.seek(meta_offset)
         meta = fmt.encode_metadata(metadata)
         if len(meta) > fmt.MAX_METADATA_BYTES:  # readers would refuse the pack
             raise SourceError(
