@@ -53,6 +53,8 @@ __all__ = [
     "ShardSampler",
     "WeightedSampler",
     "ClassBalancedSampler",
+    "Subset",
+    "make_splits",
     "PackOptions",
     "LoaderOptions",
     "ops",
@@ -89,6 +91,8 @@ _LAZY = {
     "ShardSampler": ("pixpack.loader.shard_sampler", "ShardSampler"),
     "WeightedSampler": ("pixpack.loader.sampling", "WeightedSampler"),
     "ClassBalancedSampler": ("pixpack.loader.sampling", "ClassBalancedSampler"),
+    "Subset": ("pixpack.metadata.subset", "Subset"),
+    "make_splits": ("pixpack.metadata.splits_file", "make_splits"),
     "ops": ("pixpack.ops", None),
 }
 
@@ -99,6 +103,8 @@ if TYPE_CHECKING:
     from .loader.loader import Loader
     from .loader.sampling import ClassBalancedSampler, WeightedSampler
     from .loader.shard_sampler import ShardSampler
+    from .metadata.splits_file import make_splits
+    from .metadata.subset import Subset
     from .read.export import export
     from .read.pack import Pack
     from .read.pack import open_pack as open

@@ -39,6 +39,12 @@ def add_parsers(subparsers: Any) -> None:
     )
     export.add_argument("pack", metavar="PACK")
     export.add_argument("out_dir", metavar="DIR")
+    export.add_argument(
+        "--where",
+        metavar="CONDITION",
+        help="only the samples matching this SQL condition (pixpack query)",
+    )
+    export.add_argument("--split", metavar="NAME", help="only this split (pixpack split)")
     export.set_defaults(run=run_export)
 
 
@@ -85,8 +91,20 @@ def pack_info(path: str) -> dict[str, Any]:
             "source": meta.get("source"),
             "options": meta.get("options"),
             "jpeg_kept_as_source": meta.get("jpeg_kept_as_source"),
+            "columns": dict(pack.columns.types),
+            "splits": _splits(pack),
         }
     return info
+
+
+def _splits(pack: Any) -> dict[str, int] | str:
+    """Split name -> samples, or why the splits file cannot be used."""
+    from ..errors import PixpackError
+
+    try:
+        return {name: len(subset) for name, subset in pack.splits.items()}
+    except PixpackError as exc:
+        return str(exc)
 
 
 def _format_info(info: dict[str, Any]) -> str:
@@ -96,22 +114,25 @@ def _format_info(info: dict[str, Any]) -> str:
         f"pack:      {info['path']}",
         f"format:    {info['format_version']} (pixpack {info['pixpack_version'] or '?'}, "
         f"created {info['created'] or '?'})",
-        f"samples:   {info['samples']}" + (
-            f" ({info['unlabeled']} unlabeled)" if info["unlabeled"] else ""
-        ) + (
+        f"samples:   {info['samples']}"
+        + (f" ({info['unlabeled']} unlabeled)" if info["unlabeled"] else "")
+        + (
             f" ({info['labels_out_of_range']} with a label outside the class list: a damaged "
             "index? run pixpack verify)"
             if info["labels_out_of_range"]
             else ""
         ),
-        "storage:   " + ", ".join(f"{k} {v}" for k, v in info["modes"].items())
+        "storage:   "
+        + ", ".join(f"{k} {v}" for k, v in info["modes"].items())
         + (
             f" ({info['jpeg_kept_as_source']} source JPEGs kept as is)"
             if info.get("jpeg_kept_as_source")
             else ""
         ),
-        "pixels:    " + ", ".join(f"{k} {v}" for k, v in info["dtypes"].items())
-        + "; channels " + ", ".join(f"{k}: {v}" for k, v in info["channels"].items()),
+        "pixels:    "
+        + ", ".join(f"{k} {v}" for k, v in info["dtypes"].items())
+        + "; channels "
+        + ", ".join(f"{k}: {v}" for k, v in info["channels"].items()),
         "size:      height {min}/{median}/{max}".format(**info["height"])
         + ", width {min}/{median}/{max} (min/median/max)".format(**info["width"]),
         f"on disk:   {_size(b['file'])} (samples {_size(b['samples'])}, index "
@@ -120,9 +141,20 @@ def _format_info(info: dict[str, Any]) -> str:
     ]
     if info["mean"] and info["std"]:
         lines.append(
-            "mean/std:  " + ", ".join(f"{m:.4f}" for m in info["mean"]) + " / "
+            "mean/std:  "
+            + ", ".join(f"{m:.4f}" for m in info["mean"])
+            + " / "
             + ", ".join(f"{s:.4f}" for s in info["std"])
         )
+    if info["columns"]:
+        lines.append(
+            "columns:   " + ", ".join(f"{one_line(k)} ({v})" for k, v in info["columns"].items())
+        )
+    splits = info["splits"]
+    if isinstance(splits, str):
+        lines.append(f"splits:    unusable: {one_line(splits)}")
+    elif splits:
+        lines.append("splits:    " + ", ".join(f"{one_line(k)} {v}" for k, v in splits.items()))
     classes = info["classes"]
     lines.append(f"classes:   {len(classes)}")
     shown = classes if len(classes) <= 30 else classes[:25]
@@ -167,7 +199,8 @@ def run_verify(args: argparse.Namespace) -> int:
 
 def run_export(args: argparse.Namespace) -> int:
     from ..read.export import export
+    from .diagnose_cmd import subset_of
 
-    count = export(args.pack, args.out_dir)
+    count = export(subset_of(args.pack, args.where, args.split), args.out_dir)
     print(f"exported {count} images to {args.out_dir}")
     return 0

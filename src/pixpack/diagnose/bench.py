@@ -87,7 +87,8 @@ def bench(
 ) -> BenchResult:
     """Iterate a Loader over ``pack`` and time it.
 
-    ``pack``: a path, an open pack, or a :class:`~pixpack.Loader` (then ``pipeline``,
+    ``pack``: a path, an open pack, a :class:`~pixpack.Subset` (a query or a split), or
+    a :class:`~pixpack.Loader` (then ``pipeline``,
     ``batch_size``, ``workers`` and ``device`` are the loader's own). ``pipeline``: a
     ``--pipeline`` string, a :class:`pixpack.ops.Pipeline` or a list of ops (default:
     the ``train`` preset). Stops after ``batches`` measured batches or ``seconds``
@@ -112,12 +113,22 @@ def bench(
         loader, own = pack, False
         description = describe_pipeline(loader.pipeline.ops)
     else:
+        indices = None
+        if hasattr(pack, "indices") and hasattr(pack, "pack"):  # a Subset: a query, a split
+            pack, indices = pack.pack, pack.indices
         pack = _open(pack)
         steps = resolve_pipeline(pipeline, pack)
         description = describe_pipeline(steps)
         loader = Loader(
-            pack, batch_size, pipeline=steps, workers=workers, device=device, seed=seed,
-            read_ahead=read_ahead, block_shuffle=block_shuffle,
+            pack,
+            batch_size,
+            pipeline=steps,
+            workers=workers,
+            device=device,
+            seed=seed,
+            read_ahead=read_ahead,
+            block_shuffle=block_shuffle,
+            indices=indices,
         )
         own = True
     opts = loader.options
@@ -141,8 +152,9 @@ def bench(
                     if seconds is not None:
                         deadline = (now if warmup else first_iter) + seconds
                     if progress is not False:
-                        bar = _progress_bar(Progress, arrivals, sizes, first_iter, batches,
-                                            seconds, progress)
+                        bar = _progress_bar(
+                            Progress, arrivals, sizes, first_iter, batches, seconds, progress
+                        )
                         if warmup == 0:
                             bar.update(sizes[-1])
                 elif measured > 0 and bar is not None:

@@ -2,8 +2,11 @@
 
 Raw samples become lossless PNG (8- or 16-bit, 1/3/4 channels); JPEG samples are
 written as their stored bytes, never re-encoded, so export then re-pack loses
-nothing. Files are named by sample index, ``OUT/<class>/<index:08d>.png|.jpg``;
-unlabelled samples go to ``OUT/_unlabeled``. Class names become one path component
+nothing. Files are named after their source files, ``OUT/<class>/<source name>.png|.jpg``
+(the ``path`` column; the stored format's suffix replaces the source's), or by sample
+index, ``<index:08d>``, when the pack has no source paths; two samples of a class with
+the same source name keep apart with ``~<index>``. Unlabelled samples go to
+``OUT/_unlabeled``. Class names become one path component
 each (``/`` and ``\\`` replaced by ``_``); two classes that would share a folder keep
 apart with ``~<class index>`` appended to the later one.
 """
@@ -12,6 +15,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -71,17 +75,33 @@ def _check_shape(pack: Pack, i: int) -> None:
         )
 
 
+def _stems(pack: Pack, indices: np.ndarray) -> list[str]:
+    """One file name stem per exported sample: its source file's, or its index."""
+    columns = pack.columns
+    paths = columns["path"] if "path" in columns else None
+    stems = []
+    for i in indices.tolist():
+        source = paths[i] if paths is not None else None
+        name = os.path.splitext(os.path.basename(source.replace("\\", "/")))[0] if source else ""
+        stems.append(class_dir_name(name) if name else f"{i:08d}")
+    return stems
+
+
 def export(
-    pack_or_path: Pack | str | os.PathLike[str],
+    pack_or_path: Any,
     out_dir: str | os.PathLike[str],
     *,
     progress: bool | None = None,
 ) -> int:
-    """Write every sample of a pack into ``out_dir`` as an ImageFolder tree.
+    """Write every sample of a pack (or of a :class:`~pixpack.Subset`: a query or a
+    split) into ``out_dir`` as an ImageFolder tree.
 
     Returns the number of files written. ``out_dir`` may exist but must not already
     hold files for these classes (nothing is overwritten).
     """
+    indices = None
+    if hasattr(pack_or_path, "indices") and hasattr(pack_or_path, "pack"):
+        pack_or_path, indices = pack_or_path.pack, np.asarray(pack_or_path.indices)
     pack = (
         pack_or_path
         if isinstance(pack_or_path, Pack)
@@ -91,7 +111,8 @@ def export(
     classes = pack.classes
     names = class_dir_names(classes)
     labels = pack.targets
-    used = np.unique(labels).tolist()
+    indices = np.arange(len(pack)) if indices is None else indices
+    used = np.unique(labels[indices]).tolist()
     for label in used:
         folder = out / (names[label] if 0 <= label < len(names) else UNLABELED)
         if folder.exists() and any(folder.iterdir()):
@@ -99,10 +120,14 @@ def export(
                 f"{folder} already exists and is not empty; export into a new directory"
             )
         folder.mkdir(parents=True, exist_ok=True)
-    with Progress(len(pack), f"export {pack.path.name}", progress) as bar:
-        for i in range(len(pack)):
+    taken: set[tuple[int, str]] = set()
+    with Progress(len(indices), f"export {pack.path.name}", progress) as bar:
+        for i, stem in zip(indices.tolist(), _stems(pack, indices), strict=True):
             label = int(labels[i])
             folder = out / (names[label] if 0 <= label < len(names) else UNLABELED)
+            if (label, stem) in taken:  # the same source name twice in one class
+                stem = f"{stem}~{i}"
+            taken.add((label, stem))
             _check_shape(pack, i)
             if pack.sample_mode(i) == "jpeg":
                 data: bytes | memoryview = pack.sample_bytes(i)
@@ -110,7 +135,7 @@ def export(
             else:
                 data = _png(pack.read_image(i))
                 suffix = ".png"
-            with open(folder / f"{i:08d}{suffix}", "xb") as f:
+            with open(folder / f"{stem}{suffix}", "xb") as f:
                 f.write(data)
             bar.update(1)
-    return len(pack)
+    return len(indices)

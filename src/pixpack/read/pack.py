@@ -249,6 +249,14 @@ class Pack:
 
         return query_rows(self, statement)
 
+    @property
+    def splits(self) -> dict[str, Any]:
+        """Named splits made by ``pixpack split`` / :func:`pixpack.make_splits`, as
+        :class:`~pixpack.Subset` objects (read from ``PACK.splits.json``)."""
+        from ..metadata.splits_file import load_splits
+
+        return load_splits(self)
+
     def subset(self, indices: Any, name: str = "subset") -> Any:
         """These samples (an index array, any order) as a :class:`~pixpack.Subset`."""
         from ..metadata.subset import Subset
