@@ -96,7 +96,7 @@ class _Rows:
         self._cells: list[list[str]] = []
         self._expected = ""
         self._headerless = False
-        self._first = ""  # a headerless file's first path
+        self._first = ("", "")  # a headerless file's first row: where, path
 
     def add(self, cells: list[str], line: int) -> None:
         where = f"{self.path}:{line}"
@@ -107,6 +107,11 @@ class _Rows:
             self._no_header(cells, where)
         assert self._layout is not None  # set by _no_header
         width, path_at, label_at, meta_at = self._layout
+        if any("\n" in c or "\r" in c for c in cells):
+            raise SourceFormatError(
+                f"{where}: a quoted field runs across lines up to here — check for an "
+                'unbalanced quote (") on the lines before.'
+            )
         if len(cells) != width:
             raise SourceFormatError(
                 f"{where}: expected {self._expected}, got {len(cells)} — fix the row or "
@@ -118,7 +123,7 @@ class _Rows:
         if "\0" in item:
             raise SourceFormatError(f"{where}: the path contains a NUL byte — fix the row.")
         if self._headerless and len(self.relpaths) == 1:
-            self._refuse_unknown_header(item, where)
+            self._refuse_unknown_header(item)
         if label_at is not None:
             self.labels.add(_label(cells[label_at], where), line)
         for column, at in zip(self._cells, meta_at, strict=True):
@@ -148,16 +153,15 @@ class _Rows:
                 f"metadata), or quote paths that contain the delimiter ({self._sep})."
             )
         self._headerless = True
-        self._first = cells[0]
+        self._first = (where, cells[0])
         self._layout = (len(cells), 0, 1 if len(cells) == 2 else None, [])
         self._expected = f"2 fields (path{self._sep}label)" if len(cells) == 2 else "1 field (path)"
 
-    def _refuse_unknown_header(self, second: str, where: str) -> None:
-        first = self._first
+    def _refuse_unknown_header(self, second: str) -> None:
+        where, first = self._first
         if second.lower().endswith(IMG_EXTENSIONS) and not first.lower().endswith(IMG_EXTENSIONS):
-            line = where.rsplit(":", 1)[0]
             raise SourceFormatError(
-                f"{line}: the first row looks like a header but names no known column "
+                f"{where}: the first row looks like a header but names no known column "
                 f"(path: {'/'.join(PATH_COLUMNS[:4])}/...; label: {'/'.join(LABEL_COLUMNS)}) "
                 f"— pass path_column='{first}' (CLI --path-column) and label_column=, or "
                 "rename its columns."
