@@ -57,7 +57,7 @@ class PackOptions:
         1, 3 or 4 converts every image to that many channels.
     workers: parallel workers decoding/encoding (default: all usable cores).
     executor: ``"thread"`` or ``"process"`` workers; ``"auto"`` uses threads for
-        ImageFolder/CSV sources and lists (their decoding releases the GIL) and
+        ImageFolder/CSV/JSON-lines sources and lists (their decoding releases the GIL) and
         processes for other Python datasets, whose ``__getitem__`` may hold it.
         Never changes the pack's bytes.
     strict: the first unreadable image aborts the pack instead of being skipped.
