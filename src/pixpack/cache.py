@@ -54,9 +54,10 @@ def default_cache_dir() -> Path:
 
 def cache_key(source: Any, options: PackOptions, key: str | None = None) -> str:
     """The hex digest naming ``source`` packed with ``options`` in the cache."""
-    from .write.sources import resolve_source
+    from .write.sources import source_for, with_classes_from
 
-    src = resolve_source(source)
+    options = with_classes_from(options)
+    src = source_for(source, options)
     fingerprint = src.fingerprint()
     if fingerprint is None and key is None:
         raise UsageError(

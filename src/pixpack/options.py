@@ -57,7 +57,7 @@ class PackOptions:
         1, 3 or 4 converts every image to that many channels.
     workers: parallel workers decoding/encoding (default: all usable cores).
     executor: ``"thread"`` or ``"process"`` workers; ``"auto"`` uses threads for
-        ImageFolder/CSV sources and lists (their decoding releases the GIL) and
+        ImageFolder/CSV/JSON-lines sources and lists (their decoding releases the GIL) and
         processes for other Python datasets, whose ``__getitem__`` may hold it.
         Never changes the pack's bytes.
     strict: the first unreadable image aborts the pack instead of being skipped.
@@ -67,6 +67,14 @@ class PackOptions:
         re-encoding could only lose: it needs no resize, rotation or channel change, is
         baseline 4:2:0 or gray, and is quantised at least as coarsely as ``quality``;
         ``"always"`` re-encodes every image (FFCV's behaviour). Only for ``mode="jpeg"``.
+    classes: a fixed class list (names; the CLI takes them comma-separated): labels
+        are positions in it, so separately packed splits agree on indices. A manifest
+        label or an ImageFolder folder not in it is an error.
+    classes_from: the path of another pack whose classes are the fixed class list.
+    path_column: the manifest (CSV/TSV/JSON-lines) column holding image paths
+        (default: detected from the header: path, file, filename, image, ...).
+    label_column: the manifest column holding labels (default: detected from the
+        header: label, class, category, target, ...; none: unlabelled).
     """
 
     mode: StorageMode = "raw"
@@ -81,6 +89,10 @@ class PackOptions:
     # Last, so positional construction from before it existed keeps its meaning.
     reencode: Literal["auto", "always"] = "auto"
     short_side: int | None = None
+    classes: tuple[str, ...] | None = None
+    classes_from: str | None = None
+    path_column: str | None = None
+    label_column: str | None = None
 
     def __post_init__(self) -> None:
         _check(self.mode in ("raw", "jpeg"), f"mode must be 'raw' or 'jpeg' (got {self.mode!r}).")
@@ -112,6 +124,35 @@ class PackOptions:
             self.executor in ("auto", "thread", "process"),
             f"executor must be 'auto', 'thread' or 'process' (got {self.executor!r}).",
         )
+        self._check_source_fields()
+
+    def _check_source_fields(self) -> None:
+        if self.classes is not None:
+            _check(
+                isinstance(self.classes, (list, tuple))
+                and all(isinstance(c, str) and c for c in self.classes)
+                and len(set(self.classes)) == len(self.classes) > 0,
+                "classes must be a list of distinct non-empty names, e.g. ['cat', 'dog'] "
+                f"(CLI --classes cat,dog) (got {self.classes!r}).",
+            )
+            object.__setattr__(self, "classes", tuple(self.classes))  # frozen: hashable
+        if self.classes_from is not None:
+            _check(
+                isinstance(self.classes_from, (str, os.PathLike)) and bool(self.classes_from),
+                f"classes_from must be the path of a pack (got {self.classes_from!r}).",
+            )
+            _check(self.classes is None, "give classes or classes_from, not both.")
+            object.__setattr__(self, "classes_from", os.fspath(self.classes_from))
+        for name in ("path_column", "label_column"):
+            value = getattr(self, name)
+            _check(
+                value is None or (isinstance(value, str) and bool(value)),
+                f"{name} must be a column name (got {value!r}).",
+            )
+        _check(
+            self.path_column is None or self.path_column != self.label_column,
+            f"path_column and label_column are both {self.path_column!r}; name two columns.",
+        )
 
     def content_key(self) -> dict[str, Any]:
         """The options that change the pack's bytes (used in cache fingerprints)."""
@@ -125,6 +166,13 @@ class PackOptions:
             key["reencode"] = self.reencode
         if self.short_side is not None:  # absent when unset: older keys stay valid
             key["short_side"] = self.short_side
+        if self.classes is not None:  # these too: they change labels
+            key["classes"] = list(self.classes)
+        if self.classes_from is not None:  # pack() reads it into classes first
+            key["classes_from"] = os.path.abspath(self.classes_from)
+        for name in ("path_column", "label_column"):
+            if getattr(self, name) is not None:
+                key[name] = getattr(self, name)
         return key
 
 

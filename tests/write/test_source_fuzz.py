@@ -1,7 +1,8 @@
 """Hostile sources, generated: random CSV files and random symlink trees.
 
 CSV: whatever the bytes, ``CsvSource`` succeeds with labels inside its class list (at
-most ``MAX_IMPLICIT_CLASSES`` classes) or raises a pixpack error naming the file.
+most ``MAX_IMPLICIT_CLASSES`` classes; all ``NO_LABEL`` for a path-only file) or raises
+a pixpack error naming the file.
 Trees: the walk finishes on every tree (symlink loops included), and on every tree
 without a loop it equals torchvision's ``ImageFolder``. Seeded; a few seconds.
 """
@@ -18,6 +19,7 @@ import numpy as np
 import pytest
 
 from pixpack.errors import PixpackError
+from pixpack.format import NO_LABEL
 from pixpack.write.sources import MAX_IMPLICIT_CLASSES, CsvSource
 
 _GOOD_PATHS = ["a.png", "sub/../x.jpg", "ñ 写.jpg", "/abs/i.png", '"q,uote.png"']
@@ -64,8 +66,11 @@ def test_random_csv_files_give_a_source_or_a_pixpack_error(tmp_path):
             outcomes["error"] += 1
             continue
         outcomes["ok"] += 1
-        assert 0 < len(src.classes) <= MAX_IMPLICIT_CLASSES
-        assert all(0 <= label < len(src.classes) for _, label in src.samples)
+        assert len(src.classes) <= MAX_IMPLICIT_CLASSES
+        labels = {label for _, label in src.samples}
+        if not src.classes:  # a path-only file: unlabelled
+            assert labels == {NO_LABEL}
+        assert all(0 <= label < len(src.classes) for label in labels - {NO_LABEL})
     assert outcomes["ok"] > 20 and outcomes["error"] > 20, outcomes
 
 

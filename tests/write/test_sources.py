@@ -212,8 +212,10 @@ def test_resolve_source(tmp_path, photo_folder):
     (tmp_path / "x.txt").write_text("")
     with pytest.raises(SourceFormatError, match=r"\.csv"):
         resolve_source(tmp_path / "x.txt")
-    with pytest.raises(UsageError):
+    with pytest.raises(SourceFormatError, match="folder 'class_00' is not in the class list"):
         resolve_source(photo_folder, classes=["a"])
+    with pytest.raises(UsageError, match="path_column= applies to CSV"):
+        resolve_source(photo_folder, path_column="file")
 
 
 def _symlinked_tree(root: Path) -> Path:

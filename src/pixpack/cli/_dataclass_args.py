@@ -63,9 +63,15 @@ def _flag_kwargs(hint: Any) -> dict[str, Any]:
         args = [a for a in typing.get_args(hint) if a is not type(None)]
         if len(args) == 1:
             return _flag_kwargs(args[0])
+    if origin is tuple:  # a list of names: --classes a,b,c
+        return {"type": _comma_list, "metavar": "A,B,..."}
     if hint in (int, float, str):
         return {"type": hint, "metavar": hint.__name__.upper() if hint is not str else "TEXT"}
     return {"type": str}
+
+
+def _comma_list(text: str) -> tuple[str, ...]:
+    return tuple(part.strip() for part in text.split(","))
 
 
 def add_dataclass_flags(

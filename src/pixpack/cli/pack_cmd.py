@@ -16,11 +16,12 @@ def add_parsers(subparsers: Any) -> None:
         "pack",
         help="pack an image dataset into one file",
         description=(
-            "Pack SRC (an ImageFolder directory root/<class>/<image>, or a .csv/.tsv file of "
-            "path,label rows) into the pack file OUT. The file appears only when complete."
+            "Pack SRC (an ImageFolder directory root/<class>/<image>, a .csv/.tsv file of "
+            "path,label rows or with a header naming its columns, or a .jsonl file of JSON "
+            "objects) into the pack file OUT. The file appears only when complete."
         ),
     )
-    parser.add_argument("source", metavar="SRC", help="ImageFolder directory or .csv/.tsv file")
+    parser.add_argument("source", metavar="SRC", help="ImageFolder directory or .csv/.tsv/.jsonl file")
     parser.add_argument("out", metavar="OUT", help="pack file to write, e.g. train.pixpack")
     add_dataclass_flags(parser, PackOptions)
     parser.set_defaults(run=run_pack)

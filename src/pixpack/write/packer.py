@@ -60,7 +60,15 @@ from .pack_metadata import metadata, metadata_sections, pixel_stats
 from .passthrough import PassedThrough, store_as_is
 from .resize import SizeLimit
 from .scratch import release_scratch
-from .sources import CsvSource, ImageFolderSource, SequenceSource, Source, resolve_source
+from .sources import (
+    CsvSource,
+    ImageFolderSource,
+    JsonlSource,
+    SequenceSource,
+    Source,
+    source_for,
+    with_classes_from,
+)
 from .writer import PackWriter
 
 __all__ = ["PackSummary", "pack"]
@@ -115,12 +123,12 @@ def pack(
     options: PackOptions | None = None,
     **overrides: Any,
 ) -> PackSummary:
-    """Pack ``source`` (directory, .csv/.tsv file, sequence or Source) into ``out``.
+    """Pack ``source`` (directory, .csv/.tsv/.jsonl file, sequence or Source) into ``out``.
 
     ``overrides`` replace fields of ``options`` (``pack(src, out, mode="jpeg")``).
     """
-    options = _merge_options(options, overrides)
-    src = resolve_source(source)
+    options = with_classes_from(_merge_options(options, overrides))
+    src = source_for(source, options)
     kind = _worker_kind(src, options.executor)  # a bad value fails before any file is touched
     total = len(src)
     if total == 0:
@@ -350,7 +358,7 @@ def _worker_kind(src: Source, requested: str) -> WorkerKind:
     if requested != "auto":
         raise UsageError(f"executor must be 'auto', 'thread' or 'process' (got {requested!r}).")
     # Exact types only: a subclass may override load() with GIL-bound Python.
-    if type(src) in (ImageFolderSource, CsvSource):
+    if type(src) in (ImageFolderSource, CsvSource, JsonlSource):
         return "thread"
     if type(src) is SequenceSource and isinstance(src.seq, (list, tuple)):
         return "thread"  # paths / arrays / PIL images: decoding releases the GIL
