@@ -46,6 +46,9 @@ class DictSource:
         return None
 
     def path_of(self, i: int) -> str:
+        return f"/data/scans/ü/{i:03d}.png"
+
+    def relpath_of(self, i: int) -> str:
         return f"scans/ü/{i:03d}.png"
 
     def metadata(self, i: int) -> dict[str, Any]:
