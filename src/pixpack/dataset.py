@@ -38,18 +38,25 @@ Output = Literal["pil", "numpy", "tensor"]
 
 
 def to_pil(image: np.ndarray) -> Image.Image:
-    """HWC array to PIL: uint8 1/3/4 channels -> 'L'/'RGB'/'RGBA'; uint16 1 channel -> 'I;16'."""
+    """HWC array to PIL: uint8 1/3/4 channels -> 'L'/'RGB'/'RGBA'; one channel of
+    uint16 or int16 -> 'I' (32-bit: torchvision's ``ToTensor``/``pil_to_tensor`` give
+    the exact values; 'I;16' would come back as int16 and wrap above 32767); float32 ->
+    'F'. PIL has no mode for other pixel types and channel counts."""
     channels = image.shape[2]
-    if image.dtype == np.uint16 and channels != 1:
-        raise UsageError(
-            f"PIL has no {channels}-channel 16-bit mode; use PackDataset(..., "
-            "output='numpy') or output='tensor' for this pack"
-        )
-    return Image.fromarray(image[:, :, 0] if channels == 1 else image)
+    if image.dtype == np.uint8 and channels in (1, 3, 4):
+        return Image.fromarray(image[:, :, 0] if channels == 1 else image)
+    if channels == 1 and image.dtype in (np.uint16, np.int16):
+        return Image.fromarray(image[:, :, 0].astype(np.int32), mode="I")
+    if channels == 1 and image.dtype == np.float32:
+        return Image.fromarray(np.ascontiguousarray(image[:, :, 0]), mode="F")
+    raise UsageError(
+        f"PIL has no mode for {channels}-channel {image.dtype} images; use PackDataset(..., "
+        "output='numpy') or output='tensor' for this pack"
+    )
 
 
 def to_tensor_chw(image: np.ndarray) -> torch.Tensor:
-    """HWC array to a contiguous CHW tensor of the same dtype (uint8 or uint16), no scaling."""
+    """HWC array to a contiguous CHW tensor of the same dtype, no scaling."""
     return torch.from_numpy(image.transpose(2, 0, 1).copy())  # a copy: views may be read-only
 
 

@@ -126,7 +126,7 @@ INDEX_DTYPE = np.dtype(
         ("height", "<u4"),  # decoded height in pixels
         ("width", "<u4"),  # decoded width in pixels
         ("checksum", "<u4"),  # zlib.crc32 of the stored bytes
-        ("channels", "u1"),  # 1, 3 or 4
+        ("channels", "u1"),  # 1-255 (raw); JPEG: 1 or 3
         ("dtype", "u1"),  # DTYPE_CODES
         ("mode", "u1"),  # MODE_* (per sample: a jpeg pack stores 16-bit images raw)
         ("flags", "u1"),  # reserved, 0
@@ -138,18 +138,23 @@ MODE_RAW = 0  # C-contiguous HWC pixels, little-endian
 MODE_JPEG = 1  # baseline/progressive JPEG bytes, 8-bit, 1 or 3 channels
 MODE_NAMES = {MODE_RAW: "raw", MODE_JPEG: "jpeg"}
 
-DTYPE_CODES = {np.dtype("uint8"): 0, np.dtype("<u2"): 1}
+# 2 and 3 (minor 1): signed 16-bit (CT in Hounsfield units) and float32 samples, raw.
+DTYPE_CODES = {np.dtype("uint8"): 0, np.dtype("<u2"): 1, np.dtype("<i2"): 2, np.dtype("<f4"): 3}
 DTYPE_FROM_CODE = {code: dt for dt, code in DTYPE_CODES.items()}
 
 
 def widest_known_dtype(codes: np.ndarray) -> np.dtype:
-    """The widest pixel type among the index's ``dtype`` codes that this version knows
-    (a damaged entry's unknown code is that sample's problem, not the whole pack's)."""
-    top = int(np.max(codes))
-    if top in DTYPE_FROM_CODE:
-        return np.dtype(DTYPE_FROM_CODE[top])
-    known = [c for c in sorted(DTYPE_FROM_CODE, reverse=True) if (codes == c).any()]
-    return np.dtype(DTYPE_FROM_CODE[known[0] if known else min(DTYPE_FROM_CODE)])
+    """The batch pixel type of a pack from its index's ``dtype`` codes: the one type
+    its samples have, or uint16 for uint8 and uint16 together (8-bit samples are
+    widened). Codes this version does not know are ignored (a damaged entry's unknown
+    code is that sample's problem, not the whole pack's). Other mixes raise ValueError."""
+    present = [c for c in DTYPE_FROM_CODE if (codes == c).any()]
+    if not present:
+        return np.dtype(DTYPE_FROM_CODE[min(DTYPE_FROM_CODE)])
+    if len(present) == 1 or set(present) == {0, 1}:
+        return np.dtype(DTYPE_FROM_CODE[max(present)])
+    names = " and ".join(str(DTYPE_FROM_CODE[c]) for c in sorted(present))
+    raise ValueError(f"samples of {names} pixels cannot share a batch")
 
 
 NO_LABEL = -1

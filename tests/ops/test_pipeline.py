@@ -142,8 +142,10 @@ def test_normalize_in_0_255_units_is_refused_with_the_converted_values():
     from pixpack.ops import Normalize
 
     with pytest.raises(UsageError) as info:
-        Normalize((123.675, 116.28, 103.53), (58.395, 57.12, 57.375))
+        Normalize((123.675, 116.28, 103.53), (58.395, 57.12, 57.375)).check_units(np.uint8)
     assert "0-255 units" in str(info.value)
+    # int16 (Hounsfield units) and float32 pixels keep their own units: no refusal.
+    Normalize((40.0,), (400.0,)).check_units(np.int16)
     assert "Normalize((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))" in str(info.value)
     Normalize((0.5,), (1.5,))  # [0, 1] units, whatever the std: fine
 

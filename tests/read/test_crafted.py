@@ -86,7 +86,6 @@ def test_metadata_size_is_bounded_before_reading(copy, monkeypatch):
     [
         ({"height": 0, "width": 0, "nbytes": 0}, "0x0x"),
         ({"channels": 0, "nbytes": 0}, "x0"),
-        ({"channels": 200}, "x200"),
     ],
 )
 def test_impossible_shapes_are_pixpack_errors(copy, tmp_path, columns, shape):
@@ -103,6 +102,17 @@ def test_impossible_shapes_are_pixpack_errors(copy, tmp_path, columns, shape):
             export(copy, out)
         assert_one_line(pixpack("export", copy, tmp_path / f"cli{sample}"), "impossible shape")
         craft_index(copy, **{k: index[k] for k in columns})  # restore
+
+
+def test_200_channels_are_impossible_for_jpeg_and_the_wrong_size_for_raw(copy, tmp_path):
+    """Raw samples may have up to 255 channels (multispectral); JPEG holds 1 or 3."""
+    h = fmt.decode_header(copy.read_bytes()[: fmt.HEADER_SIZE])
+    index = np.fromfile(copy, fmt.INDEX_DTYPE, int(h["num_samples"]), offset=int(h["index_offset"]))
+    craft_index(copy, channels=np.where(np.arange(len(index)) < 2, 200, index["channels"]))
+    found = verify(copy).bad_samples
+    assert "raw size" in found[0] and "impossible shape" in found[1] and "x200" in found[1]
+    with pytest.raises(CorruptPackError):
+        export(copy, tmp_path / "out")
 
 
 def test_unknown_pixel_type_code(copy, tmp_path):

@@ -197,9 +197,16 @@ def test_arrays_and_pil_images(rng):
     np.testing.assert_array_equal(load_image(gray), gray[:, :, None])
     np.testing.assert_array_equal(load_image(gray.astype(">u2")), gray[:, :, None])
     with pytest.raises(ImageDecodeError, match="dtype"):
-        load_image(a.astype(np.float32))
+        load_image(a.astype(np.float64))
+    with pytest.raises(ImageDecodeError, match="dtype"):
+        load_image(a.astype(np.int32))
     with pytest.raises(ImageDecodeError, match="channels"):
-        load_image(a[:, :, :2])
+        load_image(np.zeros((4, 4, 256), np.uint8))
+    with pytest.raises(ImageDecodeError, match="NaN"):
+        load_image(np.full((2, 2), np.nan, np.float32))
+    # int16, float32 and any channel count from 1 to 255 are stored as they are.
+    for exact in (a[:, :, :2], a.astype(np.int16) - 100, a.astype(np.float32) / 7):
+        np.testing.assert_array_equal(load_image(exact), exact)
     with pytest.raises(ImageDecodeError, match="unsupported image type"):
         load_image(42)
 

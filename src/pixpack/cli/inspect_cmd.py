@@ -75,7 +75,7 @@ def pack_info(path: str) -> dict[str, Any]:
             "labels_out_of_range": counted.out_of_range,
             "modes": _names(counted.modes, fmt.MODE_NAMES),
             "dtypes": _names(counted.dtypes, {c: str(d) for c, d in fmt.DTYPE_FROM_CODE.items()}),
-            "channels": _names(counted.channels, {c: str(c) for c in (1, 2, 3, 4)}),
+            "channels": _names(counted.channels, {c: str(c) for c in range(1, 256)}),
             "height": counted.height,
             "width": counted.width,
             "bytes": {

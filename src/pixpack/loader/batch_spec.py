@@ -32,19 +32,28 @@ def batch_spec(
 ) -> OutputSpec:
     """The batch's shape and conversion, or a UsageError for what cannot batch."""
     index = pack.index
-    pixel_dtype = fmt.widest_known_dtype(index["dtype"])
+    try:
+        stored = fmt.widest_known_dtype(index["dtype"])
+    except ValueError as exc:
+        raise UsageError(
+            f"{getattr(pack, 'path', 'the pack')}: {exc}; pack them into separate packs "
+            "(or convert them to one pixel type before packing)."
+        ) from None
+    _check_color_ops(pack, plan, stored, int(np.max(index["channels"])))
+    # What the pipeline hands the batch store: intensity ops turn pixels into float32.
+    pixel_dtype = plan.output_dtype(stored)
     widest = int(np.max(index["channels"]))
     first = (int(index["height"][0]), int(index["width"][0]), widest)
     out_c = plan.output_shape(first)[2]
     # Refuses a pipeline whose output size varies (probing callables once).
     height, width = batch_size_hw(pack, plan, widest, probe)
     if channels is not None:
-        if channels not in (1, 3, 4):
-            raise UsageError(f"channels must be None, 1, 3 or 4 (got {channels!r}).")
+        if not isinstance(channels, int) or not 1 <= channels <= 255:
+            raise UsageError(f"channels must be None or 1 to 255 (got {channels!r}).")
         out_c = channels
     # The batch store only replicates 1-channel images; say so now, not per sample.
     counts = np.asarray(index["channels"])  # a view of the map: no per-sample copy
-    present = [c for c in (1, 2, 3, 4) if plan.shapes_known and (counts == c).any()]
+    present = np.unique(counts).tolist() if plan.shapes_known else []
     for c in present:
         got = plan.output_shape((first[0], first[1], c))[2]
         if got not in (1, out_c):
@@ -54,11 +63,35 @@ def batch_spec(
                 f"images are widened. Re-pack with channels={out_c} (pixpack pack "
                 f"--channels {out_c}) or drop the channels argument."
             )
-    if normalize is not None and dtype == "uint8":
+    if normalize is not None and dtype in ("uint8", "int32"):
         raise UsageError("Normalize needs a float dtype; use dtype='float32' (or drop Normalize).")
+    if dtype == "int32" and pixel_dtype.kind == "f":
+        raise UsageError(
+            "dtype='int32' gives integer pixels as int32, but these pixels are float32; "
+            "use dtype='float32'."
+        )
+    if normalize is not None and hasattr(normalize, "check_units"):
+        normalize.check_units(pixel_dtype)
     mean = getattr(normalize, "mean", None)
     std = getattr(normalize, "std", None)
     alpha, beta = affine(out_c, np.dtype(pixel_dtype), mean, std)
     return OutputSpec(
         int(height), int(width), int(out_c), dtype, layout, np.dtype(pixel_dtype), alpha, beta
     )
+
+
+def _check_color_ops(pack: Any, plan: SamplePlan, stored: np.dtype, channels: int) -> None:
+    """Colour ops assume RGB(A) pixels whose white is the type's maximum: refused on
+    signed, float or multispectral images (before the first batch, not per sample)."""
+    from ..ops import ColorJitter, RandomGrayscale
+
+    if stored.kind == "u" and channels <= 4:
+        return
+    for op in plan.ops:
+        if isinstance(op, (ColorJitter, RandomGrayscale)):
+            what = f"{stored} pixels" if stored.kind != "u" else f"{channels}-channel images"
+            raise UsageError(
+                f"{getattr(pack, 'path', 'the pack')}: {type(op).__name__} works on 8- or "
+                f"16-bit RGB(A) images, not {what}; drop it (intensity ops such as "
+                "WindowLevel or ScaleIntensityRange suit scans)."
+            )

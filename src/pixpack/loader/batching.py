@@ -125,12 +125,21 @@ class SamplePlan:
                 shape = tuple(op.output_shape(shape))  # type: ignore[assignment]
         return shape
 
+    def output_dtype(self, dtype: np.dtype) -> np.dtype:
+        """Pixel type of the output for input pixels of ``dtype``: ops that change it
+        (intensity ops giving float32) say so with ``output_dtype``; others keep it."""
+        for op in self.ops:
+            change = getattr(op, "output_dtype", None)
+            if callable(change):
+                dtype = np.dtype(change(dtype))
+        return np.dtype(dtype)
+
 
 def _gray_to_rgba(img: np.ndarray, dtype: np.dtype) -> np.ndarray:
     """Gray replicated to R, G and B, with an opaque alpha (as packing converts LA)."""
     out = np.empty((*img.shape[:2], 4), dtype)
     out[:, :, :3] = img
-    out[:, :, 3] = np.iinfo(dtype).max
+    out[:, :, 3] = np.iinfo(dtype).max if dtype.kind in "ui" else 1.0
     return out
 
 

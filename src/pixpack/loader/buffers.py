@@ -20,7 +20,10 @@ from .convert import OutputSpec
 
 __all__ = ["BatchBuffer"]
 
+# "uint8" output: the pixels as stored (B uint8, H uint16, h int16, f float32).
+_PIXEL_TORCH = {"B": torch.uint8, "H": torch.uint16, "h": torch.int16, "f": torch.float32}
 _TORCH_DTYPES = {
+    "int32": torch.int32,
     "float32": torch.float32,
     "float16": torch.float16,
     "bfloat16": torch.bfloat16,
@@ -40,12 +43,12 @@ class BatchBuffer:
         self.spec = spec
         shape = (batch_size, *spec.sample_shape())
         if spec.dtype == "uint8":
-            torch_dtype = torch.uint8 if spec.pixel_dtype == np.uint8 else torch.uint16
+            torch_dtype = _PIXEL_TORCH[np.dtype(spec.pixel_dtype).char]
         else:
             torch_dtype = _TORCH_DTYPES[spec.dtype]
         storage = torch.empty(shape, dtype=torch_dtype, pin_memory=pin)
         self.storage = storage
-        if spec.dtype in ("float32", "uint8"):
+        if spec.dtype in ("float32", "uint8", "int32"):
             self.work = storage.numpy()
             self._cast = False
         else:

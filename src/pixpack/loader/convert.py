@@ -40,7 +40,7 @@ def native_store_available() -> bool:
     return _native_store is not None
 
 
-DTYPES = ("float32", "float16", "bfloat16", "uint8")
+DTYPES = ("float32", "float16", "bfloat16", "uint8", "int32")
 LAYOUTS = ("NCHW", "channels_last", "NHWC")
 
 
@@ -51,7 +51,8 @@ class OutputSpec:
 
     ``work_dtype`` is the numpy dtype the per-sample kernels write: float32 for every
     float output (float16/bfloat16 are cast once per chunk), the pixel dtype for
-    ``"uint8"`` outputs (a uint16 pack stays uint16: "uint8" means "integer pixels").
+    ``"uint8"`` outputs ("the pixels as stored": a uint16 pack stays uint16, int16
+    stays int16), int32 for ``"int32"`` (the stored values, in a type torch reduces).
     """
 
     height: int
@@ -71,10 +72,12 @@ class OutputSpec:
 
     @property
     def is_float(self) -> bool:
-        return self.dtype != "uint8"
+        return self.dtype not in ("uint8", "int32")
 
     @property
     def work_dtype(self) -> np.dtype:
+        if self.dtype == "int32":
+            return np.dtype(np.int32)
         return np.dtype(np.float32) if self.is_float else self.pixel_dtype
 
     def sample_shape(self, layout: str | None = None) -> tuple[int, int, int]:
@@ -93,9 +96,13 @@ def affine(
     """``alpha, beta`` with ``x * alpha + beta == (x / max_value - mean) / std``.
 
     ``mean``/``std`` are in [0, 1] units (torchvision's convention); without them the
-    output is just scaled to [0, 1] (like ``ToDtype(float32, scale=True)``).
+    output is just scaled to [0, 1] (like ``ToDtype(float32, scale=True)``). Unsigned
+    pixels are scaled by their maximum (255, 65535); int16 (e.g. Hounsfield units) and
+    float32 pixels keep their values (``max_value`` 1): their mean/std are in the
+    pixels' own units, and an intensity op (``WindowLevel``, ``ScaleIntensityRange``)
+    is how they are brought to [0, 1].
     """
-    peak = float(np.iinfo(pixel_dtype).max)
+    peak = float(np.iinfo(pixel_dtype).max) if np.dtype(pixel_dtype).kind == "u" else 1.0
     mean = tuple(mean) if mean is not None else (0.0,)
     std = tuple(std) if std is not None else (1.0,)
     if len(mean) == 1:

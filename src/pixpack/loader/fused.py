@@ -91,7 +91,9 @@ class FusedPlan:
         # (8-bit among 16-bit images: widened) and gray samples of an RGBA batch (they
         # get an opaque alpha); the kernels only copy or replicate channels.
         depth = spec.pixel_dtype.itemsize
-        plain = ~((spec.channels == 4) & (channels == 1))
+        # The native kernels read 8- and 16-bit unsigned pixels of 1, 3 or 4 channels.
+        plain = ~((spec.channels == 4) & (channels == 1)) & np.isin(channels, (1, 3, 4))
+        plain &= np.isin(read.dtype_code[indices], (0, 1)) & (spec.pixel_dtype.kind == "u")
         raw = (
             (modes == fmt.MODE_RAW)
             & (nbytes == heights * widths * channels * items)

@@ -59,7 +59,8 @@ _MIN_SIGMA = 0.25
 
 
 def max_value(dtype: np.dtype) -> int:
-    return 65535 if dtype == np.uint16 else 255
+    """The value of white: 255, 65535; 1 for int16 and float32, kept in their own units."""
+    return 65535 if dtype == np.uint16 else 255 if dtype == np.uint8 else 1
 
 
 def as_cv(img: np.ndarray) -> np.ndarray:

@@ -23,7 +23,7 @@ from .base import Shape
 
 __all__ = ["Normalize", "ToOutput", "normalize_into", "DTYPES", "LAYOUTS"]
 
-DTYPES = ("float32", "float16", "bfloat16", "uint8")
+DTYPES = ("float32", "float16", "bfloat16", "uint8", "int32")
 LAYOUTS = ("NCHW", "NHWC", "channels_last")  # channels_last: NHWC memory, the torch name
 
 
@@ -32,18 +32,19 @@ def _floats(name: str, values: Any) -> tuple[float, ...]:
         values = (values,)
     if not (
         isinstance(values, Sequence)
-        and 1 <= len(values) <= 4
+        and 1 <= len(values) <= 255
         and all(isinstance(v, (int, float)) for v in values)
     ):
         raise UsageError(
-            f"Normalize: {name} must be 1-4 numbers, one per channel (got {values!r})."
+            f"Normalize: {name} must be 1-255 numbers, one per channel (got {values!r})."
         )
     return tuple(float(v) for v in values)
 
 
 @dataclass(frozen=True)
 class Normalize:
-    """``(x / max_value - mean) / std`` per channel (mean/std in [0, 1] units)."""
+    """``(x / max_value - mean) / std`` per channel: mean/std in [0, 1] units for 8- and
+    16-bit pixels (as torchvision), in the pixels' own units for int16 and float32."""
 
     mean: tuple[float, ...]
     std: tuple[float, ...]
@@ -53,7 +54,11 @@ class Normalize:
         object.__setattr__(self, "std", _floats("std", self.std))
         if any(s <= 0 for s in self.std):
             raise UsageError(f"Normalize: std must be positive (got {self.std!r}).")
-        if any(m > 1 for m in self.mean):  # the mean of [0, 1] values is at most 1
+
+    def check_units(self, pixel_dtype: Any) -> None:
+        """Refuse 0-255 values for unsigned pixels (the loader calls this once it knows
+        the pixel type: HU or float pixels have means far above 1)."""
+        if np.dtype(pixel_dtype).kind == "u" and any(m > 1 for m in self.mean):
             mean = tuple(round(m / 255, 3) for m in self.mean)
             std = tuple(round(v / 255, 3) for v in self.std)
             raise UsageError(
@@ -79,8 +84,11 @@ class ToOutput:
     """The batch the loader yields: ``dtype`` and ``layout``.
 
     dtype: ``"float32"``, ``"float16"``, ``"bfloat16"`` (scaled to [0, 1], then
-        Normalize if the pipeline has one) or ``"uint8"`` (integer pixels as they are;
-        a uint16 pack stays uint16; Normalize is then not allowed).
+        Normalize if the pipeline has one; int16 and float32 pixels keep their values),
+        ``"uint8"`` (the pixels as stored: a uint16 pack stays uint16, int16 stays
+        int16) or ``"int32"`` (integer pixels as int32, a type every torch reduction
+        supports: 16-bit data without ``torch.uint16``'s gaps); Normalize is not allowed
+        with the last two.
     layout: ``"NCHW"`` (contiguous, torchvision's), ``"channels_last"`` (shape
         ``(N, C, H, W)`` over contiguous ``(N, H, W, C)`` memory: torch's channels_last
         format) or ``"NHWC"`` (the same memory with shape ``(N, H, W, C)``).
@@ -107,6 +115,8 @@ class ToOutput:
         """Storage dtype of the buffer (bfloat16 is stored as its uint16 bit pattern)."""
         if self.dtype == "uint8":
             return np.dtype(pixel_dtype)
+        if self.dtype == "int32":
+            return np.dtype(np.int32)
         return np.dtype(np.uint16 if self.dtype == "bfloat16" else self.dtype)
 
     def write(
@@ -114,12 +124,15 @@ class ToOutput:
     ) -> np.ndarray:
         """Write one HWC sample into ``dst`` (one sample's slice of the batch buffer)."""
         layout = "NCHW" if self.channels_first else "NHWC"
-        if self.dtype == "uint8":
+        if self.dtype in ("uint8", "int32"):
             if normalize is not None:
                 raise UsageError(
-                    "ToOutput(dtype='uint8') cannot hold normalized values; use a float dtype."
+                    f"ToOutput(dtype={self.dtype!r}) cannot hold normalized values; use a "
+                    "float dtype."
                 )
-            if self.channels_first:
+            if self.dtype == "int32":
+                np.copyto(dst, src.transpose(2, 0, 1) if self.channels_first else src)
+            elif self.channels_first:
                 if src.shape[2] == 1:
                     np.copyto(dst[0], src[:, :, 0])
                 else:

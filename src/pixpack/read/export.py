@@ -13,13 +13,14 @@ apart with ``~<class index>`` appended to the later one.
 
 from __future__ import annotations
 
+import io
 import os
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ..errors import CorruptPackError, OutputExistsError
+from ..errors import CorruptPackError, OutputExistsError, UsageError
 from ..progress import Progress
 from .pack import Pack, open_pack
 
@@ -67,12 +68,29 @@ def _check_shape(pack: Pack, i: int) -> None:
     """A damaged index entry must not reach the PNG encoder (OpenCV raises its own
     errors for 0x0 or 200-channel images)."""
     h, w, c = pack.sample_shape(i)
-    if h < 1 or w < 1 or c not in (1, 3, 4):
+    if h < 1 or w < 1 or c < 1:
         raise CorruptPackError(
             f"{pack.path}: sample {i} records an impossible shape {h}x{w}x{c} (at least "
-            f"1x1, with 1, 3 or 4 channels); run `pixpack verify {pack.path}` and re-pack",
+            f"1x1x1); run `pixpack verify {pack.path}` and re-pack",
             pack.path,
         )
+
+
+def _tiff(image: np.ndarray) -> bytes:
+    """int16, float32 or multichannel pixels, exact, as a TIFF (PNG holds none of them)."""
+    try:
+        import tifffile
+    except ImportError:
+        raise UsageError(
+            "exporting int16, float32 or multichannel samples writes TIFF files, which "
+            "needs tifffile: pip install 'pixpack[tiff]'"
+        ) from None
+    out = io.BytesIO()
+    if image.shape[2] == 1:
+        tifffile.imwrite(out, image[:, :, 0], photometric="minisblack")
+    else:
+        tifffile.imwrite(out, image, photometric="minisblack", planarconfig="contig")
+    return out.getvalue()
 
 
 def _stems(pack: Pack, indices: np.ndarray) -> list[str]:
@@ -133,8 +151,11 @@ def export(
                 data: bytes | memoryview = pack.sample_bytes(i)
                 suffix = ".jpg"
             else:
-                data = _png(pack.read_image(i))
-                suffix = ".png"
+                image = pack.read_image(i)
+                if image.dtype.kind == "u" and image.shape[2] in (1, 3, 4):
+                    data, suffix = _png(image), ".png"
+                else:
+                    data, suffix = _tiff(image), ".tiff"
             with open(folder / f"{stem}{suffix}", "xb") as f:
                 f.write(data)
             bar.update(1)

@@ -126,7 +126,8 @@ class _Layout:
         known &= np.isin(modes, list(fmt.MODE_NAMES))
         note(~known, "unknown storage mode or pixel type")
         heights, widths, channels = chunk["height"], chunk["width"], chunk["channels"]
-        impossible = (heights == 0) | (widths == 0) | ~np.isin(channels, (1, 3, 4))
+        jpeg_channels = (modes != fmt.MODE_JPEG) | np.isin(channels, (1, 3))
+        impossible = (heights == 0) | (widths == 0) | (channels == 0) | ~jpeg_channels
         note(impossible, lambda k: f"impossible shape {heights[k]}x{widths[k]}x{channels[k]}")
         pixels = (
             heights.astype(np.uint64) * widths.astype(np.uint64)

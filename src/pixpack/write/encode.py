@@ -3,8 +3,9 @@
 - ``raw``: the C-contiguous HWC little-endian pixels, exact, as a byte
   ``memoryview`` of the array (no copy: the writer checksums and writes the buffer).
 - ``jpeg``: libjpeg-turbo through ``simplejpeg`` (releases the GIL), 4:2:0 chroma
-  subsampling for colour. Only 8-bit 1- or 3-channel images can be JPEGs: 16-bit and
-  4-channel images are stored raw even in a jpeg pack. The index records the mode of
+  subsampling for colour. Only 8-bit 1- or 3-channel images can be JPEGs: 16-bit,
+  signed, float and other channel counts are stored raw even in a jpeg pack (the
+  packer warns with the count and the reason). The index records the mode of
   every sample, so readers never guess.
 """
 
@@ -17,7 +18,9 @@ import numpy as np
 from .. import format as fmt
 from ..errors import UsageError
 
-__all__ = ["EncodedSample", "encode_sample", "jpeg_encodable"]
+__all__ = ["EncodedSample", "MAX_CHANNELS", "encode_sample", "jpeg_encodable"]
+
+MAX_CHANNELS = 255  # the index's u1 channels field
 
 
 @dataclass(frozen=True)
@@ -38,14 +41,18 @@ def jpeg_encodable(array: np.ndarray) -> bool:
 
 
 def encode_sample(array: np.ndarray, *, mode: str = "raw", quality: int = 90) -> EncodedSample:
-    """Encode one HWC uint8/uint16 array; ``mode`` is ``"raw"`` or ``"jpeg"``."""
-    if array.ndim != 3 or array.shape[2] not in (1, 3, 4):
+    """Encode one HWC uint8/uint16/int16/float32 array; ``mode`` is ``"raw"`` or
+    ``"jpeg"`` (what JPEG cannot hold, see :func:`jpeg_encodable`, is stored raw)."""
+    if array.ndim != 3 or not 1 <= array.shape[2] <= MAX_CHANNELS:
         raise UsageError(
-            f"encode_sample needs an HWC array with 1, 3 or 4 channels (got {array.shape})."
+            f"encode_sample needs an HWC array with 1 to {MAX_CHANNELS} channels "
+            f"(got {array.shape})."
         )
     dtype = array.dtype.newbyteorder("<")
     if dtype not in fmt.DTYPE_CODES:
-        raise UsageError(f"encode_sample needs uint8 or uint16 pixels (got {array.dtype}).")
+        raise UsageError(
+            f"encode_sample needs uint8, uint16, int16 or float32 pixels (got {array.dtype})."
+        )
     height, width, channels = (int(n) for n in array.shape)
     dtype_code = fmt.DTYPE_CODES[dtype]
     if mode == "jpeg" and jpeg_encodable(array):

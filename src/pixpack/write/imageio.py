@@ -1,9 +1,10 @@
 """Decode one source image into the array a pack stores.
 
 :func:`load_image` returns HWC, C-contiguous, little-endian ``uint8`` or ``uint16``
-with the channel axis always present. EXIF orientation is applied. Modes convert
-like this (the conversion is reported by :func:`load_image_info` so the pack's
-metadata can count it):
+(files) with the channel axis always present; NumPy arrays may also be ``int16`` or
+``float32`` (finite) with 1 to 255 channels, stored as they are. EXIF orientation is
+applied. Modes convert like this (the conversion is reported by
+:func:`load_image_info` so the pack's metadata can count it):
 
 =================================  ==========================================
 source mode                        stored as
@@ -347,19 +348,27 @@ def _from_array(item: Any, max_side: int | SizeLimit | None) -> tuple[np.ndarray
             "<item>",
             f"unsupported image type {type(item).__name__}; give a path, PIL.Image or ndarray",
         )
-    if item.dtype.kind != "u" or item.dtype.itemsize not in (1, 2):
+    if item.dtype.newbyteorder("<") not in _ARRAY_DTYPES:
         raise ImageDecodeError(
-            "<array>", f"array dtype {item.dtype} is not uint8/uint16; convert it first"
+            "<array>",
+            f"array dtype {item.dtype} is not uint8, uint16, int16 or float32; convert it "
+            "first (casting wider integers or float64 yourself decides how values that do "
+            "not fit are handled)",
         )
     if item.ndim == 2:
         item = item[:, :, None]
-    if item.ndim != 3 or item.shape[2] not in (1, 3, 4) or 0 in item.shape:
+    if item.ndim != 3 or not 1 <= item.shape[2] <= 255 or 0 in item.shape:
         raise ImageDecodeError(
-            "<array>", f"array shape {item.shape} is not HW or HWC with 1, 3 or 4 channels"
+            "<array>", f"array shape {item.shape} is not HW or HWC with 1 to 255 channels"
         )
+    if item.dtype.kind == "f" and not np.isfinite(item).all():
+        raise ImageDecodeError("<array>", "float array holds NaN or infinity; fill them first")
     item = item.astype(item.dtype.newbyteorder("<"), copy=False)
     mode = _mode_name(item)
     return _resize_array(item, max_side), mode
+
+
+_ARRAY_DTYPES = (np.dtype("u1"), np.dtype("<u2"), np.dtype("<i2"), np.dtype("<f4"))
 
 
 # -- geometry ------------------------------------------------------------------------------
@@ -406,15 +415,24 @@ def _orient(array: np.ndarray, orientation: int) -> np.ndarray:
 
 # -- channels ------------------------------------------------------------------------------
 def _mode_name(array: np.ndarray) -> str:
-    if array.dtype == np.uint8:
-        return {1: "L", 3: "RGB", 4: "RGBA"}[array.shape[2]]
-    return {1: "I;16", 3: "RGB;16", 4: "RGBA;16"}[array.shape[2]]
+    c = array.shape[2]
+    if array.dtype == np.uint8 and c in (1, 3, 4):
+        return {1: "L", 3: "RGB", 4: "RGBA"}[c]
+    if array.dtype == np.uint16 and c in (1, 3, 4):
+        return {1: "I;16", 3: "RGB;16", 4: "RGBA;16"}[c]
+    return f"{array.dtype.name} x{c}"
 
 
 def _force_channels(array: np.ndarray, channels: int | None) -> np.ndarray:
     have = array.shape[2]
     if channels is None or channels == have:
         return array
+    if have not in (1, 3, 4) or array.dtype.kind != "u":
+        raise ImageDecodeError(
+            "<image>",
+            f"channels={channels} converts 1/3/4-channel 8- or 16-bit images only (this one "
+            f"is {array.dtype} with {have} channels); pack it without channels=",
+        )
     if channels == 1:
         return _luma(array)
     if have == 1:

@@ -29,16 +29,23 @@ __all__ = ["metadata", "metadata_sections", "pixel_stats"]
 
 
 def pixel_stats(array: np.ndarray) -> tuple[int, np.ndarray, np.ndarray]:
-    """Per-channel sum and sum of squares of the pixels as fractions of the dtype max."""
+    """Per-channel sum and sum of squares of the pixels as fractions of the dtype max
+    (int16 and float32: in their own units). Images of more than 4 channels count no
+    pixels: the journal keeps 4 channels' sums, and mean/std are for 1-4 channels."""
     import cv2  # meanStdDev: one fast C pass in float64 (numpy's axis-0 sum is 20x slower)
 
+    if array.shape[2] > 4:
+        return 0, np.zeros(4), np.zeros(4)
     pixels = array.shape[0] * array.shape[1]
-    top = 65535.0 if array.dtype == np.uint16 else 255.0  # np.iinfo costs ~10 us
+    top = _TOPS.get(array.dtype.char, 1.0)  # np.iinfo costs ~10 us
     mean, std = cv2.meanStdDev(np.ascontiguousarray(array))
     mean, std = mean.ravel()[: array.shape[2]], std.ravel()[: array.shape[2]]
     sums = mean * (pixels / top)
     sumsq = (std * std + mean * mean) * (pixels / (top * top))
     return pixels, sums, sumsq
+
+
+_TOPS = {"B": 255.0, "H": 65535.0}  # uint8, uint16
 
 
 def metadata(
@@ -119,6 +126,8 @@ def _mean_std(kept: np.ndarray, channels: Counter[int]) -> tuple[list[float], li
     if not channels:
         return [], [], 0
     target = max(channels, key=lambda c: (channels[c], c))
+    if target > 4:  # multispectral: no per-channel statistics are kept
+        return [], [], target
     have = kept["entry"]["channels"].astype(np.int64)
     pixels = kept["pixels"].astype(np.float64)
     sums, sumsq = kept["sum"], kept["sumsq"]

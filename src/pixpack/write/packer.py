@@ -236,9 +236,9 @@ def _pack_locked(
     if options.mode == "jpeg" and modes.get("raw"):
         warnings.warn(
             f"{out}: {modes['raw']} of {writer.num_samples} image(s) stored raw, not JPEG: "
-            "JPEG holds 8-bit images with 1 or 3 channels only, and these are 16-bit or "
-            "have 2 or 4 channels (channels=3, CLI --channels 3, makes those RGB; 16-bit "
-            "images stay raw).",
+            "JPEG holds 8-bit images with 1 or 3 channels only, and these are 16-bit, "
+            "signed, float or have another number of channels (channels=3, CLI --channels "
+            "3, makes 8-bit 2- and 4-channel images RGB; the others stay raw, exact).",
             stacklevel=3,
         )
     return PackSummary(

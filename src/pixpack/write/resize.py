@@ -65,7 +65,8 @@ def downscale(array: np.ndarray, target: tuple[int, int]) -> np.ndarray:
 
     array = np.ascontiguousarray(array)
     sigma_x, sigma_y = (max(0.5 * (n / t - 1.0), 1e-3) for n, t in ((w, tw), (h, th)))
-    if _native_resize is not None and array.shape[2] in (1, 3, 4):
+    native = array.dtype in (np.uint8, np.uint16) and array.shape[2] in (1, 3, 4)
+    if _native_resize is not None and native:
         out = np.empty((th, tw, array.shape[2]), array.dtype)
         radius = (_radius(sigma_y, array.dtype), _radius(sigma_x, array.dtype))
         _native_resize(array, (0, 0, h, w), out, sigma=(sigma_y, sigma_x), radius=radius)
