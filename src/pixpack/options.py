@@ -75,6 +75,10 @@ class PackOptions:
         (default: detected from the header: path, file, filename, image, ...).
     label_column: the manifest column holding labels (default: detected from the
         header: label, class, category, target, ...; none: unlabelled).
+    pages: what the pages of a multi-page TIFF (a z-stack, a time series) are:
+        ``"error"`` (default: such a file is skipped with the reason, never packed as
+        its first page), ``"channels"`` (stacked as the channels of one sample) or
+        ``"samples"`` (one sample per page, with a ``page`` column).
     """
 
     mode: StorageMode = "raw"
@@ -93,8 +97,13 @@ class PackOptions:
     classes_from: str | None = None
     path_column: str | None = None
     label_column: str | None = None
+    pages: Literal["error", "channels", "samples"] = "error"
 
     def __post_init__(self) -> None:
+        _check(
+            self.pages in ("error", "channels", "samples"),
+            f"pages must be 'error', 'channels' or 'samples' (got {self.pages!r}).",
+        )
         _check(self.mode in ("raw", "jpeg"), f"mode must be 'raw' or 'jpeg' (got {self.mode!r}).")
         _check(
             isinstance(self.quality, int) and 1 <= self.quality <= 100,
@@ -173,6 +182,8 @@ class PackOptions:
         for name in ("path_column", "label_column"):
             if getattr(self, name) is not None:
                 key[name] = getattr(self, name)
+        if self.pages != "error":
+            key["pages"] = self.pages
         return key
 
 

@@ -180,9 +180,12 @@ def test_non_ascii_name(awkward):
 
 
 def test_float_and_32bit_images_are_rejected_or_fit(tmp_path):
-    Image.fromarray(np.zeros((4, 4), np.float32)).save(tmp_path / "f.tif")
-    with pytest.raises(ImageDecodeError, match="float"):
-        load_image(tmp_path / "f.tif")
+    values = np.linspace(-2, 3, 16, dtype=np.float32).reshape(4, 4)
+    Image.fromarray(values).save(tmp_path / "f.tif")  # float32 is kept exactly now
+    np.testing.assert_array_equal(load_image(tmp_path / "f.tif")[:, :, 0], values)
+    np.testing.assert_array_equal(load_image(Image.fromarray(values))[:, :, 0], values)
+    with pytest.raises(ImageDecodeError, match="NaN"):
+        load_image(Image.fromarray(np.full((2, 2), np.nan, np.float32)))
     small = Image.fromarray(np.full((4, 4), 70000 // 2, np.int32))
     assert load_image(small).dtype == np.uint16
     with pytest.raises(ImageDecodeError, match=r"0\.\.65535"):

@@ -20,7 +20,7 @@ source mode                        stored as
 ``HSV``
 ``I;16``, ``I;16B``, ``I;16L``     ``uint16``, 1 channel
 ``I`` (32-bit int)                 ``uint16`` when every value fits, else rejected
-``F`` (32-bit float)               rejected: convert to 8/16-bit first
+``F`` (32-bit float)               ``float32``, 1 channel (finite values)
 16-bit RGB/RGBA PNG                ``uint16`` 3/4 channels (decoded by OpenCV:
                                    Pillow would truncate them to 8 bits)
 16-bit RGB/RGBA TIFF               ``uint16`` 3/4 channels (``tifffile``)
@@ -63,6 +63,7 @@ from . import jpeg
 from .pixel_limit import check_pixels
 from .resize import SizeLimit, downscale, target_size
 from .scratch import scratch
+from .tiff import PageRef, Pages, decode_tiff, is_tiff
 
 __all__ = ["LoadedImage", "load_image", "load_image_info", "read_file", "target_size"]
 
@@ -84,10 +85,14 @@ class LoadedImage:
 
 
 def load_image(
-    item: Any, *, channels: int | None = None, max_side: int | SizeLimit | None = None
+    item: Any,
+    *,
+    channels: int | None = None,
+    max_side: int | SizeLimit | None = None,
+    pages: Pages = "error",
 ) -> np.ndarray:
-    """Decode ``item`` (path, ``PIL.Image`` or ``ndarray``) to an HWC uint8/uint16 array."""
-    return load_image_info(item, channels=channels, max_side=max_side).array
+    """Decode ``item`` (path, ``PIL.Image`` or ``ndarray``) to an HWC array."""
+    return load_image_info(item, channels=channels, max_side=max_side, pages=pages).array
 
 
 def load_image_info(
@@ -96,17 +101,27 @@ def load_image_info(
     channels: int | None = None,
     max_side: int | SizeLimit | None = None,
     data: bytes | None = None,
+    pages: Pages = "error",
 ) -> LoadedImage:
     """Like :func:`load_image`, also reporting the source mode and conversion.
 
     ``data``: the file's bytes when ``item`` is a path whose file was already read.
+    ``pages``: what the pages of a multi-page TIFF are (:mod:`.tiff`); a
+    :class:`~.tiff.PageRef` item is one page of one.
     """
+    page = None
+    if isinstance(item, PageRef):
+        item, page = item.path, item.page
     if isinstance(item, (str, os.PathLike)):
         path = os.fspath(item)
         if data is None:
             data = read_file(path)
         with _any_error_is_undecodable(path):
-            array, mode, orientation = _decode_bytes(data, path, channels, max_side)
+            if page is not None or (is_tiff(data) and _beyond_pillow(data)):
+                array = _resize_array(decode_tiff(data, path, pages, page), max_side)
+                mode, orientation = _mode_name(array), 1
+            else:
+                array, mode, orientation = _decode_bytes(data, path, channels, max_side)
     elif isinstance(item, Image.Image):
         path = getattr(item, "filename", "") or "<PIL.Image>"
         with _any_error_is_undecodable(path):
@@ -232,6 +247,8 @@ def _from_pil(
     img = _normalise_mode(img, path, channels)
     if img.mode in _UINT16_MODES:
         array = np.asarray(img).astype("<u2")[:, :, None]
+    elif img.mode == "F":
+        array = np.asarray(img).astype("<f4")[:, :, None]
     else:
         array = np.asarray(img)
         array = array[:, :, None] if array.ndim == 2 else array
@@ -260,8 +277,10 @@ def _normalise_mode(img: Image.Image, path: str, channels: int | None) -> Image.
                 path, "32-bit integer pixels outside 0..65535; convert to 16-bit first"
             )
         return Image.fromarray(values.astype(np.uint16))
-    if mode == "F":
-        raise ImageDecodeError(path, "32-bit float images are not supported; convert to 8/16-bit")
+    if mode == "F":  # float32 pixels are stored as they are (finite only)
+        if not np.isfinite(np.asarray(img)).all():
+            raise ImageDecodeError(path, "float pixels hold NaN or infinity")
+        return img
     try:
         return img.convert("RGB")
     except ValueError:
@@ -369,6 +388,20 @@ def _from_array(item: Any, max_side: int | SizeLimit | None) -> tuple[np.ndarray
 
 
 _ARRAY_DTYPES = (np.dtype("u1"), np.dtype("<u2"), np.dtype("<i2"), np.dtype("<f4"))
+
+
+def _beyond_pillow(data: bytes) -> bool:
+    """A TIFF that Pillow would misread: several pages (it reads the first), more than
+    4 channels (it refuses), signed 16-bit or float pixels, 16-bit colour."""
+    try:
+        img = Image.open(io.BytesIO(data))
+    except Exception:  # Pillow cannot open it: tifffile may
+        return True
+    return (
+        getattr(img, "n_frames", 1) > 1
+        or img.mode in ("F", "I", "I;16S", "I;16BS")
+        or (_sixteen_bit_colour(data, img) is not None)
+    )
 
 
 # -- geometry ------------------------------------------------------------------------------

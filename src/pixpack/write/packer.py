@@ -101,6 +101,7 @@ class _Job(NamedTuple):
     max_side: int | SizeLimit | None  # SizeLimit with a short_side
     channels: int | None
     passthrough: bool = False  # jpeg mode, reencode="auto": source JPEGs may be stored as is
+    pages: str = "error"  # what a multi-page TIFF's pages are (tiff.py)
 
 
 class _Result(NamedTuple):
@@ -129,6 +130,10 @@ def pack(
     """
     options = with_classes_from(_merge_options(options, overrides))
     src = source_for(source, options)
+    if options.pages == "samples":
+        from .sources.pages import PagedSource
+
+        src = PagedSource(src)
     kind = _worker_kind(src, options.executor)  # a bad value fails before any file is touched
     total = len(src)
     if total == 0:
@@ -161,6 +166,7 @@ def _pack_locked(
         else options.max_side,
         options.channels,
         options.mode == "jpeg" and options.reencode == "auto",
+        options.pages,
     )
     conversions: Counter[str] = Counter()
     kept_source = 0  # source JPEGs stored as is (reencode="auto"), in this run
@@ -325,7 +331,9 @@ def _process_one(src: Source, job: _Job, i: int) -> _Result:
             )
             if kept is not None:
                 return _passed_through(i, int(label), kept)
-        loaded = load_image_info(item, channels=job.channels, max_side=job.max_side, data=data)
+        loaded = load_image_info(
+            item, channels=job.channels, max_side=job.max_side, data=data, pages=job.pages
+        )
     except ImageDecodeError as e:
         path = e.path if not e.path.startswith("<") else src.path_of(i)
         return _Result(i, fmt.NO_LABEL, None, 0, None, None, 0, None, path, e.reason)
