@@ -369,3 +369,26 @@ def test_integer_percentiles_equal_numpys(dtype: str) -> None:
         for lower, upper in qs:
             got = I._percentiles(x, lower, upper)
             assert got == tuple(np.percentile(x, (lower, upper)).tolist()), (n, lower, upper)
+
+
+@pytest.mark.parametrize("layout", ["NCHW", "NHWC"])
+def test_through_the_loader(tmp_path, photos, layout: str) -> None:
+    """An int16 CT pack through the Loader: the batch holds the ops' float32 values,
+    unscaled, and Normalize acts in their units."""
+    import pixpack
+
+    ct = [p[:48, :64, :1].astype(np.int16) * 16 - 1024 for p in photos[:4]]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        pixpack.pack([(c, 0) for c in ct], tmp_path / "ct.pixpack", quiet=True, workers=1)
+    pack = pixpack.open(tmp_path / "ct.pixpack")
+    windows = ops.WindowLevel(windows=["brain", "subdural", "bone"])
+    want = np.stack([windows.apply(c) for c in ct])
+    if layout == "NCHW":
+        want = want.transpose(0, 3, 1, 2)
+    for tail, expected in (([], want), ([ops.Normalize(0.5, 0.25)], (want - 0.5) / 0.25)):
+        pipeline = [ops.CenterCrop((48, 64)), windows, *tail]
+        loader = pixpack.Loader(pack, 4, shuffle=False, workers=1, layout=layout,
+                                dtype="float32", pipeline=pipeline)  # fmt: skip
+        batch, _ = next(iter(loader))
+        np.testing.assert_allclose(batch.numpy(), expected, rtol=1e-6, atol=1e-6)
