@@ -2,7 +2,9 @@
 
 Picklable (a round-trip gives equal output), output shape and dtype as declared by
 ``output_shape``, deterministic given the generator's seed, input never modified,
-and working on uint8/uint16 with 1/3/4 channels, contiguous or strided views.
+and working on uint8/uint16 with 1/3/4 channels, contiguous or strided views. The
+intensity ops (float32 output, declared by ``output_dtype``) are held to the same
+contract on uint8/uint16/int16/float32 with 1/3/5 channels.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import numpy as np
 import pytest
 
 from pixpack import ops
-from pixpack.ops.base import Op, RegionOp
+from pixpack.ops.base import Op, RegionOp, op_output_dtype
 
 OPS = [
     ops.RandomResizedCrop(40),
@@ -38,6 +40,24 @@ IDS = [repr(op)[:60] for op in OPS]
 CASES = [
     (d, c, lay) for d in ("uint8", "uint16") for c in (1, 3, 4) for lay in ("contiguous", "view")
 ]
+INTENSITY_OPS = [
+    ops.WindowLevel(40, 400),
+    ops.WindowLevel("lung", function="linear"),
+    ops.WindowLevel(windows=["brain", "subdural", (40, 400)]),
+    ops.ScaleIntensityRange(-1000, 1000),
+    ops.ScaleIntensityRange(0, 255, b_min=-1, b_max=1, clip=False),
+    ops.ScaleIntensityRangePercentiles(1, 99),
+    ops.ScaleIntensityRangePercentiles(5, 95, 0, 10, relative=True, channel_wise=True),
+    ops.ToFloat(),
+    ops.ToFloat(bits=8),
+]
+INTENSITY_IDS = [repr(op)[:60] for op in INTENSITY_OPS]
+INTENSITY_CASES = [
+    (d, c, lay)
+    for d in ("uint8", "uint16", "int16", "float32")
+    for c in (1, 3, 5)
+    for lay in ("contiguous", "view")
+]
 
 
 def _run(op, image: np.ndarray, seed: int) -> np.ndarray:
@@ -52,23 +72,40 @@ def test_is_an_op(op) -> None:
         assert isinstance(op, RegionOp)
 
 
-@pytest.mark.parametrize("op", OPS, ids=IDS)
-@pytest.mark.parametrize("dtype,channels,layout", CASES)
-def test_contract(op, image_of, dtype: str, channels: int, layout: str) -> None:
-    image = image_of(dtype, channels, layout)
+def _check_contract(op, image: np.ndarray) -> np.ndarray:
     before = image.copy()
     out = _run(op, image, seed=3)
 
     np.testing.assert_array_equal(image, before)  # input untouched
-    assert out.dtype == image.dtype
+    assert out.dtype == op_output_dtype(op, image.dtype)
     declared = op.output_shape(image.shape)
-    assert out.ndim == 3 and out.shape[2] == channels
+    assert out.ndim == 3
     for got, want in zip(out.shape, declared, strict=True):
         assert want == ops.VARIABLE or got == want
     np.testing.assert_array_equal(_run(op, image, seed=3), out)  # deterministic
     clone = pickle.loads(pickle.dumps(op))
     assert clone == op
     np.testing.assert_array_equal(_run(clone, image, seed=3), out)
+    return out
+
+
+@pytest.mark.parametrize("op", OPS, ids=IDS)
+@pytest.mark.parametrize("dtype,channels,layout", CASES)
+def test_contract(op, image_of, dtype: str, channels: int, layout: str) -> None:
+    out = _check_contract(op, image_of(dtype, channels, layout))
+    assert out.dtype == np.dtype(dtype) and out.shape[2] == channels
+
+
+@pytest.mark.parametrize("op", INTENSITY_OPS, ids=INTENSITY_IDS)
+@pytest.mark.parametrize("dtype,channels,layout", INTENSITY_CASES)
+def test_intensity_contract(op, image_of, dtype: str, channels: int, layout: str) -> None:
+    image = image_of(dtype, channels, layout)
+    out = _check_contract(op, image)
+    assert isinstance(op, Op) and not isinstance(op, RegionOp)
+    assert out.dtype == np.float32
+    assert out.shape == op.output_shape(image.shape)  # no VARIABLE sizes
+    # Deterministic ops: no parameters drawn, whatever the generator.
+    assert op.make_params(np.random.default_rng(0), image.shape) is None
 
 
 @pytest.mark.parametrize("op", OPS, ids=IDS)

@@ -9,6 +9,9 @@ torchvision.transforms.v2 classes of the same names, drawn from an injected
   :class:`RandomHorizontalFlip`, :class:`RandomVerticalFlip`, :class:`RandomRotation`,
   :class:`RandomAffine`;
 - colour: :class:`ColorJitter`, :class:`RandomGrayscale`;
+- intensity (deterministic, float32 output; MONAI semantics): :class:`WindowLevel`
+  (CT windows, presets, several windows into channels), :class:`ScaleIntensityRange`,
+  :class:`ScaleIntensityRangePercentiles`, :class:`ToFloat` (bit-depth aware);
 - escape hatch: :class:`PythonOp` (any torchvision transform or callable; slow).
 
 Every op has ``make_params(rng, shape)``, ``apply(image, params)`` and
@@ -32,7 +35,7 @@ functions) live in :mod:`pixpack.ops.kernels`.
 """
 
 from .affine import RandomAffine, RandomRotation
-from .base import Op, Region, RegionOp, Shape, sample_rng
+from .base import Op, Region, RegionOp, Shape, op_output_dtype, sample_rng
 from .color import ColorJitter, RandomGrayscale
 from .geometry import (
     VARIABLE,
@@ -42,6 +45,13 @@ from .geometry import (
     RandomResizedCrop,
     RandomVerticalFlip,
     Resize,
+)
+from .intensity import (
+    WINDOW_PRESETS,
+    ScaleIntensityRange,
+    ScaleIntensityRangePercentiles,
+    ToFloat,
+    WindowLevel,
 )
 from .output import Normalize, ToOutput, normalize_into
 from .pipeline import Compose, Pipeline
@@ -53,6 +63,7 @@ __all__ = [
     "Region",
     "Shape",
     "sample_rng",
+    "op_output_dtype",
     "VARIABLE",
     "RandomResizedCrop",
     "Resize",
@@ -64,6 +75,11 @@ __all__ = [
     "RandomAffine",
     "ColorJitter",
     "RandomGrayscale",
+    "WindowLevel",
+    "WINDOW_PRESETS",
+    "ScaleIntensityRange",
+    "ScaleIntensityRangePercentiles",
+    "ToFloat",
     "Normalize",
     "ToOutput",
     "normalize_into",

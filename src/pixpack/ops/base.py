@@ -7,6 +7,8 @@ kernel (``apply``). Because every sample's generator is keyed by
 many threads ran the pipeline or in which order.
 
 Shapes are ``(height, width, channels)`` of HWC numpy images (uint8 or uint16).
+Most ops return their input's dtype; an op that does not (the intensity ops return
+float32) says which with ``output_dtype(dtype)`` (see :func:`op_output_dtype`).
 
 Ops that start with a crop (:class:`RegionOp`) expose the source box they read, so
 the loader can decode only that region of a JPEG, at a reduced DCT scale, instead of
@@ -20,7 +22,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-__all__ = ["Shape", "Op", "RegionOp", "Region", "sample_rng"]
+__all__ = ["Shape", "Op", "RegionOp", "Region", "sample_rng", "op_output_dtype"]
 
 Shape = tuple[int, int, int]  # (height, width, channels)
 
@@ -85,6 +87,13 @@ class Op(Protocol):
     def apply(self, image: np.ndarray, params: Any) -> np.ndarray: ...
 
     def output_shape(self, shape: Shape) -> Shape: ...
+
+
+def op_output_dtype(op: Any, dtype: Any) -> np.dtype:
+    """The dtype ``op.apply`` returns for an input of ``dtype``: the op's own
+    ``output_dtype(dtype)`` where it has one, else ``dtype`` (the dtype is kept)."""
+    declared = getattr(op, "output_dtype", None)
+    return np.dtype(dtype if declared is None else declared(dtype))
 
 
 @runtime_checkable
