@@ -48,6 +48,7 @@ __all__ = [
     "export",
     "Pack",
     "PackSummary",
+    "DicomSource",
     "PackDataset",
     "Loader",
     "ShardSampler",
@@ -84,6 +85,7 @@ _LAZY = {
     "verify": ("pixpack.read.verify", "verify"),
     "export": ("pixpack.read.export", "export"),
     "pack": ("pixpack.write.packer", "pack"),
+    "DicomSource": ("pixpack.write.sources.dicom", "DicomSource"),
     "PackSummary": ("pixpack.write.packer", "PackSummary"),
     "cached": ("pixpack.cache", "cached"),
     "PackDataset": ("pixpack.dataset", "PackDataset"),
@@ -110,6 +112,7 @@ if TYPE_CHECKING:
     from .read.pack import open_pack as open
     from .read.verify import verify
     from .write.packer import PackSummary, pack
+    from .write.sources.dicom import DicomSource
 
 
 def __getattr__(name: str) -> Any:

@@ -25,6 +25,10 @@ source mode                        stored as
                                    Pillow would truncate them to 8 bits)
 16-bit RGB/RGBA TIFF               ``uint16`` 3/4 channels (``tifffile``)
 16-bit RGB PPM (maxval > 255)      ``uint16`` 3 channels (OpenCV)
+DICOM (``DICM`` at offset 128, or  :mod:`.dicomio`: HU/rescaled ``int16`` or
+named ``*.dcm``/``*.dicom``)       ``float32``, else ``uint8``/``uint16``;
+                                   multi-frame files refused (use
+                                   :class:`~.sources.dicom.DicomSource`)
 =================================  ==========================================
 
 ``channels`` forces 1, 3 or 4 channels afterwards: colour to gray uses Pillow's
@@ -60,6 +64,7 @@ from PIL import Image
 from ..errors import ImageDecodeError
 from ..regular_files import open_regular
 from . import jpeg
+from .dicomio import decode_dicom, is_dicom
 from .pixel_limit import check_pixels
 from .resize import SizeLimit, downscale, target_size
 from .scratch import scratch
@@ -171,6 +176,10 @@ def read_file(path: str | os.PathLike[str]) -> bytes:
 def _decode_bytes(
     data: bytes, path: str, channels: int | None, max_side: int | SizeLimit | None
 ) -> tuple[np.ndarray, str, int]:
+    if is_dicom(data, path):  # DICM at offset 128, or named *.dcm / *.dicom
+        array = decode_dicom(data, path)  # multi-frame files: an error (DicomSource chooses)
+        check_pixels(path, array.shape[0], array.shape[1])
+        return _resize_array(array, max_side), "DICOM", 1
     if data.startswith(_JPEG_SOI):
         # Gray/colour JPEGs: libjpeg-turbo only, no Pillow parsing (little GIL time).
         header = jpeg.read_header(data, path)  # over the pixel limit: raises

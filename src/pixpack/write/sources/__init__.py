@@ -2,7 +2,7 @@
 manifests, Python sequences and datasets.
 
 One module per kind of source (:mod:`.folder`, :mod:`.csv_source`, :mod:`.jsonl`,
-:mod:`.sequence`), what they share in :mod:`.base` (the :class:`Source` protocol),
+:mod:`.sequence`, :mod:`.dicom`), what they share in :mod:`.base` (the :class:`Source` protocol),
 :mod:`.manifest` (column detection, labels and class lists) and :mod:`.columns`
 (typed per-sample metadata); :func:`resolve_source` picks one (:mod:`.resolve`).
 """
@@ -10,6 +10,7 @@ One module per kind of source (:mod:`.folder`, :mod:`.csv_source`, :mod:`.jsonl`
 from .base import IMG_EXTENSIONS, MAX_IMPLICIT_CLASSES, MAX_LABEL, Source
 from .columns import MetadataColumns
 from .csv_source import CsvSource
+from .dicom import DEFAULT_DICOM_TAGS, DicomSource
 from .folder import ImageFolderSource
 from .jsonl import JSONL_SUFFIXES, JsonlSource
 from .manifest import LABEL_COLUMNS, PATH_COLUMNS
@@ -26,6 +27,8 @@ __all__ = [
     "Source",
     "ImageFolderSource",
     "CsvSource",
+    "DEFAULT_DICOM_TAGS",
+    "DicomSource",
     "JsonlSource",
     "SequenceSource",
     "MetadataColumns",

@@ -54,16 +54,22 @@ class ImageFolderSource(FileListSource):
             found = 0
             for dirpath, _, fnames in sorted(_walk(class_dir)):
                 for fname in sorted(fnames):
-                    if fname.lower().endswith(IMG_EXTENSIONS):
+                    if self._is_sample(dirpath, fname):
                         samples.append((os.path.join(dirpath, fname), label))
                         found += 1
             if not found:
                 raise EmptySourceError(
-                    f"{class_dir}: class folder holds no images with extensions "
-                    f"{', '.join(IMG_EXTENSIONS)}; add images or remove the folder."
+                    f"{class_dir}: class folder holds no {self._wanted}; add them or remove "
+                    "the folder."
                 )
         self._samples = samples
         self._prefix = len(os.path.join(self.root, ""))  # every path starts with root + "/"
+
+    _wanted = f"images with extensions {', '.join(IMG_EXTENSIONS)}"  # for the error
+
+    def _is_sample(self, dirpath: str, fname: str) -> bool:
+        """Whether a file is packed (subclasses for other kinds of files override it)."""
+        return fname.lower().endswith(IMG_EXTENSIONS)
 
     def relpath_of(self, i: int) -> str:
         return self._samples[i][0][self._prefix :]

@@ -10,6 +10,7 @@ from typing import Any
 
 from ...errors import EmptySourceError, SourceFormatError, UsageError
 from ...options import PackOptions
+from ..dicomio import DICOM_SUFFIXES
 from .base import CoreSource, Source
 from .csv_source import CsvSource
 from .folder import ImageFolderSource
@@ -30,9 +31,11 @@ def resolve_source(
 ) -> Source:
     """Turn what the user passed into a :class:`Source`.
 
-    A directory is an ImageFolder tree, a ``.csv``/``.tsv`` file a :class:`CsvSource`,
-    a ``.jsonl``/``.ndjson`` file a :class:`JsonlSource`, a Source is returned as is,
-    and any sequence / map-style dataset becomes a :class:`SequenceSource`.
+    A directory is an ImageFolder tree (a :class:`~.dicom.DicomSource` with default
+    options when its class folders hold ``*.dcm`` files instead of images), a
+    ``.csv``/``.tsv`` file a :class:`CsvSource`, a ``.jsonl``/``.ndjson`` file a
+    :class:`JsonlSource`, a Source is returned as is, and any sequence / map-style
+    dataset becomes a :class:`SequenceSource`.
     ``classes`` fixes the class list; ``path_column``/``label_column`` name a
     manifest's columns.
     """
@@ -41,7 +44,14 @@ def resolve_source(
         path = Path(src).expanduser()
         if path.is_dir():
             _no_columns(columns, f"{path}: an ImageFolder directory")
-            return ImageFolderSource(path, classes)
+            try:
+                return ImageFolderSource(path, classes)
+            except EmptySourceError:
+                if not _holds_dicom(path):
+                    raise
+            from .dicom import DicomSource  # class folders of DICOM files: default options
+
+            return DicomSource(path, classes)
         if not path.exists():
             raise EmptySourceError(
                 f"{path}: no such file or directory; pass an ImageFolder directory, "
@@ -66,6 +76,14 @@ def resolve_source(
         return src if isinstance(src, Source) else _WithDefaults(src)
     _no_columns(columns, "a Python sequence")
     return SequenceSource(src, classes)
+
+
+def _holds_dicom(root: Path) -> bool:
+    """Whether a file named ``*.dcm``/``*.dicom`` lies anywhere under ``root``."""
+    for _, _, fnames in os.walk(root, followlinks=True):
+        if any(name.lower().endswith(DICOM_SUFFIXES) for name in fnames):
+            return True
+    return False
 
 
 def _no_columns(columns: dict[str, str | None], what: str) -> None:
