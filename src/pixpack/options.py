@@ -75,7 +75,8 @@ class PackOptions:
         (default: detected from the header: path, file, filename, image, ...).
     label_column: the manifest column holding labels (default: detected from the
         header: label, class, category, target, ...; none: unlabelled).
-    pages: what the pages of a multi-page TIFF (a z-stack, a time series) are:
+    pages: what the pages of a multi-page TIFF (a z-stack, a time series), and the
+        frames of a multi-frame DICOM file, are:
         ``"error"`` (default: such a file is skipped with the reason, never packed as
         its first page), ``"channels"`` (stacked as the channels of one sample) or
         ``"samples"`` (one sample per page, with a ``page`` column).

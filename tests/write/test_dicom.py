@@ -374,3 +374,18 @@ def test_dicom_source_is_lazy_about_pydicom() -> None:
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
     assert out.stdout.strip() == "False", out.stderr
+
+
+def test_the_pack_option_pages_says_what_dicom_frames_are_too(tmp_path: Path) -> None:
+    """``pixpack.pack(dir, pages=...)`` (CLI --pages) reaches a DICOM folder's frames."""
+    frames = np.arange(3 * 4 * 5, dtype=np.uint16).reshape(3, 4, 5)
+    (tmp_path / "src" / "a").mkdir(parents=True)
+    _write(tmp_path / "src" / "a" / "mf.dcm", frames)
+    pixpack.pack(tmp_path / "src", tmp_path / "s.pixpack", mode="raw", quiet=True,
+                 workers=1, pages="samples")  # fmt: skip
+    pack = pixpack.open(tmp_path / "s.pixpack")
+    assert len(pack) == 3 and pack.columns["frame"].tolist() == [0, 1, 2]
+    pixpack.pack(tmp_path / "src", tmp_path / "c.pixpack", mode="raw", quiet=True,
+                 workers=1, pages="channels")  # fmt: skip
+    np.testing.assert_array_equal(pixpack.open(tmp_path / "c.pixpack")[0][0],
+                                  np.moveaxis(frames, 0, -1))  # fmt: skip

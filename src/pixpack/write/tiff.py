@@ -53,11 +53,12 @@ def _tifffile(path: str) -> Any:
     return tifffile
 
 
-def count_pages(data: bytes, path: str) -> int:
-    """Pages of a TIFF (1 for anything tifffile cannot open: decoding reports it)."""
+def count_pages(path: str) -> int:
+    """Pages of the TIFF file at ``path``, from its page headers alone (1 for anything
+    tifffile cannot open: decoding reports it)."""
     tifffile = _tifffile(path)
     try:
-        with tifffile.TiffFile(io.BytesIO(data)) as tif:
+        with tifffile.TiffFile(path) as tif:
             return len(tif.pages)
     except Exception:  # a damaged file: its decode names the problem
         return 1

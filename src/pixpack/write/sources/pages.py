@@ -14,23 +14,23 @@ import os
 from typing import Any
 
 from ...errors import ImageDecodeError
+from ...regular_files import open_regular
 from ..tiff import PageRef, count_pages, is_tiff
 
 __all__ = ["PagedSource"]
 
 
-def _pages_of(item: Any) -> int:
-    """Pages of a TIFF path (1 for anything else, or a file that cannot be read now:
-    its decode reports why)."""
-    if not isinstance(item, (str, os.PathLike)):
-        return 1
-    from ..imageio import read_file
-
+def _pages_of(path: str) -> int:
+    """Pages of the TIFF at ``path``: its magic, then its chain of page headers (the
+    pixels are not read). 1 for anything else, or a file that cannot be read now: its
+    decode reports why."""
     try:
-        data = read_file(item)
-    except ImageDecodeError:
+        with open_regular(path, lambda why: ImageDecodeError(path, why)) as f:
+            if not is_tiff(f.read(4)):
+                return 1
+    except (OSError, ImageDecodeError):
         return 1
-    return count_pages(data, os.fspath(item)) if is_tiff(data) else 1
+    return count_pages(path)
 
 
 class PagedSource:
@@ -40,9 +40,8 @@ class PagedSource:
         self.src = src
         self.classes = src.classes
         self._rows: list[tuple[int, int | None]] = []  # (source position, page or None)
-        for i in range(len(src)):
-            item, _ = src.load(i)
-            count = _pages_of(item)
+        for i in range(len(src)):  # path_of: a file source's path, without decoding
+            count = _pages_of(src.path_of(i))
             self._rows.extend([(i, None)] if count == 1 else [(i, p) for p in range(count)])
 
     def __len__(self) -> int:

@@ -28,6 +28,7 @@ def resolve_source(
     *,
     path_column: str | None = None,
     label_column: str | None = None,
+    frames: str = "error",
 ) -> Source:
     """Turn what the user passed into a :class:`Source`.
 
@@ -37,7 +38,8 @@ def resolve_source(
     :class:`JsonlSource`, a Source is returned as is, and any sequence / map-style
     dataset becomes a :class:`SequenceSource`.
     ``classes`` fixes the class list; ``path_column``/``label_column`` name a
-    manifest's columns.
+    manifest's columns; ``frames`` is what a multi-frame DICOM file becomes (the pack
+    option ``pages``, which says the same of multi-page TIFFs).
     """
     columns = {"path_column": path_column, "label_column": label_column}
     if isinstance(src, (str, os.PathLike)):
@@ -51,7 +53,7 @@ def resolve_source(
                     raise
             from .dicom import DicomSource  # class folders of DICOM files: default options
 
-            return DicomSource(path, classes)
+            return DicomSource(path, classes, frames=frames)  # type: ignore[arg-type]
         if not path.exists():
             raise EmptySourceError(
                 f"{path}: no such file or directory; pass an ImageFolder directory, "
@@ -119,6 +121,7 @@ def source_for(source: Any, options: PackOptions) -> Source:
         options.classes,
         path_column=options.path_column,
         label_column=options.label_column,
+        frames=options.pages,
     )
 
 
