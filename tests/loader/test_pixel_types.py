@@ -117,3 +117,18 @@ def test_pack_dataset_with_torchvision_never_wraps_16_bit(tmp_path, ct_slices):
         assert int(to_tensor(pixpack.PackDataset(pack)[2][0]).min()) == int(
             ct_slices[0][:4, :4].min()
         )
+
+
+def test_a_subset_is_batched_by_its_own_samples(tmp_path):
+    """A pack of 1-channel and 5-channel images cannot batch whole, but its 5-channel
+    subset (a query) can: the checks look at the samples the loader reads."""
+    rng = np.random.default_rng(2)
+    images = [
+        rng.integers(0, 65535, (16, 16, 5 if i % 2 else 4), dtype=np.uint16) for i in range(6)
+    ]
+    pack, _ = _pack(tmp_path, "mixed.pixpack", images)
+    with pytest.raises(UsageError, match="gives 4-channel images but the batch has channels=5"):
+        pixpack.Loader(pack, 2, pipeline=[ops.RandomCrop(8)])
+    subset = pack.query("channels = 5")
+    x, _ = next(iter(pixpack.Loader(subset, 3, pipeline=[ops.RandomCrop(8)], workers=1)))
+    assert x.shape == (3, 5, 8, 8) and sorted(subset.indices.tolist()) == [1, 3, 5]

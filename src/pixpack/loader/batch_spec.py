@@ -18,7 +18,32 @@ from .batching import SamplePlan
 from .convert import OutputSpec, affine
 from .validate import batch_size_hw
 
-__all__ = ["batch_spec"]
+__all__ = ["batch_spec", "candidates"]
+
+
+class _Candidates:
+    """The samples a loader reads (``indices=``, a query, a split) as the pack-like
+    object the checks below look at: a subset's sizes, channels and pixel types decide
+    its batch, not those of samples it never reads."""
+
+    def __init__(self, pack: Any, indices: np.ndarray) -> None:
+        self.rows = np.unique(indices)
+        self.index = pack.index[self.rows]  # a copy of the subset's entries
+        self.path = getattr(pack, "path", "the pack")
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+
+def candidates(
+    pack: Any, indices: np.ndarray | None, probe: Callable[[int], np.ndarray]
+) -> tuple[Any, Callable[[int], np.ndarray]]:
+    """``(pack-like, probe)`` restricted to ``indices`` (positions of the view map to
+    sample indices for ``probe``), or the pack itself when there are none."""
+    if indices is None:
+        return pack, probe
+    view = _Candidates(pack, indices)
+    return view, lambda j: probe(int(view.rows[j]))
 
 
 def batch_spec(

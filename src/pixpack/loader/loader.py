@@ -23,7 +23,7 @@ import torch
 from ..errors import LoaderError, PipelineError, PixpackError, UsageError
 from ..opencv_threads import single_threaded_opencv
 from ..options import LoaderOptions, default_workers
-from .batch_spec import batch_spec
+from .batch_spec import batch_spec, candidates
 from .batching import SamplePlan, SampleReader, run_chunk, split_pipeline
 from .buffers import BatchBuffer
 from .convert import OutputSpec
@@ -157,7 +157,9 @@ class Loader:
         self.reuse_buffers = bool(reuse_buffers)
         self._device = cuda_device(self.options.device)
         self._reader = SampleReader(pack, self.pipeline, seed)
-        self.spec = batch_spec(pack, self.pipeline, normalize, dtype, layout, channels, self._probe)
+        # The batch's shape and type from the samples read (a subset's, when given).
+        shaped, probe = candidates(pack, self.indices, self._probe)
+        self.spec = batch_spec(shaped, self.pipeline, normalize, dtype, layout, channels, probe)
         self._pool = WorkerPool(self.options.workers)
         # Never blocks: it may run from a garbage collection inside any thread.
         self._finalizer = weakref.finalize(self, self._pool.close, False)
