@@ -28,11 +28,25 @@ class _Candidates:
 
     def __init__(self, pack: Any, indices: np.ndarray) -> None:
         self.rows = np.unique(indices)
-        self.index = pack.index[self.rows]  # a copy of the subset's entries
+        self.index = _Gathered(pack.index, self.rows)
         self.path = getattr(pack, "path", "the pack")
 
     def __len__(self) -> int:
         return len(self.rows)
+
+
+class _Gathered:
+    """Index columns of some rows, gathered one column at a time when asked (the checks
+    read four small columns; the whole entries of a large subset would be 40 B each)."""
+
+    def __init__(self, index: np.ndarray, rows: np.ndarray) -> None:
+        self._index, self._rows = index, rows
+        self._cache: dict[str, np.ndarray] = {}
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        if name not in self._cache:
+            self._cache[name] = np.asarray(self._index[name])[self._rows]
+        return self._cache[name]
 
 
 def candidates(
