@@ -111,3 +111,41 @@ def test_torchrun_shards_without_being_told(tmp_path: Path, photo_folder: Path) 
     for r in ranks:
         assert "the ranks disagree on seed: rank 0 has 10, rank 1 has 11" in r["refused"]
         assert "not seed + rank" in r["refused"]
+
+
+_ONE_RANK = textwrap.dedent(
+    """
+    import sys
+    from datetime import timedelta
+    import torch.distributed as dist
+    import pixpack
+    import pixpack.loader.distributed as agreement
+    from pixpack.ops import Resize
+    agreement._PATIENCE, agreement._LIMIT = timedelta(seconds=1), timedelta(seconds=4)
+    dist.init_process_group("gloo")
+    if dist.get_rank() == 0:  # a Loader built and iterated on rank 0 only
+        try:
+            next(iter(pixpack.Loader(sys.argv[1], 4, pipeline=[Resize((8, 8))])))
+            print("NO ERROR")
+        except pixpack.UsageError as exc:
+            print("REFUSED:", exc)
+        single = pixpack.Loader(sys.argv[1], 4, pipeline=[Resize((8, 8))], rank=0, world_size=1)
+        print("SINGLE:", sum(len(y) for _, y in single))
+    dist.barrier()
+    dist.destroy_process_group()
+    """
+)
+
+
+def test_a_loader_iterated_on_one_rank_only_is_refused_not_a_hang(tmp_path, photo_folder):
+    pack_path = tmp_path / "p.pixpack"
+    pixpack.pack(photo_folder, pack_path, mode="raw", max_side=32, quiet=True)
+    script = tmp_path / "one.py"
+    script.write_text(_ONE_RANK)
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node",
+           "2", str(script), str(pack_path)]  # fmt: skip
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "REFUSED: rank 0: the other ranks did not iterate this Loader within 4 s" in done.stdout
+    assert "rank=0, world_size=1" in done.stdout and "SINGLE: 24" in done.stdout
+    assert "waiting for the other ranks to iterate this Loader" in done.stderr

@@ -157,3 +157,23 @@ def test_queries_on_a_million_samples_match_numpy_in_bounded_memory(tmp_path):
     # The table is a copy of the stored SQLite image (~40 MB for a million rows of 14
     # columns), never a Python object per row: bounded well under 200 MB.
     assert got["growth_kb"] < 200_000
+
+
+def test_a_stored_database_that_is_not_the_packers_is_ignored(meta_pack):  # noqa: F811
+    """A crafted pack's `samples` could be a view over an endless recursive query (or
+    carry triggers): such an image is not used; the table is rebuilt from the columns."""
+    import sqlite3
+
+    from pixpack.metadata.query import _as_written
+
+    stored = sqlite3.connect(":memory:")
+    stored.deserialize(meta_pack.section("sqlite"))
+    assert _as_written(stored, meta_pack)
+    crafted = sqlite3.connect(":memory:")
+    crafted.execute(
+        "CREATE VIEW samples AS WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c)"
+        " SELECT x AS idx FROM c"
+    )
+    assert not _as_written(crafted, meta_pack)
+    stored.execute("CREATE TRIGGER t AFTER INSERT ON samples BEGIN SELECT 1; END")
+    assert not _as_written(stored, meta_pack)

