@@ -22,8 +22,8 @@ import itertools
 import json
 import os
 import warnings
-from datetime import timedelta
 from collections.abc import Mapping
+from datetime import timedelta
 from typing import Any
 
 from ..errors import UsageError
