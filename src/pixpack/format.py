@@ -29,7 +29,7 @@ Compatibility rules:
 - ``FORMAT_MINOR`` grows when fields are *appended*: new index columns go after the
   existing ones (``entry_size`` tells the reader the stride, so it ignores columns it
   does not know), new sections (bounding boxes, masks, shard tables) are listed in the
-  metadata's ``"sections"`` mapping as ``{name: {"offset", "nbytes", "dtype", "shape"}}``.
+  metadata's ``"sections"`` mapping (below).
 - Minor 1 added sections between the index and the metadata, listed in
   ``metadata["sections"]`` as ``{name: {"offset", "nbytes", "crc32"}}`` (absolute
   offsets; :func:`check_sections`), and per-sample metadata columns described by

@@ -389,3 +389,23 @@ def test_the_pack_option_pages_says_what_dicom_frames_are_too(tmp_path: Path) ->
                  workers=1, pages="channels")  # fmt: skip
     np.testing.assert_array_equal(pixpack.open(tmp_path / "c.pixpack")[0][0],
                                   np.moveaxis(frames, 0, -1))  # fmt: skip
+
+
+def test_declared_sizes_are_checked_before_decoding(tmp_path: Path, monkeypatch) -> None:
+    """The pixel limit holds for DICOM too, and a header claiming millions of frames in
+    a small file is a damaged header (its file skipped), not millions of samples."""
+    from PIL import Image
+
+    path = _write(tmp_path / "big.dcm", np.zeros((100, 120), np.uint16))
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 5_000)
+    with pytest.raises(ImageDecodeError, match="pixels"):
+        _decode(path)
+    monkeypatch.undo()
+    (tmp_path / "src" / "a").mkdir(parents=True)
+    _write(tmp_path / "src" / "a" / "liar.dcm", np.zeros((4, 5), np.uint16),
+           NumberOfFrames=20_000_000)  # fmt: skip
+    _write(tmp_path / "src" / "a" / "ok.dcm", np.zeros((4, 5), np.uint16))
+    src = DicomSource(tmp_path / "src", frames="samples")
+    assert len(src) == 2
+    with pytest.raises(ImageDecodeError, match="exceeds the file's size"):
+        src.load([src.path_of(i) for i in range(2)].index(str(tmp_path / "src" / "a" / "liar.dcm")))

@@ -87,3 +87,19 @@ def test_cli_pages_flag(tiffs, tmp_path):
     assert main(["pack", str(src), str(tmp_path / "cli.pixpack"), "--mode", "raw",
                  "--pages", "samples", "--quiet"]) == 0  # fmt: skip
     assert len(pixpack.open(tmp_path / "cli.pixpack")) == 5 + 4
+
+
+def test_limits_are_checked_before_any_page_is_decoded(tmp_path, monkeypatch):
+    from PIL import Image
+
+    from pixpack.errors import ImageDecodeError
+    from pixpack.write.imageio import load_image
+
+    tifffile.imwrite(tmp_path / "deep.tif", np.zeros((300, 2, 2), np.uint8))  # 300 pages
+    with pytest.raises(ImageDecodeError, match="300 pages of 300 channels in all"):
+        load_image(tmp_path / "deep.tif", pages="channels")
+    tifffile.imwrite(tmp_path / "wide.tif", np.zeros((3, 20, 2000), np.uint16),
+                     photometric="minisblack", planarconfig="separate")  # fmt: skip
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 10_000)
+    with pytest.raises(ImageDecodeError, match="pixels"):
+        load_image(tmp_path / "wide.tif")

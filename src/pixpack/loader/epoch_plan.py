@@ -15,6 +15,7 @@ Streaming's ``sample_in_epoch``). Each sample's augmentation is keyed by
 from __future__ import annotations
 
 import dataclasses
+import functools
 from typing import Any
 
 import numpy as np
@@ -80,8 +81,13 @@ class EpochPlan:
         """Global positions one step (every rank's next batch) consumes."""
         return self.options.batch_size * self.options.world_size
 
-    def describe(self) -> str:
+    @functools.cached_property
+    def fingerprint(self) -> str:
+        """What the candidates and draws are (checksums of their arrays), computed once."""
         return fingerprint(self.indices, self.sampler)
+
+    def describe(self) -> str:
+        return self.fingerprint
 
     def _candidate_labels(self) -> np.ndarray:
         return self.labels if self.indices is None else self.labels[self.indices]

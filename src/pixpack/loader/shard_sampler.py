@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..errors import ResumeError
 from ..options import LoaderOptions
 from .distributed import resolve_shard
 from .epoch_plan import EpochPlan
@@ -116,4 +117,13 @@ class ShardSampler(torch.utils.data.Sampler[int]):
 
     def load_state_dict(self, state: dict[str, int]) -> None:
         """Continue ``state["epoch"]`` from its global ``position``."""
-        self.epoch, self.start = int(state["epoch"]), int(state["position"])
+        try:
+            epoch, position = int(state["epoch"]), int(state["position"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ResumeError(f"not a ShardSampler state (missing or bad {exc}).") from None
+        if epoch < 0 or not 0 <= position <= self._plan.length:
+            raise ResumeError(
+                f"sampler state position {position} of epoch {epoch} is outside this "
+                f"sampler's epoch of {self._plan.length} samples; saved for other data?"
+            )
+        self.epoch, self.start = epoch, position

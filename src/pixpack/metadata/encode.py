@@ -56,22 +56,33 @@ def build_columns(src: Any, source_indices: Sequence[int] | np.ndarray) -> list[
     get = getattr(src, "metadata", None)
     if get is None:
         return columns
-    rows = [get(i) or {} for i in order]
+    by_column = getattr(src, "metadata_column", None)
     names: dict[str, None] = dict.fromkeys(getattr(src, "metadata_columns", lambda: [])())
+    if callable(by_column):  # one list per column: no dict per sample (bounded memory)
+        if len(names) > MAX_COLUMNS:
+            raise SourceError(f"{len(names)} metadata columns (at most {MAX_COLUMNS})")
+        for name in names:
+            values = by_column(name)
+            columns.append(_encode(_stored_name(name), [values[i] for i in order]))
+        return columns
+    rows = [get(i) or {} for i in order]
     for row in rows:  # keys that only some samples have, in first-seen order
         names.update(dict.fromkeys(row))
     if len(names) > MAX_COLUMNS:
         raise SourceError(f"{len(names)} metadata columns (at most {MAX_COLUMNS})")
     for name in names:
-        stored = f"{name}_" if name in RESERVED or name == "path" else str(name)
-        if stored != name:
-            warnings.warn(
-                f"metadata column {name!r} is stored as {stored!r}: {name!r} is the "
-                "index's own column",
-                stacklevel=3,
-            )
-        columns.append(_encode(stored, [row.get(name) for row in rows]))
+        columns.append(_encode(_stored_name(name), [row.get(name) for row in rows]))
     return columns
+
+
+def _stored_name(name: Any) -> str:
+    stored = f"{name}_" if name in RESERVED or name == "path" else str(name)
+    if stored != name:
+        warnings.warn(
+            f"metadata column {name!r} is stored as {stored!r}: {name!r} is the index's own column",
+            stacklevel=4,
+        )
+    return stored
 
 
 def _text(value: Any) -> str:

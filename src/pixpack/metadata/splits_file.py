@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -118,13 +119,14 @@ def _save(pack: Any, new: dict[str, dict[str, Any]]) -> None:
     kept = doc["splits"] if doc is not None and doc.get("pack") == _identity(pack) else {}
     splits = {**kept, **{n: {**s, "indices": s["indices"].tolist()} for n, s in new.items()}}
     text = json.dumps({_MARK: 1, "pack": _identity(pack), "splits": splits})
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    # A fresh name of our own (mkstemp): never one another process could have made.
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
-        with open(tmp, "x", encoding="utf-8") as f:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(text)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    except BaseException:
+        os.unlink(tmp)
+        raise

@@ -91,6 +91,8 @@ class Columns(Mapping[str, Any]):
         if kind not in fmt.COLUMN_TYPES:
             raise self._corrupt(f"column {name!r} has unknown type {kind!r}")
         sections = desc.get("sections") or {}
+        if not isinstance(sections, dict):
+            raise self._corrupt(f"column {name!r} has no sections mapping")
         valid = None
         if sections.get("valid") is not None:
             valid = self._section(sections["valid"], np.dtype("u1"), self._n)
@@ -112,7 +114,8 @@ class Columns(Mapping[str, Any]):
         return self._cache[name]
 
     def missing(self, name: str) -> np.ndarray:
-        ref = (self._desc[name].get("sections") or {}).get("valid")
+        sections = self._desc[name].get("sections") or {}
+        ref = sections.get("valid") if isinstance(sections, dict) else None
         if ref is None:
             return np.zeros(self._n, dtype=bool)
         return self._section(ref, np.dtype("u1"), self._n) == 0

@@ -143,8 +143,10 @@ def export(
         for i, stem in zip(indices.tolist(), _stems(pack, indices), strict=True):
             label = int(labels[i])
             folder = out / (names[label] if 0 <= label < len(names) else UNLABELED)
-            if (label, stem) in taken:  # the same source name twice in one class
-                stem = f"{stem}~{i}"
+            base, n = stem, 0
+            while (label, stem) in taken:  # the same source name twice in one class
+                n += 1
+                stem = f"{base}~{i}" if n == 1 else f"{base}~{i}.{n}"
             taken.add((label, stem))
             _check_shape(pack, i)
             if pack.sample_mode(i) == "jpeg":

@@ -40,6 +40,7 @@ from typing import Any, Literal
 import numpy as np
 
 from ..errors import ImageDecodeError
+from .pixel_limit import check_pixels
 
 __all__ = ["DICOM_SUFFIXES", "INSTALL_HINT", "FramesPolicy", "decode_dicom", "is_dicom", "pydicom"]
 
@@ -115,6 +116,16 @@ def _decode(module: Any, ds: Any, path: str, frame: int | None, frames: FramesPo
             f"multi-frame DICOM ({count} frames): pack it with pixpack.DicomSource(..., "
             "frames='samples') (one sample per frame) or frames='channels' — it is not "
             "packed silently as its first frame",
+        )
+    # The declared size, before anything is allocated for it.
+    rows, cols = int(ds.get("Rows", 0) or 0), int(ds.get("Columns", 0) or 0)
+    check_pixels(path, rows, cols)
+    samples = int(ds.get("SamplesPerPixel", 1) or 1)
+    if frame is None and count > 1 and count * samples > 255:
+        raise ImageDecodeError(
+            path,
+            f"{count} frames of {samples} channel(s): at most 255 channels in all; pack "
+            "it with frames='samples'",
         )
     syntax = _transfer_syntax(module, ds)
     try:

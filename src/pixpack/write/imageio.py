@@ -114,16 +114,19 @@ def load_image_info(
     ``pages``: what the pages of a multi-page TIFF are (:mod:`.tiff`); a
     :class:`~.tiff.PageRef` item is one page of one.
     """
-    page = None
-    if isinstance(item, PageRef):
-        item, page = item.path, item.page
+    if isinstance(item, PageRef):  # one page of a stack: only its bytes are read
+        path = item.path
+        with _any_error_is_undecodable(path):
+            array = _resize_array(decode_tiff(None, path, pages, item.page), max_side)
+        array = _force_channels(array, channels)
+        return LoadedImage(np.ascontiguousarray(array), _mode_name(array), None, 1)
     if isinstance(item, (str, os.PathLike)):
         path = os.fspath(item)
         if data is None:
             data = read_file(path)
         with _any_error_is_undecodable(path):
-            if page is not None or (is_tiff(data) and _beyond_pillow(data)):
-                array = _resize_array(decode_tiff(data, path, pages, page), max_side)
+            if is_tiff(data) and _beyond_pillow(data):
+                array = _resize_array(decode_tiff(data, path, pages), max_side)
                 mode, orientation = _mode_name(array), 1
             else:
                 array, mode, orientation = _decode_bytes(data, path, channels, max_side)

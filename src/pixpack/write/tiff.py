@@ -27,7 +27,6 @@ Pages = Literal["error", "channels", "samples"]
 PAGES = ("error", "channels", "samples")
 _MAGICS = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")  # classic and BigTIFF
 _KEPT = {np.dtype("u1"), np.dtype("<u2"), np.dtype("<i2"), np.dtype("<f4")}
-_MAX_PAGES = 4096
 
 
 class PageRef(NamedTuple):
@@ -97,11 +96,12 @@ def _kept(array: np.ndarray, path: str) -> np.ndarray:
     return np.ascontiguousarray(array.astype(dtype, copy=False))
 
 
-def decode_tiff(data: bytes, path: str, pages: Pages, page: int | None = None) -> np.ndarray:
-    """The pixels of a TIFF as HWC, per the ``pages`` policy (``page``: one page)."""
+def decode_tiff(data: bytes | None, path: str, pages: Pages, page: int | None = None) -> np.ndarray:
+    """The pixels of a TIFF as HWC, per the ``pages`` policy (``page``: one page, read
+    from the file at ``path`` when ``data`` is None: only that page's bytes)."""
     tifffile = _tifffile(path)
     try:
-        with tifffile.TiffFile(io.BytesIO(data)) as tif:
+        with tifffile.TiffFile(path if data is None else io.BytesIO(data)) as tif:
             count = len(tif.pages)
             if page is not None:
                 if not 0 <= page < count:
@@ -115,8 +115,13 @@ def decode_tiff(data: bytes, path: str, pages: Pages, page: int | None = None) -
                     f"a TIFF of {count} pages (a stack); say what they are: pages='channels' "
                     "(CLI --pages channels) or pages='samples' (--pages samples)",
                 )
-            if count > _MAX_PAGES:
-                raise ImageDecodeError(path, f"{count} pages (at most {_MAX_PAGES} as channels)")
+            depth = sum(_declared(p, path)[2] for p in tif.pages)
+            if depth > 255:  # before decoding any page
+                raise ImageDecodeError(
+                    path,
+                    f"{count} pages of {depth} channels in all (at most 255 as channels); "
+                    "pack them with pages='samples'",
+                )
             planes = [_one(p, path) for p in tif.pages]
     except ImageDecodeError:
         raise
@@ -130,8 +135,21 @@ def decode_tiff(data: bytes, path: str, pages: Pages, page: int | None = None) -
     return _kept(np.concatenate(planes, axis=2), path)
 
 
+def _declared(page: Any, path: str) -> tuple[int, int, int]:
+    """A page's height, width and channels from its tags, checked before anything is
+    allocated for it (pixel limit, at most 255 channels)."""
+    height = int(getattr(page, "imagelength", 0) or 0)
+    width = int(getattr(page, "imagewidth", 0) or 0)
+    channels = int(getattr(page, "samplesperpixel", 1) or 1)
+    depth = int(getattr(page, "imagedepth", 1) or 1)
+    if depth != 1:
+        raise ImageDecodeError(path, f"a volumetric TIFF page (depth {depth}) is not supported")
+    check_pixels(path, height, width)
+    if not 1 <= channels <= 255:
+        raise ImageDecodeError(path, f"{channels} channels (at most 255)")
+    return height, width, channels
+
+
 def _one(page: Any, path: str) -> np.ndarray:
-    shape = tuple(int(n) for n in page.shape)
-    if len(shape) >= 2:  # the declared size, before anything is allocated for it
-        check_pixels(path, *(shape[:2] if len(shape) == 2 or shape[-1] <= 255 else shape[1:3]))
+    _declared(page, path)
     return _hwc(np.asarray(page.asarray()), int(getattr(page, "samplesperpixel", 1)), path)

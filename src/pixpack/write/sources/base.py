@@ -150,6 +150,11 @@ class FileListSource:
     def metadata_columns(self) -> list[str]:
         return list(self._columns.names)
 
+    def metadata_column(self, name: str) -> list[Any]:
+        """One column's values by source position (the packer's fast path: no dict
+        per sample)."""
+        return self._columns.values[self._columns.names.index(name)]
+
     @property
     def samples(self) -> list[tuple[str, int]]:
         """(path, label) pairs in packing order (like torchvision's ``samples``)."""

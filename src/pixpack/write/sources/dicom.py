@@ -331,7 +331,12 @@ def _read_headers(
         cells: list[Value] = []
         try:
             ds = module.dcmread(path, stop_before_pixels=True, specific_tags=wanted, force=True)
-            counts[f] = max(1, int(ds.get("NumberOfFrames", 1) or 1))
+            claimed = max(1, int(ds.get("NumberOfFrames", 1) or 1))
+            # A header may claim any count: every frame takes at least one byte of the
+            # file, so a count beyond its size is a damaged or crafted header.
+            if claimed > max(1, os.path.getsize(path)):
+                raise ValueError(f"NumberOfFrames {claimed} exceeds the file's size")
+            counts[f] = claimed
             for spec in specs:
                 cells += spec.cells(ds)
         except Exception as e:  # one unreadable header is one skipped file, not a failed source
