@@ -9,6 +9,8 @@ Per sample:
 - the random generator is ``sample_rng(seed, epoch, index)``;
 - raw samples are zero-copy views of the memory map (``np.frombuffer``), so a crop is
   a view too and only the resized output is ever written;
+- lossless samples are decoded whole (bounded by their recorded shape), then go on
+  as raw ones do;
 - JPEG samples whose pipeline starts with a :class:`~pixpack.ops.base.RegionOp` decode
   only the op's source box at the largest DCT reduction that still covers the output
   (``choose_scale``), then run ``apply_region``; other JPEG samples decode in full;
@@ -216,6 +218,33 @@ class SampleReader:
             self._decode, self._choose_scale = decode_jpeg, choose_scale
         return self._decode, self._choose_scale  # type: ignore[return-value]
 
+    def decode_lossless(
+        self, index: int, data: Any, shape: tuple[int, int, int], code: int,
+        rows: tuple[int, int] | None = None,
+    ) -> tuple[np.ndarray, int]:  # fmt: skip
+        """``(pixels, first row)`` of lossless sample ``index``: the whole image, or the
+        bands covering ``rows`` (top, bottom); never larger than ``shape``. A damaged
+        sample raises :class:`CorruptPackError`."""
+        from ..errors import CorruptPackError
+        from ..read.lossless import decode_lossless_rows
+
+        dtype = self._dtypes.get(code)
+        if dtype is None:
+            from ..errors import UnsupportedModeError
+
+            raise UnsupportedModeError(f"sample {index} uses pixel type code {code}, unknown to "
+                                       "this version; upgrade pixpack")  # fmt: skip
+        top, bottom = (0, shape[0]) if rows is None else rows
+        try:
+            return decode_lossless_rows(data, shape, dtype, top, bottom)
+        except ValueError as exc:
+            path = getattr(self.pack, "path", "the pack")
+            raise CorruptPackError(
+                f"{path}: sample {index} is not a decodable lossless sample ({exc}); "
+                f"run `pixpack verify {path}` and re-pack",
+                path,
+            ) from None
+
     def __call__(
         self, index: int, epoch: int, rng: np.random.Generator | None = None
     ) -> np.ndarray:
@@ -267,6 +296,10 @@ class SampleReader:
                 img = region_op.apply_region(crop, params)
             else:
                 img = decode(data)
+        elif mode == fmt.MODE_LOSSLESS:
+            img = self.decode_lossless(index, data, shape, code)[0]
+            if region_op is not None:
+                img = region_op.apply(img, region_op.make_params(rng, shape))
         else:
             from ..errors import UnsupportedModeError
 

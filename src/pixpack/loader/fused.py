@@ -10,7 +10,8 @@ When a pipeline is a bilinear box op (``RandomResizedCrop``, or ``Resize`` to a 
 - raw samples of the chunk go to ``resize_chunk`` together: one GIL release covers
   every sample's pixels;
 - JPEG samples decode their region at the reduced DCT scale (GIL released), then one
-  ``resize`` call writes the slot.
+  ``resize`` call writes the slot; lossless samples decode the bands of rows the box
+  covers (GIL released), then the same ``resize`` call reads the box.
 
 The output is bit-identical to the general path (``make_params``, ``apply``, then
 ``write_sample``): the parameters are the same draws, and the kernel rounds to pixel
@@ -101,13 +102,14 @@ class FusedPlan:
             & plain
         )
         jpeg = (modes == fmt.MODE_JPEG) & (depth == 1) & plain & ~empty
+        lossless = (modes == fmt.MODE_LOSSLESS) & (items == depth) & plain & ~empty
         raw &= ~empty
         chw = spec.layout == "NCHW"
         alpha, beta = (spec.alpha, spec.beta) if spec.is_float else (None, None)
         rest: list[int] = []
         for j in np.flatnonzero(~raw).tolist():
             top, left, bh, bw, flip = boxes[j].tolist()
-            if jpeg[j] and self._jpeg(
+            if (jpeg[j] or lossless[j]) and self._decoded(
                 read, int(indices[j]), (top, left, bh, bw), flip, work[j], chw, alpha, beta
             ):
                 ok[j] = True
@@ -126,7 +128,7 @@ class FusedPlan:
             rest.extend(sel[~done].tolist())
         return sorted(rest)
 
-    def _jpeg(
+    def _decoded(
         self,
         read: Any,
         index: int,
@@ -137,14 +139,24 @@ class FusedPlan:
         alpha: Any,
         beta: Any,
     ) -> bool:
-        """Decode the box at the reduced scale and resize it into ``slot``; False (the
-        general path then retries and reports) on any failure."""
+        """Decode what the box needs of a JPEG or lossless sample (GIL released) and
+        resize the box into ``slot``; False (the general path then retries and reports)
+        on any failure."""
         try:
-            decode, choose_scale = read.jpeg_codec()
-            scale = choose_scale(box[2], box[3], *self.size)
-            crop = decode(read.pack.sample_bytes(index), region=box, scale=scale)
-            _resize(crop, (0, 0, crop.shape[0], crop.shape[1]), slot, alpha, beta, chw, flip,
-                    self.antialias)  # fmt: skip
+            data = read.pack.sample_bytes(index)
+            if read.mode[index] == fmt.MODE_JPEG:  # the box only, at the reduced DCT scale
+                decode, choose_scale = read.jpeg_codec()
+                scale = choose_scale(box[2], box[3], *self.size)
+                img = decode(data, region=box, scale=scale)
+                box = (0, 0, img.shape[0], img.shape[1])
+            else:  # lossless: the bands of rows the box covers
+                top, left, bh, bw = box
+                shape = read.pack.sample_shape(index)
+                img, first = read.decode_lossless(
+                    index, data, shape, int(read.dtype_code[index]), (top, top + bh)
+                )
+                box = (top - first, left, bh, bw)
+            _resize(img, box, slot, alpha, beta, chw, flip, self.antialias)
         except Exception:
             return False
         return True
