@@ -12,16 +12,23 @@ Data sets (all from the bundled photographs, ``pixpack.sample_data.load_photos()
 - ``multi-uint16``: 256x256 uint16 images of 5 channels (a microscopy-like stack:
   luminance of 5 different photo crops at 12 bits with noise).
 
-Codecs: PNG (OpenCV, levels 1 and 6), zstd (``zstandard``, levels 1 and 3) and lz4
-(``lz4.block``), each on the plain bytes, with a byte-shuffle filter (the bytes of
-each value split into planes) and with a left-neighbour delta (same channel) before
-the shuffle; JPEG-LS, JPEG 2000 (reversible) and JPEG XL (lossless, effort 1 and 3)
-through ``imagecodecs`` where it is installed. Every codec is checked bit-exact.
+Codecs: PNG (OpenCV, levels 1 and 6), zstd (``zstandard``, levels 1 and 3), LZ4 and
+LZ4-HC level 9 (``lz4.block``), each on the plain bytes, with a byte-shuffle filter (the
+bytes of each value split into planes), with a left-neighbour delta (same channel)
+before the shuffle, and with pixpack's ``UP`` filter (delta to the row above,
+zigzag-coded, then shuffled); pixpack's lossless mode itself (LZ4-HC + ``UP`` in 64 KiB
+bands, decoded natively); JPEG-LS, JPEG 2000 (reversible) and JPEG XL (lossless,
+effort 1 and 3) through ``imagecodecs`` where it is installed (int16 given to JPEG-LS,
+JPEG XL and PNG as uint16 + 32768). Every codec is checked bit-exact.
 
 Decode is single-threaded and timed as CPU time (``thread_time``) of decoding into a
-numpy array of the sample's type and shape, filters undone included; per image the
-best of ``ROUNDS`` rounds, then the mean over images. MB/s are of decoded pixels.
-Usage: ``flock /tmp/pixpack-bench.lock python benchmarks/lossless_codecs.py``;
+numpy array of the sample's type and shape, filters undone included (by numpy for the
+generic filter rows: the filter costs there are numpy's, ~0.5-1 ms, not a native
+pass's ~0.04 ms); per image the best of ``ROUNDS`` rounds, then the mean over images.
+MB/s are of decoded pixels. Encode is wall time per image, one thread.
+Needs ``pip install zstandard`` (and ``imagecodecs`` for the image codecs; without it
+their rows are left out). Usage:
+``flock /tmp/pixpack-bench.lock python benchmarks/lossless_codecs.py``;
 writes ``benchmarks/results/2026-12-05-intel-xeon-2c-lossless-codecs.md``.
 """
 
@@ -39,8 +46,14 @@ import numpy as np
 
 from pixpack import sample_data
 
-RESULTS = Path(__file__).resolve().parent / "results" / "2026-12-05-intel-xeon-2c-lossless-codecs.md"
+RESULTS = (
+    Path(__file__).resolve().parent / "results" / "2026-12-05-intel-xeon-2c-lossless-codecs.md"
+)
 ROUNDS = 5
+WHEELS = (  # pip download --no-deps, 2026-12-05
+    "Wheels checked (manylinux x86_64, CPython 3.11, from PyPI): imagecodecs 2026.3.6 26.5 MB "
+    "(JPEG-LS, JPEG 2000, JPEG XL all available), zstandard 0.25.0 5.6 MB, lz4 4.4.5 1.4 MB."
+)
 
 Codec = tuple[Callable[[np.ndarray], bytes], Callable[[bytes, np.ndarray], np.ndarray]]
 
@@ -83,7 +96,8 @@ def rgb_photos(n: int, seed: int = 1) -> list[np.ndarray]:
         side = int(min(p.shape[:2]) * rng.uniform(0.6, 1.0))
         y = int(rng.integers(0, p.shape[0] - side + 1))
         x = int(rng.integers(0, p.shape[1] - side + 1))
-        out.append(cv2.resize(p[y : y + side, x : x + side], (512, 512), interpolation=cv2.INTER_AREA))
+        crop = p[y : y + side, x : x + side]
+        out.append(cv2.resize(crop, (512, 512), interpolation=cv2.INTER_AREA))
     return out
 
 
@@ -98,7 +112,7 @@ def multichannel(n: int, channels: int = 5, seed: int = 2) -> list[np.ndarray]:
     return out
 
 
-# -- filters (the same arithmetic pixpack's lossless mode uses) --------------------------------
+# -- filters ---------------------------------------------------------------------------------
 def shuffle(a: np.ndarray) -> np.ndarray:
     """Bytes of each value as planes: all low bytes, then all high bytes (little-endian)."""
     return np.ascontiguousarray(a.reshape(-1).view(np.uint8).reshape(-1, a.itemsize).T)
@@ -110,7 +124,7 @@ def unshuffle(buf: bytes, out: np.ndarray) -> np.ndarray:
     return out
 
 
-def delta(a: np.ndarray) -> np.ndarray:
+def left_delta(a: np.ndarray) -> np.ndarray:
     """Each value minus its left neighbour of the same channel (modular, unsigned view)."""
     u = a.reshape(a.shape[0], -1).view(np.dtype(f"u{a.itemsize}"))
     d = u.copy()
@@ -119,7 +133,7 @@ def delta(a: np.ndarray) -> np.ndarray:
     return d.reshape(a.shape)
 
 
-def undelta(a: np.ndarray) -> np.ndarray:
+def undo_left_delta(a: np.ndarray) -> np.ndarray:
     h, w, c = a.shape
     u = a.view(np.dtype(f"u{a.itemsize}")).reshape(h, w, c)
     np.cumsum(u, axis=1, dtype=u.dtype, out=u)
@@ -131,12 +145,13 @@ def codecs() -> dict[str, Codec]:
     import lz4.block
     import zstandard
 
-    found: dict[str, Codec] = {}
+    from pixpack.read.lossless import _unfilter_numpy
+    from pixpack.write.lossless import filter_values
+
     dctx = zstandard.ZstdDecompressor()
 
     def zstd(level: int) -> Callable[[bytes], bytes]:
-        cctx = zstandard.ZstdCompressor(level=level)
-        return cctx.compress
+        return zstandard.ZstdCompressor(level=level).compress
 
     def zstd_dec(buf: bytes, out: np.ndarray) -> bytes:
         return dctx.decompress(buf, max_output_size=out.nbytes)
@@ -144,33 +159,87 @@ def codecs() -> dict[str, Codec]:
     def lz4_dec(buf: bytes, out: np.ndarray) -> bytes:
         return lz4.block.decompress(buf, uncompressed_size=out.nbytes)
 
-    def lz4_enc(data: bytes) -> bytes:
-        return lz4.block.compress(data, store_size=False)
+    def lz4_enc(hc: bool) -> Callable[[bytes], bytes]:
+        if hc:
+            return lambda b: lz4.block.compress(b, mode="high_compression", compression=9,
+                                                store_size=False)  # fmt: skip
+        return lambda b: lz4.block.compress(b, store_size=False)
 
-    raw_codecs = {"zstd-1": (zstd(1), zstd_dec), "zstd-3": (zstd(3), zstd_dec),
-                  "lz4": (lz4_enc, lz4_dec)}  # fmt: skip
-    for name, (enc, dec) in raw_codecs.items():
+    def filtered(enc: Callable, dec: Callable, kind: str) -> Codec:
+        def encode(a: np.ndarray) -> bytes:
+            if kind == "up":
+                return enc(filter_values(a)[1].tobytes())
+            return enc(shuffle(left_delta(a) if kind == "left" else a).tobytes())
+
+        def decode(buf: bytes, out: np.ndarray) -> np.ndarray:
+            planes = dec(buf, out)
+            if kind == "up":
+                _unfilter_numpy(planes, out, out.dtype.kind != "f")
+                return out
+            unshuffle(planes, out)
+            return undo_left_delta(out) if kind == "left" else out
+
+        return encode, decode
+
+    found: dict[str, Codec] = {}
+    entropy = {"zstd-1": (zstd(1), zstd_dec), "zstd-3": (zstd(3), zstd_dec),
+               "lz4": (lz4_enc(False), lz4_dec), "lz4hc-9": (lz4_enc(True), lz4_dec)}  # fmt: skip
+    for name, (enc, dec) in entropy.items():
         found[name] = _plain(enc, dec)
-        found[name + "+shuffle"] = _shuffled(enc, dec, False)
-        found[name + "+delta+shuffle"] = _shuffled(enc, dec, True)
+        found[name + "+shuffle"] = filtered(enc, dec, "shuffle")
+        found[name + "+left+shuffle"] = filtered(enc, dec, "left")
+        found[name + "+up-zigzag+shuffle"] = filtered(enc, dec, "up")
+    found["pixpack lossless (lz4hc-9+up-zigzag+shuffle, 64 KiB bands, native)"] = _pixpack()
     for level in (1, 6):
         found[f"png-{level}"] = _png(level)
+    found.update(_imagecodecs())
+    return found
+
+
+def _pixpack() -> Codec:
+    from pixpack.read.lossless import decode_lossless
+    from pixpack.write.lossless import encode_lossless
+
+    return encode_lossless, lambda buf, out: decode_lossless(buf, out.shape, out.dtype)
+
+
+def _unsigned(a: np.ndarray) -> np.ndarray:
+    """int16 as uint16 + 32768 (order kept) for codecs that take unsigned samples only."""
+    return (a.view(np.uint16) ^ np.uint16(0x8000)) if a.dtype == np.int16 else a
+
+
+def _signed(a: np.ndarray) -> np.ndarray:
+    """The inverse of :func:`_unsigned`."""
+    return (a.astype(np.uint16, copy=False) ^ np.uint16(0x8000)).view(np.int16)
+
+
+def _imagecodecs() -> dict[str, Codec]:
     try:
         import imagecodecs
     except ImportError:
-        return found
+        return {}
+
+    def wrap(enc: Callable, dec: Callable) -> Codec:
+        def decode(buf: bytes, out: np.ndarray) -> np.ndarray:
+            img = dec(buf)
+            img = img.reshape(out.shape)
+            return _signed(img) if out.dtype == np.int16 else img
+
+        return (lambda a: enc(_unsigned(np.ascontiguousarray(a)).squeeze()), decode)
+
+    found: dict[str, Codec] = {}
     if imagecodecs.JPEGLS.available:
-        found["jpeg-ls"] = (imagecodecs.jpegls_encode, lambda b, o: imagecodecs.jpegls_decode(b))
+        found["jpeg-ls"] = wrap(imagecodecs.jpegls_encode, imagecodecs.jpegls_decode)
     if imagecodecs.JPEG2K.available:
-        found["jpeg2000-lossless"] = (
+        found["jpeg2000-lossless"] = wrap(
             lambda a: imagecodecs.jpeg2k_encode(a, level=0, reversible=True),
-            lambda b, o: imagecodecs.jpeg2k_decode(b),
+            imagecodecs.jpeg2k_decode,
         )
     if imagecodecs.JPEGXL.available:
         for effort in (1, 3):
-            found[f"jpegxl-lossless-e{effort}"] = (
+            found[f"jpegxl-lossless-e{effort}"] = wrap(
                 lambda a, e=effort: imagecodecs.jpegxl_encode(a, lossless=True, effort=e),
-                lambda b, o: imagecodecs.jpegxl_decode(b),
+                imagecodecs.jpegxl_decode,
             )
     return found
 
@@ -186,24 +255,14 @@ def _plain(enc: Callable, dec: Callable) -> Codec:
     return encode, decode
 
 
-def _shuffled(enc: Callable, dec: Callable, with_delta: bool) -> Codec:
-    def encode(a: np.ndarray) -> bytes:
-        return enc(shuffle(delta(a) if with_delta else a).tobytes())
-
-    def decode(buf: bytes, out: np.ndarray) -> np.ndarray:
-        unshuffle(dec(buf, out), out)
-        return undelta(out) if with_delta else out
-
-    return encode, decode
-
-
 def _png(level: int) -> Codec:
     def encode(a: np.ndarray) -> bytes:
         if a.shape[2] not in (1, 3, 4):
             raise ValueError("PNG holds 1, 3 or 4 channels")
-        u = a.view(np.uint16) ^ np.uint16(0x8000) if a.dtype == np.int16 else a
+        u = _unsigned(a)
         bgr = u[:, :, ::-1] if a.shape[2] >= 3 else u
-        ok, buf = cv2.imencode(".png", np.ascontiguousarray(bgr), [cv2.IMWRITE_PNG_COMPRESSION, level])
+        params = [cv2.IMWRITE_PNG_COMPRESSION, level]
+        _, buf = cv2.imencode(".png", np.ascontiguousarray(bgr), params)
         return buf.tobytes()
 
     def decode(buf: bytes, out: np.ndarray) -> np.ndarray:
@@ -212,9 +271,7 @@ def _png(level: int) -> Codec:
             img = img[:, :, None]
         elif img.shape[2] >= 3:
             cv2.cvtColor(img, cv2.COLOR_BGR2RGB if img.shape[2] == 3 else cv2.COLOR_BGRA2RGBA, img)
-        if out.dtype == np.int16:
-            img = (img ^ np.uint16(0x8000)).view(np.int16)
-        return img
+        return _signed(img) if out.dtype == np.int16 else img
 
     return encode, decode
 
@@ -223,8 +280,10 @@ def _png(level: int) -> Codec:
 def measure(images: list[np.ndarray], codec: Codec) -> dict[str, float] | None:
     encode, decode = codec
     try:
+        t0 = time.perf_counter()
         blobs = [encode(a) for a in images]
-    except (ValueError, RuntimeError, cv2.error, Exception) as exc:  # noqa: BLE001
+        encode_s = (time.perf_counter() - t0) / len(images)
+    except Exception as exc:  # a codec that cannot hold this data: n/a
         return {"error": str(exc).splitlines()[0][:60]}
     raw = sum(a.nbytes for a in images)
     stored = sum(len(b) for b in blobs)
@@ -245,6 +304,7 @@ def measure(images: list[np.ndarray], codec: Codec) -> dict[str, float] | None:
         "ratio": raw / stored,
         "mb_s": images[0].nbytes / mean_s / 1e6,
         "us": mean_s * 1e6,
+        "encode_ms": encode_s * 1e3,
     }
 
 
@@ -274,7 +334,8 @@ def _versions() -> str:
 
     parts = [f"Python {platform.python_version()}", f"numpy {np.__version__}",
              f"OpenCV {cv2.__version__}", f"zstandard {zstandard.__version__} "
-             f"(libzstd {'.'.join(map(str, zstandard.ZSTD_VERSION))})", f"lz4 {lz4.__version__}"]  # fmt: skip
+             f"(libzstd {'.'.join(map(str, zstandard.ZSTD_VERSION))})",
+             f"lz4 {lz4.__version__}"]  # fmt: skip
     try:
         import imagecodecs
 
@@ -305,7 +366,10 @@ def write_report(path: Path, sets: dict, table: dict, n: int) -> None:
         "Sets: " + "; ".join(f"`{k}` {shapes[k]}" for k in names) + ". "
         "See the docstring of `benchmarks/lossless_codecs.py` for how they are made.",
         "",
-        "Each cell: ratio / decode MB/s of decoded pixels / us per image.",
+        WHEELS,
+        "",
+        "Each cell: ratio / decode MB/s of decoded pixels / decode us per image / encode ms "
+        "per image.",
         "",
         "| codec | " + " | ".join(names) + " |",
         "|---|" + "---:|" * len(names),
@@ -317,7 +381,9 @@ def write_report(path: Path, sets: dict, table: dict, n: int) -> None:
             if r is None or "error" in r:
                 cells.append("n/a")
             else:
-                cells.append(f"{r['ratio']:.2f} / {r['mb_s']:.0f} / {r['us']:.0f}")
+                cells.append(
+                    f"{r['ratio']:.2f} / {r['mb_s']:.0f} / {r['us']:.0f} / {r['encode_ms']:.1f}"
+                )
         lines.append(f"| {codec} | " + " | ".join(cells) + " |")
     lines += ["", f"Command: `flock /tmp/pixpack-bench.lock python {' '.join(sys.argv)}`", ""]
     path.write_text("\n".join(lines))

@@ -38,10 +38,17 @@ def decode_lossless(data: Any, shape: tuple[int, int, int], dtype: np.dtype) -> 
 
 
 def decode_lossless_rows(
-    data: Any, shape: tuple[int, int, int], dtype: np.dtype, top: int, bottom: int
+    data: Any,
+    shape: tuple[int, int, int],
+    dtype: np.dtype,
+    top: int,
+    bottom: int,
+    scratch: np.ndarray | None = None,
 ) -> tuple[np.ndarray, int]:
     """``(rows, first)``: the bands covering rows ``top..bottom-1`` of the sample,
-    decoded; ``rows[k]`` is the image's row ``first + k``."""
+    decoded; ``rows[k]`` is the image's row ``first + k``. ``scratch``: a contiguous
+    uint8 array to decode into when it is large enough (a view of it is returned:
+    reusing one saves a fresh allocation's page faults per sample)."""
     mv = memoryview(data).cast("B")
     if len(mv) < _H:
         raise ValueError(f"{len(mv)} bytes are shorter than the lossless header")
@@ -60,7 +67,12 @@ def decode_lossless_rows(
     top, bottom = min(max(0, top), h - 1), min(h, bottom)
     first_band, last_band = top // band, max(top, bottom - 1) // band
     first = first_band * band
-    out = np.empty((min(h, (last_band + 1) * band) - first, w, c), dtype)
+    rows = (min(h, (last_band + 1) * band) - first, w, c)
+    size = rows[0] * w * c * dtype.itemsize
+    if scratch is not None and scratch.size >= size:
+        out = scratch[:size].view(dtype).reshape(rows)
+    else:
+        out = np.empty(rows, dtype)
     if _decode_rows is not None:  # every band in one GIL release, the table checked there
         _decode_rows(mv, out, h, w * c, dtype.itemsize, first_band)
         return out, first

@@ -8,11 +8,12 @@ to this process's anonymous memory.
 
 Every sample read checks its index entry against the header (the sample must lie in
 the data region, and raw samples must hold exactly ``h*w*c*itemsize`` bytes; lossless
-ones must decompress to exactly that) before touching the map, so a corrupted index raises :class:`CorruptPackError` instead of
-reading past the end of the file. What this cannot prevent: if another process
-*truncates the file after it was opened*, touching the lost pages raises SIGBUS,
-as with any memory map. Packs are written to a temp file and renamed, so rewriting
-a pack never does this; only editing the file in place does.
+ones must decompress to exactly that) before touching the map, so a corrupted index
+raises :class:`CorruptPackError` instead of reading past the end of the file. What
+this cannot prevent: if another process *truncates the file after it was opened*,
+touching the lost pages raises SIGBUS, as with any memory map. Packs are written to a
+temp file and renamed, so rewriting a pack never does this; only editing the file in
+place does.
 
 Packs pickle as their path and options; the map reopens lazily in the receiving
 process, so a :class:`Pack` is safe to hand to DataLoader worker processes.
