@@ -10,6 +10,9 @@
   without it, resizes go through OpenCV with a Gaussian pre-blur (slower, within ~0.3
   level of torchvision instead of ~0.1).
 
+- ``pixpack._native._lossless``: undoes the ``lossless`` mode's byte-plane and delta
+  filters in one GIL-free pass. C compiler only; without it numpy does the same (slower).
+
 - ``pixpack._native._readahead``: asynchronous read requests (``POSIX_FADV_WILLNEED``)
   for many spans in one GIL release (the loader's read-ahead). C compiler only; without
   it the same requests are made from Python.
@@ -47,6 +50,13 @@ setup(
         Extension(
             "pixpack._native._readahead",
             sources=["src/pixpack/_native/readahead.c"],
+            depends=["src/pixpack/_native/glue.h"],
+            extra_compile_args=["-O3", "-std=c99"],
+            optional=True,
+        ),
+        Extension(
+            "pixpack._native._lossless",
+            sources=["src/pixpack/_native/lossless.c"],
             depends=["src/pixpack/_native/glue.h"],
             extra_compile_args=["-O3", "-std=c99"],
             optional=True,

@@ -5,7 +5,7 @@ A pack is one file::
     offset 0                 +--------------------------------------+
                              | Header (HEADER_DTYPE, 128 bytes)     |  written LAST: the commit record
     DATA_ALIGN (4096)        +--------------------------------------+
-                             | sample 0 bytes (raw pixels or JPEG)  |  each sample starts on a
+                             | sample 0 bytes (raw, JPEG, lossless) |  each sample starts on a
                              | sample 1 bytes ...                   |  SAMPLE_ALIGN boundary
                              | ...                                  |
     header.index_offset      +--------------------------------------+
@@ -63,7 +63,15 @@ __all__ = [
     "SAMPLE_ALIGN",
     "MODE_RAW",
     "MODE_JPEG",
+    "MODE_LOSSLESS",
     "MODE_NAMES",
+    "LOSSLESS_HEADER_SIZE",
+    "LOSSLESS_CODEC_LZ4",
+    "LOSSLESS_CODECS",
+    "LOSSLESS_FILTER_NONE",
+    "LOSSLESS_FILTER_SHUFFLE",
+    "LOSSLESS_FILTER_UP",
+    "LOSSLESS_FILTERS",
     "DTYPE_CODES",
     "DTYPE_FROM_CODE",
     "widest_known_dtype",
@@ -136,7 +144,36 @@ assert INDEX_DTYPE.itemsize == 40
 
 MODE_RAW = 0  # C-contiguous HWC pixels, little-endian
 MODE_JPEG = 1  # baseline/progressive JPEG bytes, 8-bit, 1 or 3 channels
-MODE_NAMES = {MODE_RAW: "raw", MODE_JPEG: "jpeg"}
+MODE_LOSSLESS = 2  # filtered, compressed bands of rows (LOSSLESS_* below)
+MODE_NAMES = {MODE_RAW: "raw", MODE_JPEG: "jpeg", MODE_LOSSLESS: "lossless"}
+
+# A lossless sample's bytes (all integers little-endian):
+#
+#   byte 0        codec      LOSSLESS_CODEC_* (1 = LZ4 blocks, no frame, no size prefix)
+#   byte 1        filter     LOSSLESS_FILTER_*, applied to each band's values
+#   bytes 2-3     reserved, 0
+#   bytes 4-7     band_rows  u32 >= 1: the image is cut into bands of this many rows
+#                            (the last one may be shorter), each compressed on its own
+#   bytes 8...    sizes      u32 x ceil(height / band_rows): each band's compressed bytes
+#   then          the bands' compressed blocks, back to back, exactly sum(sizes) bytes
+#
+# A band decompresses to exactly rows * width * channels * itemsize bytes; a reader
+# can decode only the bands a crop needs. The filters see a band's HWC values as rows
+# of width*channels values of itemsize bytes (int16 and float32 as the unsigned
+# integers of their size, so everything is bit-exact):
+#   NONE     the values' bytes as they are;
+#   SHUFFLE  byte planes: byte 0 of every value of the band, then byte 1, ...;
+#   UP       each value minus the one a row above (a band's first row: minus 0),
+#            modulo 2**bits, zigzag-coded ((r << 1) ^ (r >> (bits - 1)): the signed
+#            residual's sign into bit 0), then byte planes as SHUFFLE.
+LOSSLESS_HEADER_SIZE = 8
+LOSSLESS_CODEC_LZ4 = 1
+LOSSLESS_CODECS = {LOSSLESS_CODEC_LZ4: "lz4"}
+LOSSLESS_FILTER_NONE = 0
+LOSSLESS_FILTER_SHUFFLE = 1
+LOSSLESS_FILTER_UP = 2
+LOSSLESS_FILTERS = {LOSSLESS_FILTER_NONE: "none", LOSSLESS_FILTER_SHUFFLE: "shuffle",
+                    LOSSLESS_FILTER_UP: "up"}  # fmt: skip
 
 # 2 and 3 (minor 1): signed 16-bit (CT in Hounsfield units) and float32 samples, raw.
 DTYPE_CODES = {np.dtype("uint8"): 0, np.dtype("<u2"): 1, np.dtype("<i2"): 2, np.dtype("<f4"): 3}

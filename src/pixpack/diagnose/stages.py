@@ -300,7 +300,8 @@ def time_chain(
     index = pack.index
     modes = {int(m) for m in np.unique(index["mode"][np.sort(indices)])}
     jpeg = fmt.MODE_JPEG in modes
-    names, kinds, gil = ["decode (view)" if not jpeg else "decode"], ["decode"], [False]
+    first = "decode (lossless)" if fmt.MODE_LOSSLESS in modes else "decode (view)"
+    names, kinds, gil = [first if not jpeg else "decode"], ["decode"], [False]
     if jpeg:
         names = ["decode (ROI+DCT)" if region_op is not None else "decode (full)"]
         if region_op is not None:
@@ -341,6 +342,16 @@ def time_chain(
         if mode == fmt.MODE_RAW:
             a = clock()
             img = np.frombuffer(data, dtype=dtypes[int(entry["dtype"])]).reshape(shape)
+            t.add(0, clock() - a)
+            if region_op is not None:
+                a = clock()
+                img = region_op.apply(img, region_op.make_params(rng, shape))
+                t.add(first_op, clock() - a)
+        elif mode == fmt.MODE_LOSSLESS:
+            from ..read.lossless import decode_lossless
+
+            a = clock()
+            img = decode_lossless(data, shape, dtypes[int(entry["dtype"])])
             t.add(0, clock() - a)
             if region_op is not None:
                 a = clock()

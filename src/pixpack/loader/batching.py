@@ -9,6 +9,8 @@ Per sample:
 - the random generator is ``sample_rng(seed, epoch, index)``;
 - raw samples are zero-copy views of the memory map (``np.frombuffer``), so a crop is
   a view too and only the resized output is ever written;
+- lossless samples decode only the bands of rows a leading region op's box covers (all
+  of them otherwise), bounded by their recorded shape, then go on as raw ones do;
 - JPEG samples whose pipeline starts with a :class:`~pixpack.ops.base.RegionOp` decode
   only the op's source box at the largest DCT reduction that still covers the output
   (``choose_scale``), then run ``apply_region``; other JPEG samples decode in full;
@@ -35,8 +37,9 @@ from typing import Any
 import numpy as np
 
 from .. import format as fmt
-from ..errors import UsageError
+from ..errors import CorruptPackError, UnsupportedModeError, UsageError
 from ..ops.base import sample_rng
+from ..read.lossless import decode_lossless_rows
 from .convert import OutputSpec, native_store_available, write_sample
 from .fused import FusedPlan, fused_plan
 
@@ -216,6 +219,29 @@ class SampleReader:
             self._decode, self._choose_scale = decode_jpeg, choose_scale
         return self._decode, self._choose_scale  # type: ignore[return-value]
 
+    def decode_lossless(
+        self, index: int, data: Any, shape: tuple[int, int, int], code: int,
+        rows: tuple[int, int] | None = None, scratch: np.ndarray | None = None,
+    ) -> tuple[np.ndarray, int]:  # fmt: skip
+        """``(pixels, first row)`` of lossless sample ``index``: the whole image, or the
+        bands covering ``rows`` (top, bottom); never larger than ``shape``; into
+        ``scratch`` when it is large enough. A damaged sample raises
+        :class:`CorruptPackError`."""
+        dtype = self._dtypes.get(code)
+        if dtype is None:
+            raise UnsupportedModeError(f"sample {index} uses pixel type code {code}, unknown to "
+                                       "this version; upgrade pixpack")  # fmt: skip
+        top, bottom = (0, shape[0]) if rows is None else rows
+        try:
+            return decode_lossless_rows(data, shape, dtype, top, bottom, scratch)
+        except ValueError as exc:
+            path = getattr(self.pack, "path", "the pack")
+            raise CorruptPackError(
+                f"{path}: sample {index} is not a decodable lossless sample ({exc}); "
+                f"run `pixpack verify {path}` and re-pack",
+                path,
+            ) from None
+
     def __call__(
         self, index: int, epoch: int, rng: np.random.Generator | None = None
     ) -> np.ndarray:
@@ -267,9 +293,20 @@ class SampleReader:
                 img = region_op.apply_region(crop, params)
             else:
                 img = decode(data)
+        elif mode == fmt.MODE_LOSSLESS:
+            if region_op is None:
+                img = self.decode_lossless(index, data, shape, code)[0]
+            else:  # only the bands of rows the op's box covers
+                params = region_op.make_params(rng, shape)
+                b = region_op.region(params, shape)
+                top, bottom, left, right = b.top, b.top + b.height, b.left, b.left + b.width
+                if 0 <= top <= bottom <= height and 0 <= left <= right <= width:
+                    rows, first = self.decode_lossless(index, data, shape, code, (top, bottom))
+                    crop = rows[top - first : bottom - first, left:right]
+                    img = region_op.apply_region(crop, params)
+                else:
+                    img = region_op.apply(self.decode_lossless(index, data, shape, code)[0], params)
         else:
-            from ..errors import UnsupportedModeError
-
             raise UnsupportedModeError(
                 f"sample {index} uses storage mode {mode}, unknown to this version; "
                 + "upgrade pixpack"

@@ -10,7 +10,8 @@ When a pipeline is a bilinear box op (``RandomResizedCrop``, or ``Resize`` to a 
 - raw samples of the chunk go to ``resize_chunk`` together: one GIL release covers
   every sample's pixels;
 - JPEG samples decode their region at the reduced DCT scale (GIL released), then one
-  ``resize`` call writes the slot.
+  ``resize`` call writes the slot; lossless samples decode the bands of rows the box
+  covers (GIL released), then the same ``resize`` call reads the box.
 
 The output is bit-identical to the general path (``make_params``, ``apply``, then
 ``write_sample``): the parameters are the same draws, and the kernel rounds to pixel
@@ -23,6 +24,7 @@ reports it.
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 import numpy as np
@@ -38,6 +40,8 @@ except ImportError:  # no C compiler at install time: the general path
     _draw_boxes = _resize = _resize_chunk = None
 
 __all__ = ["FusedPlan", "fused_plan"]
+
+_local = threading.local()  # per decode thread: the lossless scratch buffer
 
 _H_FLIP, _V_FLIP = 1, 2
 _M64 = (1 << 64) - 1
@@ -101,15 +105,22 @@ class FusedPlan:
             & plain
         )
         jpeg = (modes == fmt.MODE_JPEG) & (depth == 1) & plain & ~empty
+        lossless = (modes == fmt.MODE_LOSSLESS) & (items == depth) & plain & ~empty
         raw &= ~empty
         chw = spec.layout == "NCHW"
         alpha, beta = (spec.alpha, spec.beta) if spec.is_float else (None, None)
         rest: list[int] = []
         for j in np.flatnonzero(~raw).tolist():
             top, left, bh, bw, flip = boxes[j].tolist()
-            if jpeg[j] and self._jpeg(
-                read, int(indices[j]), (top, left, bh, bw), flip, work[j], chw, alpha, beta
-            ):
+            box = (top, left, bh, bw)
+            if jpeg[j] and self._decoded(read, int(indices[j]), None, box, flip, work[j], chw,
+                                         alpha, beta):  # fmt: skip
+                ok[j] = True
+            elif lossless[j] and nbytes[j] >= 0 and self._decoded(
+                read, int(indices[j]), (buffer, int(offsets[j]), int(nbytes[j]),
+                (int(heights[j]), int(widths[j]), int(channels[j]))), box, flip, work[j], chw,
+                alpha, beta,
+            ):  # fmt: skip
                 ok[j] = True
             else:
                 rest.append(j)
@@ -126,10 +137,11 @@ class FusedPlan:
             rest.extend(sel[~done].tolist())
         return sorted(rest)
 
-    def _jpeg(
+    def _decoded(
         self,
         read: Any,
         index: int,
+        span: tuple[memoryview, int, int, tuple[int, int, int]] | None,
         box: tuple[int, int, int, int],
         flip: int,
         slot: np.ndarray,
@@ -137,17 +149,38 @@ class FusedPlan:
         alpha: Any,
         beta: Any,
     ) -> bool:
-        """Decode the box at the reduced scale and resize it into ``slot``; False (the
-        general path then retries and reports) on any failure."""
+        """Decode what the box needs of a JPEG sample (``span`` None) or of a lossless
+        one (``span``: the map, its offset and length, its shape: checked spans of the
+        chunk, as raw samples use), GIL released, and resize the box into ``slot``;
+        False (the general path then retries and reports) on any failure."""
         try:
-            decode, choose_scale = read.jpeg_codec()
-            scale = choose_scale(box[2], box[3], *self.size)
-            crop = decode(read.pack.sample_bytes(index), region=box, scale=scale)
-            _resize(crop, (0, 0, crop.shape[0], crop.shape[1]), slot, alpha, beta, chw, flip,
-                    self.antialias)  # fmt: skip
+            if span is None:  # JPEG: the box only, at the reduced DCT scale
+                decode, choose_scale = read.jpeg_codec()
+                scale = choose_scale(box[2], box[3], *self.size)
+                img = decode(read.pack.sample_bytes(index), region=box, scale=scale)
+                box = (0, 0, img.shape[0], img.shape[1])
+            else:  # lossless: the bands of rows the box covers
+                buffer, offset, nbytes, shape = span
+                top, left, bh, bw = box
+                img, first = read.decode_lossless(
+                    index, buffer[offset : offset + nbytes], shape, int(read.dtype_code[index]),
+                    (top, top + bh), _scratch(shape[0] * shape[1] * shape[2] * 4),
+                )  # fmt: skip
+                box = (top - first, left, bh, bw)
+            _resize(img, box, slot, alpha, beta, chw, flip, self.antialias)
         except Exception:
             return False
         return True
+
+
+def _scratch(nbytes: int) -> np.ndarray:
+    """This thread's reused decode buffer, at least ``nbytes`` long: decoded samples are
+    resized into their slot at once, and a fresh ~0.5 MB array per sample would cost
+    its page faults every time (glibc returns such blocks to the kernel)."""
+    buf = getattr(_local, "scratch", None)
+    if buf is None or buf.size < nbytes:
+        buf = _local.scratch = np.empty(nbytes, np.uint8)
+    return buf
 
 
 def fused_plan(region_op: Any, rest: tuple[Any, ...]) -> FusedPlan | None:

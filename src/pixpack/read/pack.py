@@ -7,12 +7,13 @@ copied or scanned; it is a numpy structured *view* of the mapped file, so
 to this process's anonymous memory.
 
 Every sample read checks its index entry against the header (the sample must lie in
-the data region, and raw samples must hold exactly ``h*w*c*itemsize`` bytes) before
-touching the map, so a corrupted index raises :class:`CorruptPackError` instead of
-reading past the end of the file. What this cannot prevent: if another process
-*truncates the file after it was opened*, touching the lost pages raises SIGBUS,
-as with any memory map. Packs are written to a temp file and renamed, so rewriting
-a pack never does this; only editing the file in place does.
+the data region, and raw samples must hold exactly ``h*w*c*itemsize`` bytes; lossless
+ones must decompress to exactly that) before touching the map, so a corrupted index
+raises :class:`CorruptPackError` instead of reading past the end of the file. What
+this cannot prevent: if another process *truncates the file after it was opened*,
+touching the lost pages raises SIGBUS, as with any memory map. Packs are written to a
+temp file and renamed, so rewriting a pack never does this; only editing the file in
+place does.
 
 Packs pickle as their path and options; the map reopens lazily in the receiving
 process, so a :class:`Pack` is safe to hand to DataLoader worker processes.
@@ -33,6 +34,7 @@ from ..errors import CorruptPackError, UnsupportedModeError, UsageError
 from ..storage import Access, LocalFile
 from ._open import OpenedFile, open_file
 from .jpeg import decode_jpeg, jpeg_shape
+from .lossless import decode_lossless
 
 __all__ = ["Pack", "open_pack"]
 
@@ -358,7 +360,7 @@ class Pack:
         return int(self._heights[i]), int(self._widths[i]), int(self._channels[i])
 
     def sample_mode(self, i: int) -> str:
-        """``"raw"`` or ``"jpeg"``: how sample ``i`` is stored."""
+        """``"raw"``, ``"jpeg"`` or ``"lossless"``: how sample ``i`` is stored."""
         code = int(self._idx()["mode"][i])
         return fmt.MODE_NAMES.get(code, f"unknown({code})")
 
@@ -388,10 +390,11 @@ class Pack:
         return int(self._labels[i])
 
     def read_image(self, i: int, *, copy: bool = False) -> np.ndarray:
-        """Sample ``i`` decoded to an HWC uint8/uint16 array.
+        """Sample ``i`` decoded to an HWC array of its pixel type.
 
         Raw samples with ``copy=False`` are read-only views of the map (no copy at
-        all); ``copy=True`` always returns a writable array of its own.
+        all); ``copy=True`` always returns a writable array of its own (JPEG and
+        lossless samples are always decoded into one).
         """
         return self._read(i, copy)[0]
 
@@ -424,6 +427,8 @@ class Pack:
             return (image.copy() if copy else image), label
         if mode == fmt.MODE_JPEG:
             return self._decode_jpeg(i, offset, nbytes, (h, w, c)), label
+        if mode == fmt.MODE_LOSSLESS:
+            return self._decode_lossless(i, offset, nbytes, (h, w, c), dtype), label
         raise UnsupportedModeError(
             f"{self._path}: sample {i} uses storage mode {mode}, unknown to this pixpack; "
             "upgrade pixpack",
@@ -451,6 +456,21 @@ class Pack:
                 self._path,
             )
         return image
+
+    def _decode_lossless(
+        self, i: int, offset: int, nbytes: int, shape: tuple[int, int, int], dtype: np.dtype
+    ) -> np.ndarray:
+        data = self._mv[offset : offset + nbytes]  # type: ignore[index]
+        try:
+            return decode_lossless(data, shape, dtype)  # never more than the index's shape
+        except UnsupportedModeError as exc:
+            raise UnsupportedModeError(f"{self._path}: sample {i}: {exc}", self._path) from None
+        except ValueError as exc:
+            raise CorruptPackError(
+                f"{self._path}: sample {i} is not a decodable lossless sample ({exc}); "
+                f"run `pixpack verify {self._path}` and re-pack",
+                self._path,
+            ) from None
 
     def __iter__(self) -> Iterator[tuple[np.ndarray, int]]:
         for i in range(len(self)):

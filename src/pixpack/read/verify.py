@@ -135,6 +135,8 @@ class _Layout:
         )  # fmt: skip
         wrong = known & (modes == fmt.MODE_RAW) & (pixels != nbytes)
         note(wrong, lambda k: f"raw size {int(nbytes[k])} bytes != its recorded shape")
+        short = known & (modes == fmt.MODE_LOSSLESS) & (nbytes < fmt.LOSSLESS_HEADER_SIZE)
+        note(short, lambda k: f"lossless sample of {int(nbytes[k])} bytes: shorter than its header")
         labels = chunk["label"]
         bad_label = labels < fmt.NO_LABEL
         if self.classes:

@@ -7,6 +7,8 @@
   signed, float and other channel counts are stored raw even in a jpeg pack (the
   packer warns with the count and the reason). The index records the mode of
   every sample, so readers never guess.
+- ``lossless``: every pixel type and channel count, bit-exact, filtered and
+  zstd-compressed (:mod:`.lossless`; the layout is ``format.LOSSLESS_*``).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import numpy as np
 
 from .. import format as fmt
 from ..errors import UsageError
+from .lossless import encode_lossless
 
 __all__ = ["EncodedSample", "MAX_CHANNELS", "encode_sample", "jpeg_encodable"]
 
@@ -41,8 +44,9 @@ def jpeg_encodable(array: np.ndarray) -> bool:
 
 
 def encode_sample(array: np.ndarray, *, mode: str = "raw", quality: int = 90) -> EncodedSample:
-    """Encode one HWC uint8/uint16/int16/float32 array; ``mode`` is ``"raw"`` or
-    ``"jpeg"`` (what JPEG cannot hold, see :func:`jpeg_encodable`, is stored raw)."""
+    """Encode one HWC uint8/uint16/int16/float32 array; ``mode`` is ``"raw"``,
+    ``"jpeg"`` (what JPEG cannot hold, see :func:`jpeg_encodable`, is stored raw) or
+    ``"lossless"``."""
     if array.ndim != 3 or not 1 <= array.shape[2] <= MAX_CHANNELS:
         raise UsageError(
             f"encode_sample needs an HWC array with 1 to {MAX_CHANNELS} channels "
@@ -66,8 +70,11 @@ def encode_sample(array: np.ndarray, *, mode: str = "raw", quality: int = 90) ->
             colorsubsampling="Gray" if gray else "420",
         )
         return EncodedSample(data, height, width, channels, dtype_code, fmt.MODE_JPEG)
+    if mode == "lossless":
+        data = encode_lossless(np.ascontiguousarray(array, dtype=dtype))
+        return EncodedSample(data, height, width, channels, dtype_code, fmt.MODE_LOSSLESS)
     if mode not in ("raw", "jpeg"):
-        raise UsageError(f"mode must be 'raw' or 'jpeg' (got {mode!r}).")
+        raise UsageError(f"mode must be 'raw', 'jpeg' or 'lossless' (got {mode!r}).")
     flat = np.ascontiguousarray(array, dtype=dtype).reshape(-1).view(np.uint8)
     data = memoryview(flat)
     return EncodedSample(data, height, width, channels, dtype_code, fmt.MODE_RAW)
