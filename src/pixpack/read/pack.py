@@ -35,11 +35,12 @@ from ..storage import Access, LocalFile
 from ._open import OpenedFile, open_file
 from .jpeg import decode_jpeg, jpeg_shape
 from .lossless import decode_lossless
+from .metadata_access import MetadataAccess
 
 __all__ = ["Pack", "open_pack"]
 
 
-class Pack:
+class Pack(MetadataAccess):
     """A read-only, memory-mapped pack. Use :func:`open_pack` (``pixpack.open``).
 
     ``pack[i]`` returns ``(image, label)`` with a writable HWC copy of the image;
@@ -219,52 +220,6 @@ class Pack:
         return {name: (h[name] if name == "magic" else int(h[name])) for name in names}
 
     # -- per-sample access (hot paths: keep lean) ------------------------------------------
-    # -- metadata columns, SQL and subsets (implemented in pixpack.metadata) --------------
-    @property
-    def columns(self) -> Any:
-        """Per-sample metadata columns (``path`` and the source's extra fields) as
-        zero-copy views: a :class:`~pixpack.metadata.view.Columns` mapping."""
-        if self._columns is None:
-            from ..metadata.view import Columns
-
-            self._idx()
-            self._columns = Columns(self._file.buffer, self._metadata, self._n, self._path)
-        return self._columns
-
-    def section(self, name: str) -> memoryview | None:
-        """The bytes of the pack's section ``name`` (a view of the map), or None."""
-        self._idx()
-        found = self._sections.get(name)
-        return None if found is None else self._mv[found[0] : found[0] + found[1]]
-
-    def query(self, where: str) -> Any:
-        """The samples matching an SQL condition over the ``samples`` table, e.g.
-        ``"site = 'B' AND width > 512"``, as a :class:`~pixpack.Subset`."""
-        from ..metadata.query import query_indices
-        from ..metadata.subset import Subset
-
-        return Subset(self, query_indices(self, where), where)
-
-    def sql(self, statement: str) -> tuple[list[str], list[tuple]]:
-        """``(column names, rows)`` of a ``SELECT ... FROM samples`` statement."""
-        from ..metadata.query import query_rows
-
-        return query_rows(self, statement)
-
-    @property
-    def splits(self) -> dict[str, Any]:
-        """Named splits made by ``pixpack split`` / :func:`pixpack.make_splits`, as
-        :class:`~pixpack.Subset` objects (read from ``PACK.splits.json``)."""
-        from ..metadata.splits_file import load_splits
-
-        return load_splits(self)
-
-    def subset(self, indices: Any, name: str = "subset") -> Any:
-        """These samples (an index array, any order) as a :class:`~pixpack.Subset`."""
-        from ..metadata.subset import Subset
-
-        return Subset(self, indices, name)
-
     def _entry(self, i: int) -> tuple[int, tuple[int, ...]]:
         """(normalised index, index entry as a tuple of ints) after all bounds checks.
 

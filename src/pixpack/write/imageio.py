@@ -337,22 +337,7 @@ def _pnm_maxval(data: bytes) -> int:
 
 
 def _decode_deep(data: bytes, kind: str, path: str) -> np.ndarray:
-    if kind == "TIFF":
-        try:
-            import tifffile
-        except ImportError:
-            raise ImageDecodeError(
-                path, "16-bit colour TIFF needs tifffile: pip install 'pixpack[tiff]'"
-            ) from None
-        try:
-            array = np.asarray(tifffile.imread(io.BytesIO(data), key=0))
-        except Exception as e:  # tifffile raises many types on damaged files
-            raise ImageDecodeError(path, f"cannot decode 16-bit TIFF ({e})") from None
-        if array.ndim == 3 and array.shape[0] in (3, 4) and array.shape[-1] not in (3, 4):
-            array = np.moveaxis(array, 0, -1)  # planar configuration
-        if array.dtype != np.uint16 or array.ndim != 3 or array.shape[2] not in (3, 4):
-            raise ImageDecodeError(path, f"unsupported TIFF layout {array.shape} {array.dtype}")
-        return array.astype("<u2")
+    # 16-bit colour TIFFs never get here: _beyond_pillow sends them to tiff.decode_tiff.
     import cv2
 
     decoded = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
