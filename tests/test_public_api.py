@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 import importlib
+import inspect
 import subprocess
 import sys
 
 import pytest
 
 import pixpack
+
+# The loader half of issue 17 (Loader(..., output="numpy"), written on main).
+needs_numpy_loader = pytest.mark.skipif(
+    "output" not in inspect.signature(pixpack.Loader).parameters,
+    reason="pixpack.Loader(output='numpy') (issue 17's loader half) not merged",
+)
 
 PUBLIC_MODULES = [
     "pixpack",
@@ -46,6 +53,32 @@ def test_import_is_light() -> None:
     code = "import sys, pixpack; print('torch' in sys.modules, 'cv2' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["False", "False"]
+
+
+FRAMEWORK_FREE = [
+    "pixpack",
+    "pixpack.read",
+    "pixpack.ops",
+    "pixpack.write",
+    "pixpack.metadata.query",
+    "pixpack.storage",
+    "pixpack.cli.main",
+    "pixpack.optional",
+    pytest.param("pixpack.loader", marks=needs_numpy_loader),
+    pytest.param("pixpack.diagnose", marks=needs_numpy_loader),
+]
+
+
+@pytest.mark.parametrize("module_name", FRAMEWORK_FREE)
+def test_core_never_imports_a_framework(module_name: str) -> None:
+    """Issue 17: the core imports no framework even where all are installed (torch alone
+    costs seconds and hundreds of MB per process); only the adapters do."""
+    code = (
+        f"import sys, {module_name}; "
+        "print(sorted({m.split('.')[0] for m in sys.modules} & {'torch', 'tensorflow', 'jax'}))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
 
 
 def test_version_matches_package_metadata() -> None:
