@@ -81,9 +81,7 @@ print("VENV OK")
 def _run(cmd: list[str], what: str, timeout: float, cwd: Path) -> subprocess.CompletedProcess:
     # The venv must see only itself: no PYTHONPATH pointing at this checkout's src/.
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
-    done = subprocess.run(
-        cmd, capture_output=True, text=True, timeout=timeout, cwd=cwd, env=env
-    )
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=cwd, env=env)
     assert done.returncode == 0, f"{what} failed:\n{done.stdout[-4000:]}\n{done.stderr[-4000:]}"
     return done
 
@@ -114,5 +112,7 @@ def test_pip_install_without_torch(photo_folder: Path, tmp_path: Path) -> None:
     check = [python, "-c", CHECK, str(photo_folder), str(work), flag]
     done = _run(check, "the venv check", 240, tmp_path)
     assert "VENV OK" in done.stdout
-    print(f"fresh venv: installed in {installed:.0f} s, "
-          f"checked in {time.perf_counter() - started - installed:.1f} s")
+    print(
+        f"fresh venv: installed in {installed:.0f} s, "
+        f"checked in {time.perf_counter() - started - installed:.1f} s"
+    )

@@ -67,7 +67,10 @@ def run_without_frameworks(code: str, *args: str) -> str:
     env["PYTHONPATH"] = os.pathsep.join([str(SRC), env.get("PYTHONPATH", "")])
     done = subprocess.run(
         [sys.executable, "-c", PRELUDE + code, *args],
-        capture_output=True, text=True, env=env, timeout=240,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=240,
     )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     loaded = json.loads(done.stdout.rsplit("LOADED", 1)[1])
