@@ -61,7 +61,7 @@ def _torchvision_rate(folder: Path, workers: int, batch_size: int) -> float:
 
 def main(argv: list[str] | None = None) -> int:
     import pixpack
-    from pixpack.diagnose.bench import output_keywords
+    from pixpack.diagnose.bench import default_output
     from pixpack.ops import Normalize, RandomHorizontalFlip, RandomResizedCrop
     from pixpack.optional import EXTRAS, available
     from pixpack.options import default_workers
@@ -108,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
         seed=0,
         workers=workers,
         drop_last=True,
-        **output_keywords("cpu"),  # NumPy batches where torch is not installed
+        output=default_output("cpu"),  # NumPy batches where torch is not installed
     )
     first, rate = _iterate(loader, args.epochs)
     images, labels = next(iter(loader))

@@ -73,15 +73,15 @@ def _sync(device: str) -> None:
         torch.cuda.synchronize()
 
 
-def output_keywords(device: str) -> dict[str, str]:
-    """The Loader keywords that choose its batches for a measurement here: torch tensors
-    (the default) where torch is installed, else NumPy arrays, which cost the same (both
-    wrap the loader's buffers); a GPU device needs torch."""
+def default_output(device: str) -> str:
+    """The Loader ``output`` to measure here: torch tensors (the default) where torch is
+    installed, else NumPy arrays, which cost the same (both wrap the loader's buffers);
+    a GPU device needs torch."""
     if available("torch"):
-        return {}
+        return "torch"
     if device != "cpu":
         require("torch", f"device={device!r}")
-    return {"output": "numpy"}
+    return "numpy"
 
 
 def bench(
@@ -143,7 +143,7 @@ def bench(
             read_ahead=read_ahead,
             block_shuffle=block_shuffle,
             indices=indices,
-            **output_keywords(device),
+            output=default_output(device),
         )
         own = True
     opts = loader.options

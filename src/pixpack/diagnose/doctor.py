@@ -22,7 +22,7 @@ import numpy as np
 from ..errors import UsageError
 from ..optional import FRAMEWORKS, installed
 from ..options import default_workers
-from .bench import BenchResult, _open, bench, output_keywords
+from .bench import BenchResult, _open, bench, default_output
 from .fast_path import FAST_PATH_STAGE, time_fast_path
 from .out_of_core import memory_budget, out_of_core_advice, time_cold_reads
 from .pipeline_spec import describe_pipeline, resolve_pipeline
@@ -161,15 +161,13 @@ def doctor(
         # Loader's keywords, so none can be forgotten): Normalize only changes the fused
         # constants, not the cost, so the spec's dtype/layout suffice.
         options = {f.name: getattr(o, f.name) for f in dataclasses.fields(o)}
-        # Torch tensors or NumPy arrays cost the same (both wrap the loader's buffers).
-        for key, value in output_keywords(o.device).items():
-            options.setdefault(key, value)
         loader = Loader(
             pack,
             pipeline=list(given.pipeline.ops),
             dtype=given.spec.dtype,
             layout=given.spec.layout,
             channels=given.spec.channels,
+            output=given.output,
             **options,
         )
         # Only this process runs doctor: the twin must not wait on the other ranks in
@@ -182,7 +180,7 @@ def doctor(
         steps = resolve_pipeline(pipeline, pack)
         description = describe_pipeline(steps)
         loader = Loader(pack, batch_size, pipeline=steps, workers=workers, device=device,
-                        seed=seed, **output_keywords(device))
+                        seed=seed, output=default_output(device))
         spec = loader.spec
     opts = loader.options
     path = str(pack.path)
