@@ -3,19 +3,12 @@
 from __future__ import annotations
 
 import importlib
-import inspect
 import subprocess
 import sys
 
 import pytest
 
 import pixpack
-
-# The loader half of issue 17 (Loader(..., output="numpy"), written on main).
-needs_numpy_loader = pytest.mark.skipif(
-    "output" not in inspect.signature(pixpack.Loader).parameters,
-    reason="pixpack.Loader(output='numpy') (issue 17's loader half) not merged",
-)
 
 PUBLIC_MODULES = [
     "pixpack",
@@ -64,8 +57,8 @@ FRAMEWORK_FREE = [
     "pixpack.storage",
     "pixpack.cli.main",
     "pixpack.optional",
-    pytest.param("pixpack.loader", marks=needs_numpy_loader),
-    pytest.param("pixpack.diagnose", marks=needs_numpy_loader),
+    "pixpack.loader",
+    "pixpack.diagnose",
 ]
 
 
