@@ -14,8 +14,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 import pixpack
 
 SRC = Path(pixpack.__file__).resolve().parents[1]
@@ -189,11 +187,6 @@ print("CLI OK")
     assert "CLI OK" in run_without_frameworks(code, str(photo_folder), str(tmp_path))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="loader/outputs.py device_for() imports loader/device.py (import torch) before "
-    "make_output()'s require() can name the extra: a bare ModuleNotFoundError",
-)
 def test_default_torch_output_names_the_extra(photo_folder: Path, tmp_path: Path) -> None:
     """The Loader's default output is torch tensors: without torch, one line naming
     ``pip install 'pixpack[torch]'``."""
