@@ -21,6 +21,7 @@ PUBLIC_MODULES = [
     "pixpack.loader",
     "pixpack.diagnose",
     "pixpack.storage",
+    "pixpack.tf",
 ]
 
 

@@ -63,6 +63,7 @@ __all__ = [
     "PackOptions",
     "LoaderOptions",
     "ops",
+    "tf",
     "PixpackError",
     "UsageError",
     "SourceError",
@@ -101,10 +102,11 @@ _LAZY = {
     "Subset": ("pixpack.metadata.subset", "Subset"),
     "make_splits": ("pixpack.metadata.splits_file", "make_splits"),
     "ops": ("pixpack.ops", None),
+    "tf": ("pixpack.tf", None),
 }
 
 if TYPE_CHECKING:
-    from . import ops
+    from . import ops, tf
     from .cache import cached
     from .dataset import PackDataset
     from .loader.loader import Loader
