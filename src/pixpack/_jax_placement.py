@@ -9,13 +9,16 @@ samples dropped by ``on_error="skip"``/``"warn"``, and ``exact=True``'s uneven b
 
 from __future__ import annotations
 
+import json
+import zlib
 from typing import Any
 
 import numpy as np
 
 from .errors import UsageError
+from .loader.distributed import shard_facts
 
-__all__ = ["Placement", "label_sharding"]
+__all__ = ["Placement", "label_sharding", "agree"]
 
 
 def label_sharding(jax: Any, sharding: Any) -> Any:
@@ -46,6 +49,8 @@ class Placement:
         if sharding is not None:
             self._check_shard(loader)
             self._check_sizes(loader)
+        if self.processes > 1:
+            agree(jax, loader)
 
     def __call__(self, images: np.ndarray, labels: np.ndarray) -> tuple[Any, Any]:
         labels = labels.astype(np.int32)  # JAX's default integer type, x64 or not
@@ -116,4 +121,30 @@ class Placement:
                 last,
                 "the epoch's last batch",
                 "; pass drop_last=True, or a batch_size that leaves a last batch it divides.",
+            )
+
+
+def agree(jax: Any, loader: Any) -> None:
+    """Every JAX process must build the loader alike (seed, pack, batch size, pipeline):
+    shards of different permutations overlap and miss samples without any error (the
+    ``seed + process_index`` idiom). One small all-gather of checksums, when it is built
+    (every process builds a sharded loader: its batches are one global array)."""
+    from jax.experimental import multihost_utils
+
+    facts = shard_facts(loader)
+    keys = sorted(facts)
+    sums = [zlib.crc32(json.dumps(facts[k], default=str).encode()) & 0x7FFFFFFF for k in keys]
+    every = np.asarray(multihost_utils.process_allgather(np.array(sums, np.int32)))
+    for column, key in enumerate(keys):
+        other = np.flatnonzero(every[:, column] != every[0, column])
+        if other.size:
+            hint = (
+                "one seed in every process (not seed + jax.process_index()): the shards "
+                "are cut from the one permutation of that seed"
+                if key == "seed"
+                else f"the same {key} in every process"
+            )
+            raise UsageError(
+                f"the JAX processes disagree on the loader's {key} (process 0 and process "
+                f"{int(other[0])} differ); build it with {hint}."
             )

@@ -81,6 +81,11 @@ def loader(
             )
     batch_size = 64 if batch_size is None else batch_size
     processes = jax.process_count()
+    if processes > 1 and loader_kwargs.get("seed", 0) is None:
+        raise UsageError(
+            "seed=None draws a different seed in every JAX process; pass one seed, the "
+            "same in every process."
+        )
     if processes > 1:  # never every process the same samples
         loader_kwargs.update(_process_shard(jax, loader_kwargs, strict=sharding is not None))
     if processes > 1 and sharding is not None and isinstance(batch_size, int):
