@@ -22,6 +22,7 @@ PUBLIC_MODULES = [
     "pixpack.diagnose",
     "pixpack.storage",
     "pixpack.tf",
+    "pixpack.jax",
 ]
 
 

@@ -64,6 +64,7 @@ __all__ = [
     "LoaderOptions",
     "ops",
     "tf",
+    "jax",
     "PixpackError",
     "UsageError",
     "SourceError",
@@ -103,10 +104,11 @@ _LAZY = {
     "make_splits": ("pixpack.metadata.splits_file", "make_splits"),
     "ops": ("pixpack.ops", None),
     "tf": ("pixpack.tf", None),
+    "jax": ("pixpack.jax", None),
 }
 
 if TYPE_CHECKING:
-    from . import ops, tf
+    from . import jax, ops, tf
     from .cache import cached
     from .dataset import PackDataset
     from .loader.loader import Loader
