@@ -328,6 +328,23 @@ class ShardedPack(MetadataAccess):
                 out[dst_at : dst_at + count] = src[at : at + count]
         return memoryview(out), offsets, nbytes
 
+    def sample_span_buffers(self, indices: np.ndarray) -> tuple[list[Any], np.ndarray, Any, Any]:
+        """``(buffers, which, offsets, nbytes)``: sample ``j`` lies at ``offsets[j]`` in
+        ``buffers[which[j]]`` (its shard's map, zero-copy): the loader's native path
+        reads a chunk spread over shards without gathering it (lengths as
+        :meth:`Pack.sample_spans`)."""
+        shard, local = self.locate(indices)
+        which = np.zeros(len(shard), np.intp)
+        offsets = np.empty(len(shard), np.int64)
+        nbytes = np.empty(len(shard), np.int64)
+        buffers = []
+        for k in np.unique(shard).tolist():
+            mask = shard == k
+            buf, off, nb = self.shard(k).sample_spans(local[mask])
+            which[mask], offsets[mask], nbytes[mask] = len(buffers), off, nb
+            buffers.append(buf)
+        return buffers, which, offsets, nbytes
+
     # -- per sample ----------------------------------------------------------------------
     def sample_bytes(self, i: int) -> memoryview:
         pack, local, _ = self._where(i)
