@@ -134,13 +134,10 @@ class FusedPlan:
             done = np.zeros(sel.size, np.bool_)
             if len(buffers) == 1:
                 _resize_chunk(buffers[0], table, work, alpha, beta, chw, self.antialias, done)
-            else:  # one call per file (shard) the chunk's samples lie in
-                for b in np.unique(which[sel]).tolist():
-                    rows = np.flatnonzero(which[sel] == b)
-                    part = np.zeros(rows.size, np.bool_)
-                    _resize_chunk(buffers[b], np.ascontiguousarray(table[rows]), work, alpha,
-                                  beta, chw, self.antialias, part)  # fmt: skip
-                    done[rows] = part
+            else:  # one call over the files (shards) the chunk lies in: a 12th column
+                table = np.concatenate((table, which[sel, None].astype(np.int64)), axis=1)
+                _resize_chunk(tuple(buffers), table, work, alpha, beta, chw, self.antialias,
+                              done)  # fmt: skip
             ok[sel[done]] = True
             rest.extend(sel[~done].tolist())
         return sorted(rest)

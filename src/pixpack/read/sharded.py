@@ -85,6 +85,8 @@ class ShardedPack(MetadataAccess):
         self._classes = [str(c) for c in manifest.get("classes") or []]
         self._class_to_idx = {c: i for i, c in enumerate(self._classes)}
         self._opened: list[Pack | None] = [None] * len(self._entries)
+        # per opened shard: (its map, data region start, end), for span lookups
+        self._regions: dict[int, tuple[Any, int, int]] = {}
         self._lock = threading.Lock()
         self._index: np.ndarray | None = None
         self._columns: Any = None
@@ -127,10 +129,13 @@ class ShardedPack(MetadataAccess):
             )
         pack = Pack(path, **self._options)
         try:
-            check_shard(path, entry, pack.header, self._manifest_path)
+            header = pack.header
+            check_shard(path, entry, header, self._manifest_path)
         except BaseException:
             pack.close()
             raise
+        buffer = pack.sample_spans(np.zeros(0, np.int64))[0]  # the map, for native readers
+        self._regions[k] = (buffer, int(header["data_offset"]), int(header["index_offset"]))
         return pack
 
     def _all_shards(self) -> list[Pack]:
@@ -331,18 +336,23 @@ class ShardedPack(MetadataAccess):
     def sample_span_buffers(self, indices: np.ndarray) -> tuple[list[Any], np.ndarray, Any, Any]:
         """``(buffers, which, offsets, nbytes)``: sample ``j`` lies at ``offsets[j]`` in
         ``buffers[which[j]]`` (its shard's map, zero-copy): the loader's native path
-        reads a chunk spread over shards without gathering it (lengths as
-        :meth:`Pack.sample_spans`)."""
-        shard, local = self.locate(indices)
-        which = np.zeros(len(shard), np.intp)
-        offsets = np.empty(len(shard), np.int64)
-        nbytes = np.empty(len(shard), np.int64)
-        buffers = []
-        for k in np.unique(shard).tolist():
-            mask = shard == k
-            buf, off, nb = self.shard(k).sample_spans(local[mask])
-            which[mask], offsets[mask], nbytes[mask] = len(buffers), off, nb
-            buffers.append(buf)
+        reads a chunk spread over shards without gathering it. Lengths are -1 as in
+        :meth:`Pack.sample_spans` (outside the data region, or checksums checked)."""
+        indices = np.asarray(indices, np.int64)
+        shard, _ = self.locate(indices)
+        rows = self.index[indices]  # joined once; offsets are within each shard
+        offsets = rows["offset"].astype(np.int64)
+        nbytes = rows["nbytes"].astype(np.int64)
+        present, which = np.unique(shard, return_inverse=True)
+        buffers, lo, hi = [], np.empty(len(present), np.int64), np.empty(len(present), np.int64)
+        for b, k in enumerate(present.tolist()):
+            buffer, lo[b], hi[b] = self._regions[k]
+            self.shard(k).check_intact()
+            buffers.append(buffer)
+        inside = (offsets >= lo[which]) & (offsets + nbytes <= hi[which])
+        nbytes[~inside] = -1
+        if self._options["check_checksums"]:
+            nbytes[:] = -1
         return buffers, which, offsets, nbytes
 
     # -- per sample ----------------------------------------------------------------------
