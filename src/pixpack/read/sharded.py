@@ -288,14 +288,8 @@ class ShardedPack(MetadataAccess):
     def spans(self, indices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Virtual offsets (shard offset + the sizes of the shards before it) and lengths
         of ``indices``; -1 lengths as :meth:`Pack.spans`."""
-        shard, local = self.locate(indices)
-        offsets = np.empty(len(shard), np.int64)
-        nbytes = np.empty(len(shard), np.int64)
-        for k in np.unique(shard).tolist():
-            mask = shard == k
-            off, nb = self.shard(k).spans(local[mask])
-            offsets[mask], nbytes[mask] = off + self._bases[k], nb
-        return offsets, nbytes
+        buffers, which, offsets, nbytes = self._located(indices)
+        return offsets + self._bases[buffers[1]][which], nbytes
 
     def will_need(self, indices: np.ndarray) -> int:
         offsets, nbytes = self.spans(indices)
@@ -338,22 +332,29 @@ class ShardedPack(MetadataAccess):
         ``buffers[which[j]]`` (its shard's map, zero-copy): the loader's native path
         reads a chunk spread over shards without gathering it. Lengths are -1 as in
         :meth:`Pack.sample_spans` (outside the data region, or checksums checked)."""
-        indices = np.asarray(indices, np.int64)
-        shard, _ = self.locate(indices)
-        rows = self.index[indices]  # joined once; offsets are within each shard
-        offsets = rows["offset"].astype(np.int64)
-        nbytes = rows["nbytes"].astype(np.int64)
-        present, which = np.unique(shard, return_inverse=True)
-        buffers, lo, hi = [], np.empty(len(present), np.int64), np.empty(len(present), np.int64)
-        for b, k in enumerate(present.tolist()):
-            buffer, lo[b], hi[b] = self._regions[k]
-            self.shard(k).check_intact()
-            buffers.append(buffer)
-        inside = (offsets >= lo[which]) & (offsets + nbytes <= hi[which])
-        nbytes[~inside] = -1
+        (buffers, _), which, offsets, nbytes = self._located(indices)
         if self._options["check_checksums"]:
             nbytes[:] = -1
         return buffers, which, offsets, nbytes
+
+    def _located(self, indices: np.ndarray) -> tuple[Any, np.ndarray, np.ndarray, np.ndarray]:
+        """``((maps, shard ids), which, offsets within the shard, lengths)`` of
+        ``indices``, from the joined index in one go; each shard involved is checked
+        intact (touching a truncated map would be SIGBUS)."""
+        indices = np.asarray(indices, np.int64)
+        rows = self.index[indices]  # joined once; offsets are within each shard
+        offsets = rows["offset"].astype(np.int64)
+        nbytes = rows["nbytes"].astype(np.int64)
+        shard = np.searchsorted(self._starts, indices, side="right") - 1
+        present, which = np.unique(shard, return_inverse=True)
+        buffers, lo, hi = [], np.empty(len(present), np.int64), np.empty(len(present), np.int64)
+        for b, k in enumerate(present.tolist()):
+            self.shard(k).check_intact()
+            buffer, lo[b], hi[b] = self._regions[k]
+            buffers.append(buffer)
+        inside = (offsets >= lo[which]) & (offsets + nbytes <= hi[which])
+        nbytes[~inside] = -1
+        return (buffers, present), which, offsets, nbytes
 
     # -- per sample ----------------------------------------------------------------------
     def sample_bytes(self, i: int) -> memoryview:
