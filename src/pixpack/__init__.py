@@ -50,7 +50,9 @@ __all__ = [
     "cached",
     "verify",
     "export",
+    "merge",
     "Pack",
+    "ShardedPack",
     "PackSummary",
     "DicomSource",
     "PackDataset",
@@ -89,6 +91,8 @@ __all__ = [
 _LAZY = {
     "open": ("pixpack.read.pack", "open_pack"),
     "Pack": ("pixpack.read.pack", "Pack"),
+    "ShardedPack": ("pixpack.read.sharded", "ShardedPack"),
+    "merge": ("pixpack.write.merge", "merge"),
     "verify": ("pixpack.read.verify", "verify"),
     "export": ("pixpack.read.export", "export"),
     "pack": ("pixpack.write.packer", "pack"),
@@ -119,7 +123,9 @@ if TYPE_CHECKING:
     from .read.export import export
     from .read.pack import Pack
     from .read.pack import open_pack as open
+    from .read.sharded import ShardedPack
     from .read.verify import verify
+    from .write.merge import merge
     from .write.packer import PackSummary, pack
     from .write.sources.dicom import DicomSource
 

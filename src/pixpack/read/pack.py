@@ -450,8 +450,10 @@ def open_pack(
     in_memory: bool = False,
     check_checksums: bool = False,
     access: Access = "random",
-) -> Pack:
-    """Open a pack (``pixpack.open``).
+) -> Any:
+    """Open a pack (``pixpack.open``): a pack file gives a :class:`Pack`; a sharded
+    pack's directory (or its ``shards.json``) a :class:`~.sharded.ShardedPack`, the
+    same API over all its shards.
 
     in_memory: read the whole file into RAM instead of mapping it (for network file
         systems where mmap page faults are slow, or to survive the file being replaced).
@@ -462,4 +464,13 @@ def open_pack(
     Raises :class:`NotAPackError`, :class:`UnsupportedVersionError`,
     :class:`TruncatedPackError` or :class:`CorruptPackError` with a one-line fix.
     """
+    from .shard_parts import manifest_path
+
+    manifest = manifest_path(path)
+    if manifest is not None:
+        from .sharded import ShardedPack
+
+        return ShardedPack(
+            manifest, in_memory=in_memory, check_checksums=check_checksums, access=access
+        )
     return Pack(path, in_memory=in_memory, check_checksums=check_checksums, access=access)
