@@ -120,8 +120,8 @@ def epoch_callback(ds: Any) -> Any:
 def output_signature(loader: Any) -> tuple[Any, Any]:
     """``(TensorSpec images, TensorSpec labels)`` of ``loader``'s batches: the exact
     dtype and sample shape; the batch dimension is static only when every batch is full
-    (``drop_last=True``, or an epoch that divides evenly into batches, with
-    ``on_error="raise"``), else ``None``."""
+    (``drop_last=True``, or an epoch that divides evenly into batches, as does the rest
+    of a loaded mid-epoch state, with ``on_error="raise"``), else ``None``."""
     tf = require("tensorflow", _FEATURE)
     spec = loader.spec
     batch = loader.batch_size if _always_full(loader) else None
@@ -141,12 +141,19 @@ def _tf_dtype(tf: Any, spec: Any) -> Any:
 
 def _always_full(loader: Any) -> bool:
     """Whether every batch the loader yields has ``batch_size`` samples."""
+    from .loader.ordering import shard_length
+
     o = loader.options
     if o.on_error != "raise" or o.exact:  # skipped samples, empty exact batches
         return False
-    # drop_last: only whole batches; otherwise every rank's (padded) epoch must divide.
-    # (A resume by another global batch size can still start mid-batch: _epochs says so.)
-    return o.drop_last or loader._plan.rank_length() % o.batch_size == 0
+    if o.drop_last:  # only whole batches, a resumed epoch's too
+        return True
+    # Every rank's (padded) epoch must divide, and so must the rest of a resumed one (a
+    # state saved at another global batch size leaves a partial last batch). A state
+    # loaded after the dataset was built can still do that: _epochs says so.
+    plan, start = loader._plan, loader._state.resume_position
+    rest = shard_length(plan.length - start, o.world_size, False)
+    return plan.rank_length() % o.batch_size == 0 and rest % o.batch_size == 0
 
 
 def _epochs(loader: Any, static: int | None) -> Callable[[], Iterator[Any]]:
@@ -159,9 +166,10 @@ def _epochs(loader: Any, static: int | None) -> Callable[[], Iterator[Any]]:
             if len(batch[1]) != static:
                 raise UsageError(
                     f"pixpack.tf: a batch of {len(batch[1])} samples in a dataset declared "
-                    f"with {static} per batch: the resumed state started mid-batch (saved "
-                    "with another global batch size); build the dataset with "
-                    "drop_last=True, or resume with the saved batch size."
+                    f"with {static} per batch: a state saved at another global batch size "
+                    "was loaded after the dataset was built; load it before "
+                    "pixpack.tf.dataset(loader), build it with drop_last=True, or resume "
+                    "with the saved batch size."
                 )
             yield batch
             del batch  # the frame must not hold it: the ring reuses unreferenced buffers

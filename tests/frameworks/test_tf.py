@@ -184,6 +184,22 @@ def test_resume_yields_exactly_the_rest_of_the_epoch(jpeg_photo_pack):
     assert_same(tf_epoch(pixpack.tf.dataset(resumed)), want[2:])
 
 
+def test_resume_with_another_batch_size_declares_a_dynamic_batch(jpeg_photo_pack):
+    """A state saved at batch 5 resumed at batch 8 (24 samples: a static 8 otherwise)
+    leaves a last batch of 3: the signature must not promise 8 (TF would fail there)."""
+    kwargs = dict(pipeline=PIPELINE, seed=3, layout="NHWC")
+    saver = pixpack.Loader(jpeg_photo_pack, 5, output="numpy", **kwargs)
+    it = iter(saver)
+    next(it)
+    state = saver.state_dict()  # position 5
+    resumed = pixpack.Loader(jpeg_photo_pack, 8, output="numpy", **kwargs)
+    resumed.load_state_dict(state)
+    ds = pixpack.tf.dataset(resumed)
+    assert ds.element_spec[0].shape[0] is None
+    assert [len(y) for _, y in ds] == [8, 8, 3]
+    assert [len(y) for _, y in ds] == [8, 8, 8]  # the next epochs are whole again
+
+
 def test_tf_prefetch_runs_the_loader_that_many_batches_ahead(jpeg_photo_pack):
     ds = pixpack.tf.dataset(jpeg_photo_pack, 2, pipeline=[ops.CenterCrop(32)], tf_prefetch=2)
     loader, it = pixpack.tf.loader_of(ds), iter(ds)
