@@ -109,8 +109,9 @@ def epoch_callback(ds: Any) -> Any:
     """A Keras callback that makes ``model.fit``'s epoch ``e`` read the Loader's epoch
     ``e`` (``ds``: a dataset of :func:`dataset`, or its Loader). Needed under a
     ``tf.distribute`` strategy, where Keras starts an iteration before training to
-    build the model, and to resume with ``fit(initial_epoch=...)``
-    (:mod:`pixpack.frameworks.keras_epochs`)."""
+    build the model, and to resume with ``fit(initial_epoch=...)`` (a mid-epoch state:
+    finish that epoch in a ``fit`` of its own, which the callback enforces;
+    :mod:`pixpack.frameworks.keras_epochs`)."""
     from .frameworks.keras_epochs import loader_epochs
     from .loader.loader import Loader
 

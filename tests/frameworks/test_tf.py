@@ -87,6 +87,44 @@ def test_keras_fit_advances_the_loader_epochs(jpeg_photo_pack):
     assert loader.epoch == 6 and np.isfinite(history.history["loss"]).all()
 
 
+def test_keras_resume_mid_epoch_keeps_later_epochs_whole(jpeg_photo_pack):
+    """Keras learns an unknown epoch length from its first epoch: after a resume 4 of
+    6 batches in, one fit over several epochs would read 3 batches of every later
+    epoch. The callback refuses that fit; a fit for the rest of the resumed epoch and
+    one for the next epochs read every batch."""
+    keras = pytest.importorskip("keras")
+    kwargs = dict(pipeline=PIPELINE, seed=1, layout="NHWC")
+    saver = pixpack.Loader(jpeg_photo_pack, 4, output="numpy", **kwargs)
+    it = iter(saver)
+    for _ in range(4):
+        next(it)
+    state = saver.state_dict()
+    loader = pixpack.Loader(jpeg_photo_pack, 4, output="numpy", **kwargs)
+    loader.load_state_dict(state)
+    ds = pixpack.tf.dataset(loader)
+    model = keras.Sequential(
+        [keras.Input((32, 32, 3)), keras.layers.GlobalAveragePooling2D(), keras.layers.Dense(3)]
+    )
+    model.compile("sgd", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    seen: dict[int, int] = {}
+
+    class Count(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            self.epoch = epoch
+
+        def on_train_batch_end(self, batch, logs=None):
+            seen[self.epoch] = seen.get(self.epoch, 0) + 1
+
+    args = dict(verbose=0, shuffle=False)
+    callback = pixpack.tf.epoch_callback(ds)
+    with pytest.raises(UsageError, match="initial_epoch=0, epochs=1"):
+        model.fit(ds, initial_epoch=0, epochs=3, callbacks=[callback, Count()], **args)
+    assert not seen
+    model.fit(ds, initial_epoch=0, epochs=1, callbacks=[callback, Count()], **args)
+    model.fit(ds, initial_epoch=1, epochs=3, callbacks=[callback, Count()], **args)
+    assert seen == {0: 2, 1: 6, 2: 6} and loader.epoch == 3
+
+
 MIRRORED = """
 import json, sys
 import numpy as np
