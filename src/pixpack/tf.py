@@ -57,8 +57,8 @@ def dataset(
     ``tf_prefetch``: batches ``tf.data`` fetches ahead of the training step
     (``-1``: ``tf.data.AUTOTUNE``) on top of the Loader's own ``prefetch`` (decoded
     in its threads). The default 0 adds none, so ``loader_of(ds).state_dict()``
-    counts exactly the batches the step received; ``2`` can hide TensorFlow's copy
-    of each batch behind a step, putting the state 2 batches ahead (docs/tensorflow.md).
+    counts exactly the batches the step received; ``2`` lets tf.data fetch batches
+    while a step runs, putting the state 2 batches ahead (docs/tensorflow.md).
     """
     tf = require("tensorflow", _FEATURE)
     if not isinstance(tf_prefetch, int) or tf_prefetch < _AUTOTUNE:
