@@ -158,22 +158,29 @@ def _always_full(loader: Any) -> bool:
 
 
 def _epochs(loader: Any, static: int | None) -> Callable[[], Iterator[Any]]:
-    """The generator callable: one call per iteration of the dataset, one epoch each."""
-    if static is None:
-        return lambda: iter(loader)
+    """The generator callable: one call per iteration of the dataset, one epoch each.
+
+    tf.data keeps this callable, and the Loader with it, as long as the process lives
+    (from_generator's registry), so each epoch ends by giving back the Loader's threads
+    and buffers (``Loader._rest``; the next epoch makes them again)."""
 
     def epoch() -> Iterator[Any]:
-        for batch in loader:
-            if len(batch[1]) != static:
-                raise UsageError(
-                    f"pixpack.tf: a batch of {len(batch[1])} samples in a dataset declared "
-                    f"with {static} per batch: a state saved at another global batch size "
-                    "was loaded after the dataset was built; load it before "
-                    "pixpack.tf.dataset(loader), build it with drop_last=True, or resume "
-                    "with the saved batch size."
-                )
-            yield batch
-            del batch  # the frame must not hold it: the ring reuses unreferenced buffers
+        batches = iter(loader)
+        try:
+            for batch in batches:
+                if static is not None and len(batch[1]) != static:
+                    raise UsageError(
+                        f"pixpack.tf: a batch of {len(batch[1])} samples in a dataset declared "
+                        f"with {static} per batch: a state saved at another global batch size "
+                        "was loaded after the dataset was built; load it before "
+                        "pixpack.tf.dataset(loader), build it with drop_last=True, or resume "
+                        "with the saved batch size."
+                    )
+                yield batch
+                del batch  # the frame must not hold it: the ring reuses unreferenced buffers
+        finally:
+            batches.close()  # type: ignore[attr-defined]  # a generator
+            loader._rest()
 
     return epoch
 

@@ -196,6 +196,31 @@ def test_mirrored_strategy_two_replicas_read_different_samples(jpeg_photo_pack):
     assert np.isfinite(out["loss"]).all()
 
 
+def test_a_dropped_dataset_leaves_no_threads_or_buffers(jpeg_photo_pack):
+    """tf.data never frees a from_generator's callable (nor the Loader it holds): between
+    epochs the Loader must hold no threads and no batch buffers, or every dataset a
+    program builds and drops keeps ``prefetch + 2`` batches and its threads for good."""
+    import threading
+
+    def loader_threads() -> int:
+        return sum(t.name.startswith("pixpack-loader") for t in threading.enumerate())
+
+    before = loader_threads()
+    for _ in range(3):
+        ds = pixpack.tf.dataset(jpeg_photo_pack, 4, pipeline=PIPELINE, workers=2)
+        loader = pixpack.tf.loader_of(ds)
+        assert sum(1 for _ in ds) == 6
+        assert loader._ring is None
+        for i, _ in enumerate(ds):  # an iteration left early
+            if i == 1:
+                break
+        del ds, loader
+    deadline = time.monotonic() + 10
+    while loader_threads() > before and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert loader_threads() == before
+
+
 def test_kept_batches_never_change(jpeg_photo_pack):
     ds = pixpack.tf.dataset(jpeg_photo_pack, 5, pipeline=PIPELINE, tf_prefetch=2)
     kept = list(ds)  # every tensor of epoch 0, referenced while the loader runs on
