@@ -300,6 +300,16 @@ class Loader:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    def _rest(self) -> None:
+        """Between epochs: end the threads and free the batch buffers (the next ``iter()``
+        makes them again), unless an iteration is running. For adapters whose Loader
+        outlives its use: tf.data never frees a ``from_generator`` callable."""
+        gen = self._active() if self._active is not None else None
+        if gen is not None and gen.gi_frame is not None:
+            return
+        self._ring = None
+        self._pool.stop()
+
     def _stop_active(self) -> None:
         gen = self._active() if self._active is not None else None
         self._active = None
