@@ -126,12 +126,18 @@ def http_root(remote_packs) -> Path:
     return remote_packs[0].parent
 
 
+class _Server(http.server.ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        pass  # clients that gave up (timeouts) close their end: expected here
+
+
 @pytest.fixture(scope="session")
 def http_server(http_root):
     """``(base URL, Faults)`` of a Range-capable HTTP server over ``http_root``."""
     faults = Faults()
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _handler(http_root, faults))
-    server.daemon_threads = True
+    server = _Server(("127.0.0.1", 0), _handler(http_root, faults))
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     yield f"http://127.0.0.1:{server.server_address[1]}", faults

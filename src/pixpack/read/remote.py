@@ -32,7 +32,7 @@ import numpy as np
 
 from .. import format as fmt
 from .. import shard_format as sf
-from ..errors import CorruptPackError, NotAPackError
+from ..errors import CorruptPackError, NotAPackError, RemoteError
 from ..storage.remote import RemoteFiles, RemoteOptions, join_url
 from ..storage.shard_cache import ShardCache
 from ._open import _check_header, index_dtype
@@ -65,32 +65,43 @@ class RemoteShards:
 
     # -- the manifest ------------------------------------------------------------------
     def manifest(self) -> tuple[dict[str, Any], bytes]:
-        """The checked manifest and its bytes (one made up for a single pack file)."""
+        """The checked manifest and its bytes (one made up for a single pack file).
+
+        ``.../x.json`` is a manifest; another URL is a sharded pack's directory (its
+        ``shards.json``) or a pack file, tried in that order (a ``.pixpack`` URL: the
+        file first). Existence is learnt from the reads themselves (a "not found"
+        answer), never from ``exists()``, which some clients answer False on any error."""
         url = self.url.rstrip("/")
         if url.lower().endswith(".json"):
-            self._base, manifest_url = posixpath.dirname(url), url
-        elif url.lower().endswith(".pixpack") and not self.files.exists(
-            join_url(url, sf.MANIFEST_NAME)
-        ):
-            self._base = posixpath.dirname(url)
-            return self._single(url)
-        else:
-            self._base, manifest_url = url, join_url(url, sf.MANIFEST_NAME)
-            if not self.files.exists(manifest_url):
-                if self.files.exists(url):
-                    return self._single(url)
-                raise NotAPackError(
-                    f"{url}: no {sf.MANIFEST_NAME} there and no pack file by that name; give "
-                    "a sharded pack's directory URL, its shards.json, or a .pixpack file's URL",
-                    url,
-                )
-        self.where = manifest_url
+            return self._manifest_at(url)
+        attempts = [self._directory, self._single]
+        if url.lower().endswith(".pixpack"):
+            attempts.reverse()
+        for attempt in attempts:
+            try:
+                return attempt(url)
+            except RemoteError as exc:
+                if not RemoteFiles.missing(exc):
+                    raise
+        raise NotAPackError(
+            f"{url}: no {sf.MANIFEST_NAME} there and no pack file by that name; give a "
+            "sharded pack's directory URL, its shards.json, or a .pixpack file's URL",
+            url,
+        )
+
+    def _directory(self, url: str) -> tuple[dict[str, Any], bytes]:
+        return self._manifest_at(join_url(url, sf.MANIFEST_NAME))
+
+    def _manifest_at(self, manifest_url: str) -> tuple[dict[str, Any], bytes]:
         raw = self.files.read_all(manifest_url, sf.MAX_MANIFEST_BYTES)
+        self._base, self.where = posixpath.dirname(manifest_url), manifest_url
+        self.directory = self._base
         return parse_manifest(raw, manifest_url), raw
 
     def _single(self, url: str) -> tuple[dict[str, Any], bytes]:
         """A one-shard manifest for the pack file at ``url`` (header + metadata reads)."""
-        raw = self.files.read_range(url, 0, fmt.HEADER_SIZE)
+        raw = self.files.read_range(url, 0, fmt.HEADER_SIZE, exact=False)
+        self._base = posixpath.dirname(url)
         header = _check_header(url, raw, len(raw))
         start, n = int(header["meta_offset"]), int(header["meta_nbytes"])
         if n > fmt.MAX_METADATA_BYTES:
@@ -144,22 +155,8 @@ class RemoteShards:
         return index, int(header["data_offset"]), start
 
     def open_shard(self, k: int, entry: dict[str, Any], make: Callable[[Path], Any]) -> Any:
-        """Shard ``k`` opened by ``make(path)`` from the cache (downloaded first if it is
-        not there). Evicted by another process between the two: fetched again."""
-        for _ in range(3):
-            path = self.fetch(entry)
-            try:
-                return make(path)
-            except FileNotFoundError:
-                continue
-        raise CorruptPackError(
-            f"{self.shard_url(entry)}: evicted from {self.cache.directory} as fast as it was "
-            "downloaded; raise RemoteOptions(cache_limit=)",
-            self.shard_url(entry),
-        )
-
-    def fetch(self, entry: dict[str, Any]) -> Path:
-        """The cached file of ``entry``'s shard, downloaded and verified if need be."""
+        """Shard ``k`` opened by ``make(path)`` from the cache, downloaded and verified
+        first if it is not there (:meth:`ShardCache.open`)."""
         url, nbytes = self.shard_url(entry), int(entry["bytes"])
 
         def download(fd: int, heartbeat: Callable[[], None]) -> None:
@@ -168,8 +165,8 @@ class RemoteShards:
         def check(path: Path) -> None:
             _verify_download(path, entry, url, self.where)
 
-        return self.cache.get(self.cache_name(entry), nbytes, download, check,
-                              self.options.deadline_s)  # fmt: skip
+        return self.cache.open(self.cache_name(entry), nbytes, download, check, make,
+                               self.options.deadline_s)  # fmt: skip
 
 
 def _fields(header: np.void) -> dict[str, int]:

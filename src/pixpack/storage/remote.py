@@ -168,11 +168,13 @@ class RemoteFiles:
         return getattr(fs, method)(*args, **kwargs)
 
     # -- reads -------------------------------------------------------------------------
-    def read_range(self, url: str, start: int, stop: int) -> bytes:
-        """Bytes ``[start, stop)`` of ``url``, exactly (a short answer is retried)."""
+    def read_range(self, url: str, start: int, stop: int, exact: bool = True) -> bytes:
+        """Bytes ``[start, stop)`` of ``url``: exactly (a short answer is retried), or
+        with ``exact=False`` as many as the object has (a header read of a short file)."""
         deadline = time.monotonic() + self.options.deadline_s
+        read = self._exact if exact else self._some
         return self._retry(url, f"bytes {start}-{stop - 1}", deadline,
-                           lambda: self._exact(url, start, stop))  # fmt: skip
+                           lambda: read(url, start, stop))  # fmt: skip
 
     def read_all(self, url: str, max_bytes: int) -> bytes:
         """A whole small object (a manifest): at most ``max_bytes + 1`` bytes are kept."""
@@ -180,11 +182,10 @@ class RemoteFiles:
         data = self._retry(url, "the whole file", deadline, lambda: self._call("cat_file", url))
         return bytes(data[: max_bytes + 1])
 
-    def exists(self, url: str) -> bool:
-        """Whether ``url`` exists (retried like a read; missing is an answer, not an error)."""
-        deadline = time.monotonic() + self.options.deadline_s
-        return bool(self._retry(url, "its existence", deadline,
-                                lambda: self._call("exists", url)))  # fmt: skip
+    @staticmethod
+    def missing(exc: RemoteError) -> bool:
+        """Whether ``exc`` says the object does not exist (not that reading it failed)."""
+        return isinstance(exc.__cause__, FileNotFoundError)
 
     def download(self, url: str, fd: int, nbytes: int,
                  on_piece: Callable[[int], None] | None = None) -> None:  # fmt: skip
@@ -209,6 +210,9 @@ class RemoteFiles:
         if len(data) != stop - start:
             raise OSError(f"the server sent {len(data)} bytes for a range of {stop - start}")
         return bytes(data)
+
+    def _some(self, url: str, start: int, stop: int) -> bytes:
+        return bytes(self._call("cat_file", url, start=start, end=stop)[: stop - start])
 
     def _retry(self, url: str, what: str, deadline: float, attempt: Callable[[], T]) -> T:
         o = self.options

@@ -54,6 +54,7 @@ import socket
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TypeVar
 
 from ..errors import RemoteError, UsageError
 
@@ -62,6 +63,7 @@ __all__ = ["ShardCache"]
 _LOCK = ".lock"
 _TMP = ".tmp"
 _CACHE_LOCK = ".cache.lock"
+T = TypeVar("T")
 _HOST = socket.gethostname().replace(".", "_").replace(" ", "_") or "host"
 
 
@@ -89,11 +91,16 @@ class ShardCache:
         """Bytes of published shards and reserved downloads in the directory now."""
         return sum(size for _, size, _ in self._entries())
 
-    def get(self, name: str, nbytes: int, fetch: Callable[[int, Callable[[], None]], None],
-            verify: Callable[[Path], None], deadline_s: float) -> Path:  # fmt: skip
-        """The path of published shard ``name`` (``nbytes`` long), downloading it first
-        if it is not cached: ``fetch(fd, heartbeat)`` writes its bytes into ``fd``,
-        ``verify(path)`` raises if the written file is not the one wanted."""
+    def open(self, name: str, nbytes: int, fetch: Callable[[int, Callable[[], None]], None],
+             verify: Callable[[Path], None], use: Callable[[Path], T],
+             deadline_s: float) -> T:  # fmt: skip
+        """``use(path)`` of published shard ``name`` (``nbytes`` long), downloading it
+        first if it is not cached: ``fetch(fd, heartbeat)`` writes its bytes into ``fd``,
+        ``verify(path)`` raises if the written file is not the one wanted. ``use`` opens
+        (maps) the file: once it returns, eviction can no longer take the bytes away.
+        It runs under the shard's lock when the shard was not found at once, and
+        eviction skips locked shards, so a shard is never evicted between its download
+        and its first open."""
         if nbytes > self.limit:
             raise UsageError(
                 f"{name} is {nbytes} bytes, more than the whole cache_limit of {self.limit} "
@@ -104,21 +111,27 @@ class ShardCache:
         deadline = time.monotonic() + deadline_s
         final = self.path(name)
         self.directory.mkdir(parents=True, exist_ok=True)
+        if self._touch(final):
+            try:
+                return use(final)
+            except FileNotFoundError:  # evicted just now: take the careful way
+                pass
         while True:
-            if self._touch(final):
-                return final
             lock_path = self.directory / (name + _LOCK)
             token = _try_lock(lock_path, self.stale_s)
-            if token is None:  # someone else is downloading it: wait for them
+            if token is None:  # someone else is downloading or opening it: wait
                 self._wait(deadline, f"another process downloading {name}")
                 continue
             try:
-                if self._touch(final):
-                    return final
-                self._download(name, nbytes, fetch, verify, deadline, lock_path)
-                return final
+                if not self._touch(final):
+                    self._download(name, nbytes, fetch, verify, deadline, lock_path)
+                try:
+                    return use(final)
+                except FileNotFoundError:  # our lock was judged stale (see module)
+                    pass
             finally:
                 _unlock(lock_path, token)
+            self._wait(deadline, f"{name} to stay in the cache long enough to open")
 
     # -- inside the shard's download lock ----------------------------------------------
     def _download(self, name: str, nbytes: int,
@@ -170,8 +183,17 @@ class ShardCache:
     def _make_room(self, nbytes: int, keep: str) -> bool:
         entries = self._entries(clean=True)
         used = sum(size for _, size, _ in entries)
+        busy = set()  # shards being downloaded or opened: never evicted under them
+        for e in _scandir(self.directory):
+            if e.name.endswith(_LOCK) and not e.name.startswith("."):
+                if _stale_lock(Path(e.path), self.stale_s):  # its owner is gone
+                    with contextlib.suppress(OSError):
+                        os.unlink(e.path)
+                else:
+                    busy.add(e.name[: -len(_LOCK)])
         published = sorted((mtime, path, size) for path, size, mtime in entries
-                           if not path.name.endswith(_TMP) and path.name != keep)  # fmt: skip
+                           if not path.name.endswith(_TMP) and path.name != keep
+                           and path.name not in busy)  # fmt: skip
         for _, path, size in published:
             if used + nbytes <= self.limit:
                 break
