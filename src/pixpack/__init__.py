@@ -31,6 +31,7 @@ from .errors import (
     PackError,
     PipelineError,
     PixpackError,
+    RemoteError,
     ResumeError,
     SourceError,
     SourceFormatError,
@@ -82,6 +83,8 @@ __all__ = [
     "CorruptPackError",
     "TruncatedPackError",
     "UnsupportedModeError",
+    "RemoteError",
+    "RemoteOptions",
     "ResumeError",
     "LoaderError",
     "MissingDependencyError",
@@ -92,6 +95,7 @@ _LAZY = {
     "open": ("pixpack.read.pack", "open_pack"),
     "Pack": ("pixpack.read.pack", "Pack"),
     "ShardedPack": ("pixpack.read.sharded", "ShardedPack"),
+    "RemoteOptions": ("pixpack.storage.remote", "RemoteOptions"),
     "merge": ("pixpack.write.merge", "merge"),
     "verify": ("pixpack.read.verify", "verify"),
     "export": ("pixpack.read.export", "export"),
@@ -125,6 +129,7 @@ if TYPE_CHECKING:
     from .read.pack import open_pack as open
     from .read.sharded import ShardedPack
     from .read.verify import verify
+    from .storage.remote import RemoteOptions
     from .write.merge import merge
     from .write.packer import PackSummary, pack
     from .write.sources.dicom import DicomSource

@@ -16,7 +16,8 @@
     │   ├── UnsupportedVersionError   written by a newer pixpack
     │   ├── CorruptPackError          checksums or structure do not match
     │   │   └── TruncatedPackError    the file is shorter than its header says
-    │   └── UnsupportedModeError      a sample's storage mode is unknown to this version
+    │   ├── UnsupportedModeError      a sample's storage mode is unknown to this version
+    │   └── RemoteError               a remote read failed after its retries (names the URL)
     ├── ResumeError                   --resume found nothing compatible to resume
     ├── OutputBusyError               another process is packing into the same OUT
     └── LoaderError                   a sample failed inside the loader (carries the index)
@@ -43,6 +44,7 @@ __all__ = [
     "CorruptPackError",
     "TruncatedPackError",
     "UnsupportedModeError",
+    "RemoteError",
     "ResumeError",
     "OutputBusyError",
     "OutputExistsError",
@@ -120,6 +122,19 @@ class TruncatedPackError(CorruptPackError):
 
 class UnsupportedModeError(PackError):
     """A sample uses a storage mode this version cannot decode."""
+
+
+class RemoteError(PackError):
+    """Reading a remote pack (``s3://``, ``gs://``, ``az://``, ``https://``) failed after
+    its retries, or ran past its deadline. ``path`` is the URL; ``attempts`` counts the
+    tries made."""
+
+    def __init__(self, message: str, path: str | None = None, attempts: int = 0) -> None:
+        super().__init__(message, path)
+        self.attempts = attempts
+
+    def __reduce__(self) -> tuple:
+        return (type(self), (str(self), self.path, self.attempts))
 
 
 class ResumeError(PixpackError):

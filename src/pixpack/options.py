@@ -281,6 +281,10 @@ class LoaderOptions:
         (:func:`pixpack.loader.ordering.block_order`): large reads for slow or network
         disks, at some cost in shuffle quality (measured in docs/loader.md).
     block_window: blocks whose samples are mixed together in a block shuffle.
+    shard_window: 0 (default) off; K > 0 on a sharded (or remote) pack orders the
+        shards afresh every epoch and mixes the samples of every K consecutive shards
+        (:func:`pixpack.loader.ordering.shard_order`): downloads stay sequential and a
+        cache of 2K shards suffices (docs/remote.md).
     read_ahead: batches whose bytes are read from disk ahead of the batches being
         decoded (0: off), so many reads are in flight when the pack is not in RAM.
     read_ahead_bytes: cap on those bytes (page cache, reclaimable; not this process's
@@ -302,6 +306,7 @@ class LoaderOptions:
     block_shuffle: int = 0
     block_window: int = 8
     exact: bool = False
+    shard_window: int = 0
 
     def __post_init__(self) -> None:
         _check(
@@ -316,6 +321,15 @@ class LoaderOptions:
         _check(
             isinstance(self.block_window, int) and self.block_window >= 1,
             f"block_window must be a positive number of blocks (got {self.block_window!r}).",
+        )
+        _check(
+            isinstance(self.shard_window, int) and self.shard_window >= 0,
+            f"shard_window must be 0 (off) or a positive number of shards (got "
+            f"{self.shard_window!r}).",
+        )
+        _check(
+            not (self.shard_window and self.block_shuffle),
+            "shard_window and block_shuffle are two ways to order reads; pick one.",
         )
         _check(
             isinstance(self.read_ahead, int) and self.read_ahead >= 0,

@@ -22,7 +22,15 @@ from ..errors import CorruptPackError, NotAPackError, UnsupportedVersionError
 from ..metadata.view import StringColumn
 from ..regular_files import open_regular
 
-__all__ = ["ShardedColumns", "ShardedStorage", "check_shard", "manifest_path", "read_manifest"]
+__all__ = [
+    "LocalShards",
+    "ShardedColumns",
+    "ShardedStorage",
+    "check_shard",
+    "manifest_path",
+    "parse_manifest",
+    "read_manifest",
+]
 
 
 def manifest_path(path: str | os.PathLike[str]) -> Path | None:
@@ -54,12 +62,17 @@ def read_manifest(path: Path) -> tuple[dict[str, Any], bytes]:
 
     with open_regular(path, refuse) as f:
         raw = f.read(sf.MAX_MANIFEST_BYTES + 1)
+    return parse_manifest(raw, path), raw
+
+
+def parse_manifest(raw: bytes, path: Any) -> dict[str, Any]:
+    """The checked manifest in ``raw`` (read from ``path``, a file or a URL)."""
     if len(raw) > sf.MAX_MANIFEST_BYTES:
         raise CorruptPackError(
             f"{path}: a manifest of more than {sf.MAX_MANIFEST_BYTES} bytes; re-merge it", path
         )
     try:
-        return sf.decode_manifest(raw), raw
+        return sf.decode_manifest(raw)
     except LookupError as exc:
         raise NotAPackError(
             f"{path} is not a pixpack shard manifest ({exc}); give the directory written "
@@ -79,12 +92,43 @@ def read_manifest(path: Path) -> tuple[dict[str, Any], bytes]:
         ) from None
 
 
+class LocalShards:
+    """The shard source of a sharded pack on a local file system: its manifest file,
+    and shards that are files next to it (:class:`~.remote.RemoteShards` is the
+    remote one: the same calls, answered by range reads and a cache)."""
+
+    remote = False
+
+    def __init__(self, manifest: Path) -> None:
+        self.where = manifest
+        self.directory = manifest.parent
+
+    def manifest(self) -> tuple[dict[str, Any], bytes]:
+        return read_manifest(self.where)
+
+    def open_shard(self, k: int, entry: dict[str, Any], make: Callable[[Path], Any]) -> Any:
+        path = self.directory / entry["path"]
+        if not path.exists():
+            raise CorruptPackError(
+                f"{path}: shard {k} of {self.where} is missing; copy it back, or "
+                "rerun the same `pixpack pack` (it redoes only missing shards)",
+                path,
+            )
+        return make(path)
+
+
 class ShardedStorage:
     """``will_need_many`` over the virtual address space of the shards (see module)."""
 
-    def __init__(self, bases: np.ndarray, storage_of: Callable[[int], Any]) -> None:
+    def __init__(self, bases: np.ndarray, storage_of: Callable[[int], Any],
+                 prefetch_bytes: int = 0) -> None:  # fmt: skip
         self._bases = bases  # len(shards) + 1 virtual start offsets
-        self._storage_of = storage_of  # shard k -> its LocalFile, or None (in memory)
+        # shard k -> its LocalFile, or None (in memory; remote: not fetched yet, and
+        # asking starts its download: remote prefetch is this same read-ahead call)
+        self._storage_of = storage_of
+        # how far ahead read-ahead should reach (bytes): remote shards need a download's
+        # head start, not a disk read's
+        self.prefetch_bytes = int(prefetch_bytes)
 
     def will_need_many(self, offsets: np.ndarray, nbytes: np.ndarray) -> int:
         offsets = np.asarray(offsets, np.int64)

@@ -27,7 +27,9 @@ import bisect
 import operator
 import os
 import threading
+from collections import OrderedDict
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +41,7 @@ from ..errors import CorruptPackError, UsageError
 from ..storage import Access
 from .metadata_access import MetadataAccess
 from .pack import Pack
-from .shard_parts import ShardedColumns, ShardedStorage, check_shard, read_manifest
+from .shard_parts import LocalShards, ShardedColumns, ShardedStorage, check_shard
 
 __all__ = ["ShardedPack"]
 
@@ -56,17 +58,24 @@ class ShardedPack(MetadataAccess):
         in_memory: bool = False,
         check_checksums: bool = False,
         access: Access = "random",
+        source: Any = None,
     ) -> None:
         if access not in ("random", "sequential"):
             raise UsageError(f"access must be 'random' or 'sequential' (got {access!r}).")
-        self._manifest_path = Path(manifest)
+        # Where the manifest and shards come from: files here (LocalShards) or a remote
+        # store read through a bounded cache (remote.RemoteShards).
+        self._source = source if source is not None else LocalShards(Path(manifest))
         self._options = {"in_memory": in_memory, "check_checksums": check_checksums,
                          "access": access}  # fmt: skip
         self._expected: bytes | None = None
         self._load()
 
+    @property
+    def _manifest_path(self) -> Any:
+        return self._source.where
+
     def _load(self) -> None:
-        manifest, raw = read_manifest(self._manifest_path)
+        manifest, raw = self._source.manifest()
         if self._expected is not None and raw != self._expected:
             raise CorruptPackError(
                 f"{self._manifest_path} changed on disk since it was opened (re-merged?); "
@@ -75,7 +84,7 @@ class ShardedPack(MetadataAccess):
             )
         self._expected = raw
         self._manifest = manifest
-        self._dir = self._manifest_path.parent
+        self._dir = self._source.directory
         self._entries: list[dict[str, Any]] = manifest["shards"]
         self._starts = sf.cumulative_counts(manifest)
         self._starts_list: list[int] = self._starts.tolist()
@@ -85,9 +94,16 @@ class ShardedPack(MetadataAccess):
         self._classes = [str(c) for c in manifest.get("classes") or []]
         self._class_to_idx = {c: i for i, c in enumerate(self._classes)}
         self._opened: list[Pack | None] = [None] * len(self._entries)
-        # per opened shard: (its map, data region start, end), for span lookups
-        self._regions: dict[int, tuple[Any, int, int]] = {}
+        # per shard: (data region start, end), known once its header was read
+        self._bounds: dict[int, tuple[int, int]] = {}
         self._lock = threading.Lock()
+        self._shard_locks = [threading.Lock() for _ in self._entries]
+        self._remote = bool(getattr(self._source, "remote", False))
+        # remote: opened shards by recency; shards beyond the limit are dropped
+        self._recent: OrderedDict[int, None] = OrderedDict()
+        self._max_open = self._open_limit()
+        self._fetcher: ThreadPoolExecutor | None = None
+        self._fetching: dict[int, Future[Any]] = {}
         self._index: np.ndarray | None = None
         self._columns: Any = None
         self._sections: dict[str, tuple[int, int, int]] = {}
@@ -97,46 +113,119 @@ class ShardedPack(MetadataAccess):
     # -- shards ------------------------------------------------------------------------
     @property
     def shard_paths(self) -> list[Path]:
-        """The shards' files, in sample order."""
-        return [self._dir / e["path"] for e in self._entries]
+        """The shards' files, in sample order (local packs)."""
+        return [Path(self._dir) / e["path"] for e in self._entries]
+
+    @property
+    def shard_starts(self) -> np.ndarray:
+        """``len(shards) + 1`` global indices: shard k holds ``starts[k]:starts[k + 1]``."""
+        return self._starts
+
+    @property
+    def remote(self) -> bool:
+        """Whether the shards come from a remote store through the local cache."""
+        return self._remote
 
     @property
     def num_shards(self) -> int:
         return len(self._entries)
 
     def shard(self, k: int) -> Pack:
-        """Shard ``k`` as an open :class:`Pack` (opened and checked on first use)."""
+        """Shard ``k`` as an open :class:`Pack` (opened and checked on first use; a
+        remote shard is downloaded into the cache first)."""
         pack = self._opened[k]
         if pack is not None:
+            if self._remote:
+                self._used(k)
             return pack
-        with self._lock:
+        with self._shard_locks[k]:  # one opener per shard; other shards open meanwhile
             pack = self._opened[k]
             if pack is None:
                 if self._closed:
                     raise ValueError(f"{self.path}: the pack is closed; open it again")
                 pack = self._open_shard(k)
                 self._opened[k] = pack
+        if self._remote:
+            self._used(k)
         return pack
 
     def _open_shard(self, k: int) -> Pack:
         entry = self._entries[k]
-        path = self._dir / entry["path"]
-        if not path.exists():
-            raise CorruptPackError(
-                f"{path}: shard {k} of {self._manifest_path} is missing; copy it back, or "
-                "rerun the same `pixpack pack` (it redoes only missing shards)",
-                path,
-            )
-        pack = Pack(path, **self._options)
-        try:
-            header = pack.header
-            check_shard(path, entry, header, self._manifest_path)
-        except BaseException:
-            pack.close()
-            raise
-        buffer = pack.sample_spans(np.zeros(0, np.int64))[0]  # the map, for native readers
-        self._regions[k] = (buffer, int(header["data_offset"]), int(header["index_offset"]))
+
+        def make(path: Path) -> Pack:
+            pack = Pack(path, **self._options)
+            try:
+                header = pack.header
+                check_shard(path, entry, header, self._manifest_path)
+            except BaseException:
+                pack.close()
+                raise
+            return pack
+
+        pack = self._source.open_shard(k, entry, make)
+        header = pack.header
+        # the map, for native readers
+        pack._shard_region = (  # type: ignore[attr-defined]
+            pack.sample_spans(np.zeros(0, np.int64))[0],
+            int(header["data_offset"]),
+            int(header["index_offset"]),
+        )
+        self._bounds[k] = (int(header["data_offset"]), int(header["index_offset"]))
         return pack
+
+    # -- remote shards: how many stay mapped, and fetching ahead -----------------------
+    def _open_limit(self) -> int:
+        if not self._remote:
+            return len(self._entries)
+        options = self._source.options
+        if options.max_open_shards:
+            return options.max_open_shards
+        largest = max((int(e["bytes"]) for e in self._entries), default=1)
+        return max(2, options.limit_bytes // max(1, largest))
+
+    def _used(self, k: int) -> None:
+        """Shard ``k`` was just used; drop the least recently used beyond the limit.
+        A dropped shard's descriptor closes now and its map when no reader holds it
+        (a thread reading it meanwhile keeps valid bytes): its disk space returns once
+        the cache evicts it."""
+        with self._lock:
+            self._recent[k] = None
+            self._recent.move_to_end(k)
+            drop = []
+            while len(self._recent) > self._max_open:
+                old = next(iter(self._recent))
+                del self._recent[old]
+                drop.append(old)
+            packs = [self._opened[j] for j in drop]
+            for j in drop:
+                self._opened[j] = None
+        for pack in packs:
+            storage = pack._storage if pack is not None else None
+            if storage is not None:
+                storage.detach()
+
+    def prefetch(self, k: int) -> Future[Any] | None:
+        """Start downloading and opening remote shard ``k`` in the background (no-op if
+        it is open or on its way; None for local packs)."""
+        if not self._remote or self._opened[k] is not None or self._closed:
+            return None
+        with self._lock:
+            future = self._fetching.get(k)
+            if future is not None and not future.done():
+                return future
+            if self._fetcher is None:
+                self._fetcher = ThreadPoolExecutor(2, thread_name_prefix="pixpack-fetch")
+            future = self._fetcher.submit(self.shard, k)
+            self._fetching[k] = future
+            return future
+
+    def _storage_or_fetch(self, k: int) -> Any:
+        """The open storage of shard ``k``, or None after starting its download."""
+        pack = self._opened[k]
+        if pack is not None:
+            return pack._storage
+        self.prefetch(k)
+        return None
 
     def _all_shards(self) -> list[Pack]:
         return [self.shard(k) for k in range(len(self._entries))]
@@ -159,11 +248,11 @@ class ShardedPack(MetadataAccess):
 
     # -- pickling and lifetime -----------------------------------------------------------
     def __getstate__(self) -> dict[str, Any]:
-        return {"manifest": self._manifest_path, "options": self._options,
+        return {"source": self._source, "options": self._options,
                 "expected": self._expected}  # fmt: skip
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        self._manifest_path = state["manifest"]
+        self._source = state["source"]
         self._options = state["options"]
         self._expected = state["expected"]
         self._load()  # the manifest only; shards reopen on first use
@@ -173,6 +262,11 @@ class ShardedPack(MetadataAccess):
         with self._lock:
             self._closed = True
             opened, self._opened = self._opened, [None] * len(self._entries)
+            fetcher, self._fetcher = self._fetcher, None
+        if fetcher is not None:
+            fetcher.shutdown(wait=True, cancel_futures=True)
+            opened = [*opened, *self._opened]  # what finished fetching meanwhile
+            self._opened = [None] * len(self._entries)
         for pack in opened:
             if pack is not None:
                 pack.close()
@@ -197,8 +291,8 @@ class ShardedPack(MetadataAccess):
         return self._n
 
     @property
-    def path(self) -> Path:
-        """The sharded pack's directory."""
+    def path(self) -> Any:
+        """The sharded pack's directory (a URL for a remote pack)."""
         return self._dir
 
     @property
@@ -229,16 +323,25 @@ class ShardedPack(MetadataAccess):
         """Every shard's index joined (``format.INDEX_DTYPE``; ``offset`` is within the
         sample's shard), built on first use: 40 bytes per sample."""
         if self._index is None:
-            shards = self._all_shards()
             out = np.empty(self._n, fmt.INDEX_DTYPE)
-            for k, pack in enumerate(shards):
+            for k in range(len(self._entries)):
                 a, b = self._starts_list[k], self._starts_list[k + 1]
-                part = pack.index
+                part = self._shard_index(k)
                 for name in fmt.INDEX_DTYPE.names or ():
                     out[name][a:b] = part[name]
             out.flags.writeable = False
             self._index = out
         return self._index
+
+    def _shard_index(self, k: int) -> np.ndarray:
+        """Shard ``k``'s index: from its map, or for a remote shard not downloaded yet,
+        by range reads of its header and index (the shard itself is not fetched)."""
+        pack = self._opened[k]
+        if pack is None and self._remote:
+            index, data, end = self._source.shard_index(k, self._entries[k])
+            self._bounds[k] = (data, end)
+            return index
+        return self.shard(k).index
 
     @property
     def targets(self) -> np.ndarray:
@@ -273,6 +376,11 @@ class ShardedPack(MetadataAccess):
         """Span requests in the shards' virtual address space (None when in memory)."""
         if self._options["in_memory"]:
             return None
+        if self._remote:  # unopened shards: start their download instead
+            options = self._source.options
+            largest = max((int(e["bytes"]) for e in self._entries), default=0)
+            ahead = min(options.limit_bytes // 2, 2 * largest)
+            return ShardedStorage(self._bases, self._storage_or_fetch, prefetch_bytes=ahead)
         return ShardedStorage(self._bases, lambda k: self.shard(k).storage)
 
     def check_intact(self, sample: int | None = None) -> None:
@@ -287,9 +395,23 @@ class ShardedPack(MetadataAccess):
 
     def spans(self, indices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Virtual offsets (shard offset + the sizes of the shards before it) and lengths
-        of ``indices``; -1 lengths as :meth:`Pack.spans`."""
-        buffers, which, offsets, nbytes = self._located(indices)
-        return offsets + self._bases[buffers[1]][which], nbytes
+        of ``indices``; -1 lengths as :meth:`Pack.spans`. Opens no shard (read-ahead
+        asks for spans of shards it is about to fetch)."""
+        indices = np.asarray(indices, np.int64)
+        rows = self.index[indices]
+        offsets = rows["offset"].astype(np.int64)
+        nbytes = rows["nbytes"].astype(np.int64)
+        shard = np.searchsorted(self._starts, indices, side="right") - 1
+        present, which = np.unique(shard, return_inverse=True)
+        lo, hi = np.empty(len(present), np.int64), np.empty(len(present), np.int64)
+        for b, k in enumerate(present.tolist()):
+            pack = self._opened[k]
+            if pack is not None:
+                pack.check_intact()
+            lo[b], hi[b] = self._bounds[k]
+        inside = (offsets >= lo[which]) & (offsets + nbytes <= hi[which])
+        nbytes[~inside] = -1
+        return offsets + self._bases[shard], nbytes
 
     def will_need(self, indices: np.ndarray) -> int:
         offsets, nbytes = self.spans(indices)
@@ -349,8 +471,9 @@ class ShardedPack(MetadataAccess):
         present, which = np.unique(shard, return_inverse=True)
         buffers, lo, hi = [], np.empty(len(present), np.int64), np.empty(len(present), np.int64)
         for b, k in enumerate(present.tolist()):
-            self.shard(k).check_intact()
-            buffer, lo[b], hi[b] = self._regions[k]
+            pack = self.shard(k)
+            pack.check_intact()
+            buffer, lo[b], hi[b] = pack._shard_region  # type: ignore[attr-defined]
             buffers.append(buffer)
         inside = (offsets >= lo[which]) & (offsets + nbytes <= hi[which])
         nbytes[~inside] = -1
