@@ -1,5 +1,5 @@
 """One of several processes reading a remote pack through one shared cache directory
-(run by test_cache.py): every sample it reads is compared with the local pack, and
+(run by test_shard_cache.py): every sample it reads is compared with the local pack, and
 what it saw is printed as one JSON line."""
 
 from __future__ import annotations
