@@ -23,6 +23,8 @@ EXTRAS = {
     "tensorflow": "pip install 'pixpack[tf]'",
     "jax": "pip install 'pixpack[jax]'",
     "ml_dtypes": "pip install ml_dtypes",
+    "dask": "pip install 'pixpack[dask]'",
+    "distributed": "pip install 'pixpack[dask]'",
 }
 
 FRAMEWORKS = ("torch", "tensorflow", "jax")
