@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 from .errors import (
     CorruptPackError,
     EmptySourceError,
+    EngineError,
     ImageDecodeError,
     LoaderError,
     MissingDependencyError,
@@ -77,6 +78,7 @@ __all__ = [
     "PackError",
     "NotAPackError",
     "OutputBusyError",
+    "EngineError",
     "OutputExistsError",
     "PipelineError",
     "UnsupportedVersionError",

@@ -20,6 +20,7 @@
     │   └── RemoteError               a remote read failed after its retries (names the URL)
     ├── ResumeError                   --resume found nothing compatible to resume
     ├── OutputBusyError               another process is packing into the same OUT
+    ├── EngineError                   a cluster engine cannot be reached, or a task on it failed
     └── LoaderError                   a sample failed inside the loader (carries the index)
 
 Every message names the file (or sample) and says how to fix it, in one line, so
@@ -47,6 +48,7 @@ __all__ = [
     "RemoteError",
     "ResumeError",
     "OutputBusyError",
+    "EngineError",
     "OutputExistsError",
     "PipelineError",
     "MissingDependencyError",
@@ -143,6 +145,11 @@ class ResumeError(PixpackError):
 
 class OutputBusyError(PixpackError):
     """Another process holds the lock on the pack being written (``OUT.partial.lock``)."""
+
+
+class EngineError(PixpackError):
+    """Packing on a cluster engine (``engine=``) failed: its scheduler cannot be
+    reached, or a task died; the message names the engine or the source items."""
 
 
 class OutputExistsError(UsageError, FileExistsError):

@@ -28,6 +28,8 @@ EXTRAS = {
     "gcsfs": "pip install 'pixpack[gcs]'",
     "adlfs": "pip install 'pixpack[azure]'",
     "aiohttp": "pip install 'pixpack[remote]'",
+    "dask": "pip install 'pixpack[dask]'",
+    "distributed": "pip install 'pixpack[dask]'",
 }
 
 FRAMEWORKS = ("torch", "tensorflow", "jax")

@@ -90,6 +90,12 @@ class PackOptions:
         contiguous slices of the source (array jobs: one slice per job) into the
         sharded pack OUT; the class list is still the whole source's. The last slice
         to finish writes the manifest (or run ``pixpack merge OUT``).
+    engine: pack on a Dask cluster: ``"dask://HOST:PORT"`` (a running scheduler),
+        ``"dask:///PATH/scheduler.json"`` or ``"dask://local?workers=N"`` (N worker
+        processes started here for this pack). Each task packs whole shards into OUT
+        (which, like SRC, every worker must reach); the manifest is written last. With a
+        sample-count ``shard_size`` the shards are those of a one-machine pack; with
+        ``num_shards`` alone, the engine runs every slice. Never changes the pack's bytes.
     """
 
     mode: StorageMode = "raw"
@@ -112,6 +118,7 @@ class PackOptions:
     shard_size: str | None = None
     shard_index: int | None = None
     num_shards: int | None = None
+    engine: str | None = None
 
     def __post_init__(self) -> None:
         self._check_shards()
@@ -184,20 +191,41 @@ class PackOptions:
     def _check_shards(self) -> None:
         if self.shard_size is not None:
             shard_limit(self.shard_size)  # raises the UsageError that says what is valid
-        _check(
-            (self.shard_index is None) == (self.num_shards is None),
-            "give shard_index and num_shards together (CLI --shard-index I --num-shards N).",
-        )
+        if self.engine is not None:
+            self._check_engine()
+        else:
+            _check(
+                (self.shard_index is None) == (self.num_shards is None),
+                "give shard_index and num_shards together (CLI --shard-index I --num-shards N).",
+            )
         if self.num_shards is not None:
             _check(
                 isinstance(self.num_shards, int) and self.num_shards >= 1,
                 f"num_shards must be a positive integer (got {self.num_shards!r}).",
             )
             _check(
-                isinstance(self.shard_index, int) and 0 <= self.shard_index < self.num_shards,
+                (self.shard_index is None and self.engine is not None)
+                or (isinstance(self.shard_index, int) and 0 <= self.shard_index < self.num_shards),
                 f"shard_index must be in [0, num_shards={self.num_shards}) "
                 f"(got {self.shard_index!r}).",
             )
+
+    def _check_engine(self) -> None:
+        from .write.engines import parse_engine
+
+        parse_engine(self.engine)  # raises the UsageError that says what is valid
+        _check(
+            self.shard_index is None,
+            "engine runs every slice itself; give num_shards without shard_index (or drop "
+            "engine and run slice shard_index as an array job).",
+        )
+        bytes_sized = self.shard_size is not None and shard_limit(self.shard_size)[0] == "bytes"
+        _check(
+            (self.shard_size is not None and not bytes_sized) or self.num_shards is not None,
+            "engine packs whole shards in parallel: give a sample-count shard_size (e.g. "
+            "'10000samples', the shards of a one-machine pack) or num_shards (slices, each "
+            f"cut by size as array jobs do) (got shard_size={self.shard_size!r}).",
+        )
 
     @property
     def sharded(self) -> bool:

@@ -139,6 +139,10 @@ def pack(
     if total == 0:
         raise EmptySourceError(f"{_name(src)}: the source holds no images; nothing to pack.")
     out = Path(out)
+    if options.engine is not None:  # shards packed by a cluster's tasks (write/cluster.py)
+        from .cluster import pack_on_engine
+
+        return pack_on_engine(src, out, options, total)
     if options.sharded:  # a directory of packs and a manifest (write/sharded.py)
         from .sharded import pack_sharded
 

@@ -38,7 +38,7 @@ from .shard_plan import Limit, shard_end, slice_bounds
 from .sources import Source
 from .writer import PackWriter
 
-__all__ = ["pack_sharded", "finished_shards"]
+__all__ = ["pack_sharded", "pack_part", "finished_shards", "finish", "run_key", "summary"]
 
 logger = logging.getLogger("pixpack")
 
@@ -79,21 +79,44 @@ class _Run:
     """Counts of one call, across the shards it writes."""
 
     def __init__(self) -> None:
-        self.samples = self.skipped = self.shards = 0
+        self.samples = self.skipped = self.shards = self.todo = 0
         self.first_skip: dict[str, str] | None = None
+
+
+def run_key(src: Source, options: PackOptions, total: int) -> tuple[str, Limit]:
+    """The digest a run's shards record, and its shard size as a :data:`Limit`."""
+    limit = shard_limit(options.shard_size) if options.shard_size is not None else None
+    return _key(src, options, total), limit
 
 
 def pack_sharded(src: Source, out: Path, options: PackOptions, total: int) -> PackSummary:
     check_out_dir(out, src)
-    limit = shard_limit(options.shard_size) if options.shard_size is not None else None
+    key, limit = run_key(src, options, total)
     index, count = options.shard_index or 0, options.num_shards or 1
-    lo, hi = slice_bounds(total, limit, index, count)
-    key = _key(src, options, total)
     out.mkdir(parents=True, exist_ok=True)
-    done = {s: v for s, v in finished_shards(out, key).items() if lo <= s and v[0] <= hi}
     started = time.perf_counter()
+    run = pack_part(src, out, options, (total, key, limit, (index, count)),
+                    slice_bounds(total, limit, index, count))  # fmt: skip
+    seconds = time.perf_counter() - started
+    warn_skipped(out, run.skipped, run.first_skip)
+    complete, paths = finish(out, key, total)
+    if not complete and count > 1:
+        logger.info("%s: slice %d of %d done; the last slice to finish writes %s",
+                    out, index, count, sf.MANIFEST_NAME)  # fmt: skip
+    return summary(out, paths, complete, run.samples, run.skipped, seconds, run.todo)
+
+
+def pack_part(
+    src: Source, out: Path, options: PackOptions, plan: tuple[int, str, Limit, tuple[int, int]],
+    bounds: tuple[int, int],
+) -> _Run:  # fmt: skip
+    """Pack the source items in ``bounds`` that no finished shard of this run holds (all
+    of a slice, or, on a cluster engine, one task's shards); writes no manifest."""
+    key = plan[1]
+    lo, hi = bounds
+    done = {s: v for s, v in finished_shards(out, key).items() if lo <= s and v[0] <= hi}
     run = _Run()
-    pos, todo = lo, 0
+    pos = lo
     gaps = []
     while pos < hi:
         if pos in done:
@@ -101,31 +124,40 @@ def pack_sharded(src: Source, out: Path, options: PackOptions, total: int) -> Pa
             continue
         stop = min([s for s in done if s > pos] + [hi])
         gaps.append((pos, stop))
-        todo += stop - pos
+        run.todo += stop - pos
         pos = stop
-    with Progress(todo, "packing", False if options.quiet else None,
+    with Progress(run.todo, "packing", False if options.quiet else None,
                   log=None if options.quiet else logger.info) as bar:  # fmt: skip
         for start, stop in gaps:
-            _pack_range(src, out, options, (total, key, limit, (index, count)), start, stop,
-                        run, bar)  # fmt: skip
-    seconds = time.perf_counter() - started
-    if run.skipped and run.first_skip is not None:
+            _pack_range(src, out, options, plan, start, stop, run, bar)
+    return run
+
+
+def warn_skipped(out: Path, skipped: int, first: dict[str, str] | None) -> None:
+    if skipped and first is not None:
         warnings.warn(
-            f"{out}: skipped {run.skipped} unreadable image(s) (first: {run.first_skip['path']}: "
-            f"{run.first_skip['reason']}); they are listed in the shards' metadata 'skipped'.",
-            stacklevel=4,
+            f"{out}: skipped {skipped} unreadable image(s) (first: {first['path']}: "
+            f"{first['reason']}); they are listed in the shards' metadata 'skipped'.",
+            stacklevel=5,
         )
+
+
+def finish(out: Path, key: str, total: int) -> tuple[bool, list[Path]]:
+    """Write the manifest if this run's finished shards hold the whole source; returns
+    whether they do and the shards' paths, in source order."""
     every = finished_shards(out, key)
     paths = [every[s][1] for s in sorted(every)]
     complete = sum(every[s][0] - s for s in every) == total and bool(paths)
     if complete:
         write_manifest(out, manifest_for(out, paths))
-    elif count > 1:
-        logger.info("%s: slice %d of %d done; the last slice to finish writes %s",
-                    out, index, count, sf.MANIFEST_NAME)  # fmt: skip
+    return complete, paths
+
+
+def summary(out: Path, paths: list[Path], complete: bool, samples: int, skipped: int,
+            seconds: float, todo: int) -> PackSummary:  # fmt: skip
     nbytes = sum(p.stat().st_size for p in paths)
-    return PackSummary(path=out, num_samples=_samples(paths) if complete else run.samples,
-                       num_skipped=run.skipped, skipped=[], seconds=seconds,
+    return PackSummary(path=out, num_samples=_samples(paths) if complete else samples,
+                       num_skipped=skipped, skipped=[], seconds=seconds,
                        images_per_second=todo / seconds if seconds > 0 else float("inf"),
                        bytes=nbytes)  # fmt: skip
 
