@@ -134,13 +134,24 @@ NOTES = """## What the numbers mean
   column: its user+system time during the row, from `/proc`). The S3 rows therefore
   measure a reader plus a slow, CPU-hungry server sharing two cores: a lower bound
   for all of them, and unfavourable to whichever downloads most.
-- **Bytes sent**: the server process's `wchar` (`/proc/<pid>/io`: bytes passed to
-  write/send) during the row, minus its log's growth: response bodies plus headers.
-  "GETs" counts the GET lines in its access log (index, manifest and range reads
-  included).
+- **Bytes sent**: the bytes of every response body, counted by a WSGI wrapper around
+  moto's app (`remote_read.py --serve`, otherwise what `moto_server` runs), during the
+  row; "GETs" counts GET requests (manifest, index and range reads included).
 - **Peak cache**: the largest size of the row's cache directory, sampled every 50 ms
   from outside (short peaks between samples can be missed).
 - **Epoch timing**: from asking for an epoch's first batch to its last batch; set-up
   (opening, building the loader; remote: reading the manifest/index) is separate.
   Epoch 1 starts with an empty cache, epoch 2 with what the cache kept.
+- **Shard sizes**: 125 samples (~2.1 MB) per shard, MDS shard and LitData chunk, not
+  250: Streaming refuses a `cache_limit` under four times its largest shard, and a
+  third of the data must stay above that.
+- **Transforms**: pixpack's own ops in its Loader (2 threads); Streaming: torchvision
+  v1 on PIL in 2 DataLoader workers (as `loaders/streaming_bench.py`); LitData decodes
+  to a uint8 tensor itself, then torchvision v2 (as `loaders/litdata_bench.py`).
+- **LitData and obstore**: LitData 0.2.76 sends chunk GETs through obstore when it is
+  installed, and obstore refuses the `http://` endpoint (`reqwest` `BadScheme`; the
+  `AWS_ALLOW_HTTP=true` environment variable is not read by the store LitData builds).
+  The row switches obstore off (`litdata.streaming.downloader._OBSTORE_AVAILABLE =
+  False`, inherited by the forked workers), so LitData downloads with boto3, which
+  takes the endpoint from `storage_options`.
 """
