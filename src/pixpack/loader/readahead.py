@@ -53,9 +53,13 @@ def start_read_ahead(
         max_samples = max(max_samples, 2 * step)
         max_bytes = max(max_bytes, 2 * step * mean)
     ahead = int(getattr(storage, "prefetch_bytes", 0) or 0)
-    if ahead:  # remote shards: a download needs a longer head start than a disk read
+    if ahead:  # remote shards: a download needs a longer head start than a disk read,
+        # but no more than the storage's window: requests return at once (the download
+        # runs behind them), so a larger budget (the 64 MB disk default) queued every
+        # shard of the epoch and they evicted each other before being read (each
+        # shard downloaded twice per epoch with shard_window=2, benchmarks/remote_read.py).
         max_samples = len(order)
-        max_bytes = max(max_bytes, ahead)
+        max_bytes = ahead
     return ReadAhead(
         order,
         pack.spans,
