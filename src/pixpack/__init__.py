@@ -21,6 +21,7 @@ from .errors import (
     EmptySourceError,
     ImageDecodeError,
     LoaderError,
+    MissingDependencyError,
     NotAPackError,
     OutputBusyError,
     OutputExistsError,
@@ -76,6 +77,7 @@ __all__ = [
     "UnsupportedModeError",
     "ResumeError",
     "LoaderError",
+    "MissingDependencyError",
 ]
 
 # public name -> (module, attribute); resolved on first access

@@ -5,6 +5,7 @@
     PixpackError                      base of every expected error
     ├── UsageError                    a bad option or argument (CLI exit code 2)
     │   ├── OutputExistsError         an output folder already holds files (exit code 1)
+    │   ├── MissingDependencyError    a feature's optional package (torch, tensorflow ...) is absent
     │   └── PipelineError             a pipeline output the batch cannot hold (never skipped)
     ├── SourceError                   the input dataset cannot be packed
     │   ├── EmptySourceError          no images / an empty class folder
@@ -46,6 +47,7 @@ __all__ = [
     "OutputBusyError",
     "OutputExistsError",
     "PipelineError",
+    "MissingDependencyError",
     "LoaderError",
 ]
 
@@ -56,6 +58,19 @@ class PixpackError(Exception):
 
 class UsageError(PixpackError, ValueError):
     """An invalid option value or argument combination."""
+
+
+class MissingDependencyError(UsageError, ImportError):
+    """A feature needs an optional package that is not installed; the message says
+    which ``pip install`` fixes it. ``.package`` is the import name."""
+
+    def __init__(self, message: str, package: str) -> None:
+        super().__init__(message)
+        self.package = package
+        self.name = package  # ImportError's attribute
+
+    def __reduce__(self) -> tuple:
+        return (type(self), (str(self), self.package))
 
 
 class SourceError(PixpackError):

@@ -9,8 +9,9 @@ import torch
 
 from pixpack.errors import UsageError
 from pixpack.loader import Loader
-from pixpack.loader import loader as loader_module
+from pixpack.loader import device as device_module
 from pixpack.loader.device import convert_batch, cuda_device, pin_memory_available
+from pixpack.loader.outputs import TorchOutput
 from pixpack.ops import Normalize, RandomResizedCrop, ToOutput
 
 from .helpers import write_pack
@@ -22,7 +23,7 @@ def test_cpu_device_selects_host_path_without_pinning(raw_pack):
     loader = Loader(raw_pack, 8, pipeline=[RandomResizedCrop(16)], device="cpu")
     assert cuda_device("cpu") is None and loader._stage is None
     next(iter(loader))
-    assert all(not buf.storage.is_pinned() for buf in loader._ring)
+    assert all(not torch.from_numpy(buf.storage).is_pinned() for buf in loader._ring)
     assert pin_memory_available() == torch.cuda.is_available()
 
 
@@ -79,6 +80,7 @@ class DeferredCopyStage:
 
     def __init__(self, device, spec, host_spec) -> None:
         self.spec, self.convert = spec, host_spec is not spec
+        self.host = TorchOutput(host_spec)
         shape = (1, spec.channels, 1, 1)
         self.alpha = torch.tensor(spec.alpha, dtype=torch.float32).view(shape)
         self.beta = torch.tensor(spec.beta, dtype=torch.float32).view(shape)
@@ -86,9 +88,10 @@ class DeferredCopyStage:
         self.waits = 0
 
     def _final(self, buf, count):
+        host = self.host.tensor(buf.storage[:count]).clone()
         if self.convert:
-            return convert_batch(buf.storage[:count].clone(), self.spec, self.alpha, self.beta)
-        return buf.images[:count].clone(memory_format=torch.preserve_format)
+            return convert_batch(host, self.spec, self.alpha, self.beta)
+        return host.permute(0, 3, 1, 2) if self.spec.layout == "channels_last" else host
 
     def transfer(self, buf, count):
         keep = torch.from_numpy(np.flatnonzero(buf.ok[:count]))
@@ -98,7 +101,7 @@ class DeferredCopyStage:
 
         def copy() -> None:
             out.copy_(self._final(buf, count)[keep])
-            y.copy_(buf.labels[:count][keep])
+            y.copy_(torch.from_numpy(buf.labels_np[:count])[keep])
 
         buf.event = _DeferredCopy(copy)
         self.events.append(buf.event)
@@ -125,9 +128,9 @@ def fake_cuda(monkeypatch):
         return stages[-1]
 
     monkeypatch.setattr(
-        loader_module, "cuda_device", lambda d: None if d == "cpu" else torch.device("cuda", 0)
+        device_module, "cuda_device", lambda d: None if d == "cpu" else torch.device("cuda", 0)
     )
-    monkeypatch.setattr(loader_module, "DeviceStage", make_stage)
+    monkeypatch.setattr(device_module, "DeviceStage", make_stage)
     return stages
 
 
@@ -152,7 +155,7 @@ def test_device_path_rewrites_a_buffer_only_after_its_copy(
     got = [(x, y) for x, y in loader]
     (stage,) = fake_cuda
     assert stage.convert == (kind != "uint16")  # 8-bit: uint8 staging, converted there
-    assert all(not buf.storage.is_pinned() for buf in loader._ring)
+    assert all(not torch.from_numpy(buf.storage).is_pinned() for buf in loader._ring)
     assert stage.waits >= len(got) - 1  # every reused buffer was waited for
     stage.finish()
     assert len(got) == len(expected)

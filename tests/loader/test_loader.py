@@ -351,10 +351,19 @@ def test_distributed_ranks_are_disjoint_and_equal(raw_pack, tmp_path):
 
 
 def test_reuse_buffers_semantics(raw_pack):
+    """A loop that drops each batch cycles through prefetch + 2 buffers; batches that
+    are kept are never overwritten (the ring skips buffers still referenced)."""
     loader = Loader(raw_pack, 8, pipeline=pipeline(), seed=1, workers=1, prefetch=1)
-    kept = [x for x, _ in loader]
-    ptrs = {x.data_ptr() for x in kept}
-    assert len(ptrs) == 2  # a ring of prefetch + 1 buffers, reused
+    ptrs = set()
+    for x, _ in loader:
+        ptrs.add(x.data_ptr())
+    assert len(ptrs) <= 3 < len(loader)
+    kept = [(x, y) for x, y in loader]  # epoch 1, every batch held
+    assert len({x.data_ptr() for x, _ in kept}) == len(loader)
+    again = Loader(raw_pack, 8, pipeline=pipeline(), seed=1, workers=1, prefetch=1)
+    again.set_epoch(1)
+    for (x, y), (ex, ey) in zip(kept, again, strict=True):
+        assert torch.equal(x, ex) and torch.equal(y, ey)
     fresh = Loader(
         raw_pack, 8, pipeline=pipeline(), seed=1, workers=1, prefetch=1, reuse_buffers=False
     )

@@ -37,13 +37,15 @@ from typing import Any
 import numpy as np
 
 from .. import format as fmt
-from ..errors import CorruptPackError, UnsupportedModeError, UsageError
+from ..errors import CorruptPackError, LoaderError, PipelineError, UnsupportedModeError, UsageError
 from ..ops.base import sample_rng
 from ..read.lossless import decode_lossless_rows
+from .buffers import BatchBuffer
 from .convert import OutputSpec, native_store_available, write_sample
 from .fused import FusedPlan, fused_plan
+from .validate import failure_advice
 
-__all__ = ["SamplePlan", "SampleReader", "run_chunk", "split_pipeline"]
+__all__ = ["SamplePlan", "SampleReader", "run_chunk", "fill_chunk", "split_pipeline"]
 
 # One generator per worker thread, re-keyed for every sample: building a Philox from
 # scratch gathers OS entropy for a seed sequence it then overwrites (~20 us held GIL).
@@ -362,3 +364,31 @@ def run_chunk(
             fail(index, exc)
         else:
             ok[j] = True
+
+
+def fill_chunk(
+    reader: SampleReader,
+    indices: np.ndarray,
+    epoch: int,
+    buf: BatchBuffer,
+    start: int,
+    stop: int,
+    spec: OutputSpec,
+    raise_errors: bool,
+    path: Any,
+) -> None:
+    """One chunk of one batch, run on a worker thread (holds no loader reference)."""
+
+    def fail(index: int, exc: BaseException) -> None:
+        if isinstance(exc, PipelineError):  # the pipeline, not the sample: skipping drops all
+            raise LoaderError(f"{path}: sample {index}: {exc}", index) from exc
+        if raise_errors:
+            raise LoaderError(
+                f"{path}: sample {index} failed ({type(exc).__name__}: {exc}); "
+                f"{failure_advice(reader.pack, index)}on_error='skip' to drop such samples",
+                index,
+            ) from exc
+        buf.failures.append((index, exc))
+
+    run_chunk(reader, indices, epoch, buf.work[start:stop], spec, buf.ok[start:stop], fail)
+    buf.finish_chunk(start, stop)

@@ -1,83 +1,97 @@
-"""Preallocated batch buffers, reused in a ring.
+"""Batch memory, framework-neutral: NumPy arrays that workers fill in place.
 
 Allocating a fresh 64x3x224x224 float32 batch (38 MB) per step costs page faults on
-every batch; like FFCV, the loader instead keeps ``prefetch + 1`` buffers and rewrites
-them. Workers write into ``work`` (a numpy array, so no per-sample torch call); the
-consumer receives ``images``/``labels``, torch tensors sharing that memory
-(``torch.from_numpy`` once per buffer).
+every batch; like FFCV, the loader instead keeps a few buffers and rewrites them
+(:mod:`.ring` decides when a buffer may be rewritten). Workers write into ``work``;
+an output adapter (:mod:`.outputs`) turns ``storage`` into the batch the caller gets,
+as NumPy arrays or as torch tensors over the same memory.
 
-Consequence, documented for users: a yielded batch is overwritten once the loader has
-moved ``prefetch`` batches past it; ``.clone()`` it to keep it (``reuse_buffers=False``
-hands out fresh tensors instead).
+float16/bfloat16 outputs are computed in a float32 ``work`` array and cast once per
+chunk by :meth:`BatchBuffer.finish_chunk` (NumPy has no bfloat16: those are stored
+as their uint16 bit patterns, which the adapter views as ``torch.bfloat16`` or
+``ml_dtypes.bfloat16``; float32 math is exact enough that the cast is the only
+rounding).
 """
 
 from __future__ import annotations
 
+import sys
+from collections.abc import Callable
+from typing import Any
+
 import numpy as np
-import torch
 
 from .convert import OutputSpec
 
-__all__ = ["BatchBuffer"]
+__all__ = ["BatchBuffer", "storage_dtype", "Allocate", "Cast"]
 
-# "uint8" output: the pixels as stored (B uint8, H uint16, h int16, f float32).
-_PIXEL_TORCH = {"B": torch.uint8, "H": torch.uint16, "h": torch.int16, "f": torch.float32}
-_TORCH_DTYPES = {
-    "int32": torch.int32,
-    "float32": torch.float32,
-    "float16": torch.float16,
-    "bfloat16": torch.bfloat16,
-}
+# shape, dtype -> a writable C-contiguous array (np.empty, or pinned memory for CUDA)
+Allocate = Callable[[tuple[int, ...], np.dtype], np.ndarray]
+# (destination bits, float32 source) -> None: the float32 -> bfloat16 rounding
+Cast = Callable[[np.ndarray, np.ndarray], None]
+
+_STORED = {"float32": np.float32, "float16": np.float16, "bfloat16": np.uint16, "int32": np.int32}
+
+
+def storage_dtype(spec: OutputSpec) -> np.dtype:
+    """The NumPy dtype of a batch's memory: the pixels as stored for ``"uint8"``
+    outputs (uint8/uint16/int16/float32), uint16 bit patterns for bfloat16."""
+    if spec.dtype == "uint8":
+        return np.dtype(spec.pixel_dtype)
+    return np.dtype(_STORED[spec.dtype])
 
 
 class BatchBuffer:
-    """One batch's memory: ``work`` (written by workers), ``images``/``labels`` (yielded).
+    """One batch's memory: ``work`` (written by workers), ``storage`` and
+    ``labels_np`` (what the batch is made of), ``ok`` (which samples succeeded).
 
-    ``pin`` allocates page-locked memory (only meaningful, and only used, with CUDA).
-    float16/bfloat16 outputs are computed in a float32 ``work`` array and cast once per
-    chunk by :meth:`finish_chunk` (numpy has no bfloat16, and float32 math is exact
-    enough that the cast is the only rounding).
+    ``held()`` says whether anything outside the loader still references the
+    memory: every NumPy view, ``torch.from_numpy`` tensor, DLPack capsule, TF or
+    JAX array made from it keeps a reference to ``storage`` (or ``labels_np``),
+    so a buffer nobody holds is safe to rewrite.
     """
 
-    def __init__(self, spec: OutputSpec, batch_size: int, *, pin: bool = False) -> None:
+    def __init__(
+        self,
+        spec: OutputSpec,
+        batch_size: int,
+        *,
+        allocate: Allocate | None = None,
+        cast: Cast | None = None,
+    ) -> None:
+        allocate = allocate or np.empty
         self.spec = spec
         shape = (batch_size, *spec.sample_shape())
-        if spec.dtype == "uint8":
-            torch_dtype = _PIXEL_TORCH[np.dtype(spec.pixel_dtype).char]
-        else:
-            torch_dtype = _TORCH_DTYPES[spec.dtype]
-        storage = torch.empty(shape, dtype=torch_dtype, pin_memory=pin)
-        self.storage = storage
+        self.storage = allocate(shape, storage_dtype(spec))
         if spec.dtype in ("float32", "uint8", "int32"):
-            self.work = storage.numpy()
-            self._cast = False
+            self.work = self.storage
+            self._cast: Cast | None = None
         else:
             self.work = np.empty(shape, np.float32)
-            self._cast = True
-        # The yielded view: NCHW shape over NHWC memory for channels_last.
-        channels_last = spec.layout == "channels_last"
-        self.images = storage.permute(0, 3, 1, 2) if channels_last else storage
-        self.labels = torch.empty(batch_size, dtype=torch.int64, pin_memory=pin)
-        self.labels_np = self.labels.numpy()
+            self._cast = cast if spec.dtype == "bfloat16" else _to_float16
+        self.labels_np = allocate((batch_size,), np.dtype(np.int64))
         self.ok = np.ones(batch_size, dtype=bool)
         self.size = 0  # samples of the current batch
         self.failures: list[tuple[int, BaseException]] = []  # (index, error) skipped
-        self.event = None  # CUDA event guarding reuse while a copy reads this buffer
+        self.event: Any = None  # CUDA event guarding reuse while a copy reads this buffer
+        # The references the loader itself keeps (attributes, getrefcount's argument).
+        self._own = (sys.getrefcount(self.storage), sys.getrefcount(self.labels_np))
 
     def finish_chunk(self, start: int, stop: int) -> None:
         """Cast ``work[start:stop]`` into the output dtype (float16/bfloat16 only)."""
-        if self._cast:
-            self.storage[start:stop].copy_(torch.from_numpy(self.work[start:stop]))
+        if self._cast is not None:
+            self._cast(self.storage[start:stop], self.work[start:stop])
 
-    def batch(self, fresh: bool) -> tuple[torch.Tensor, torch.Tensor]:
-        """``(images, labels)`` of the current batch, without failed samples."""
-        n = self.size
-        images, labels = self.images[:n], self.labels[:n]
-        ok = self.ok[:n]
-        if not ok.all():
-            # Indexing, not index_select: that one returns NCHW memory for channels_last.
-            keep = torch.from_numpy(np.flatnonzero(ok))
-            return images[keep], labels[keep]
-        if fresh:
-            return images.clone(memory_format=torch.preserve_format), labels.clone()
-        return images, labels
+    def held(self) -> bool:
+        """Whether a batch made from this buffer is still referenced by the caller."""
+        return (sys.getrefcount(self.storage), sys.getrefcount(self.labels_np)) != self._own
+
+    def layout_view(self, count: int) -> np.ndarray:
+        """The first ``count`` samples in the spec's layout: ``channels_last`` is the
+        ``(N, C, H, W)`` view of NHWC memory."""
+        images = self.storage[:count]
+        return images.transpose(0, 3, 1, 2) if self.spec.layout == "channels_last" else images
+
+
+def _to_float16(dst: np.ndarray, src: np.ndarray) -> None:
+    np.copyto(dst, src, casting="same_kind")  # round to nearest even, like torch

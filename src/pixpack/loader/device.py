@@ -30,6 +30,7 @@ import torch
 from ..errors import UsageError
 from .buffers import BatchBuffer
 from .convert import OutputSpec
+from .outputs import TorchOutput
 
 __all__ = ["cuda_device", "pin_memory_available", "convert_batch", "DeviceStage"]
 
@@ -96,6 +97,7 @@ class DeviceStage:
         self.device = device
         self.spec = spec  # the final (device-side) spec
         self.convert = host_spec is not spec
+        self.host = TorchOutput(host_spec)  # tensors over the pinned host buffers
         self.stream: Any = torch.cuda.Stream(device=device)
         shape = (1, spec.channels, 1, 1)
         self.alpha = torch.tensor(spec.alpha, dtype=torch.float32, device=device).view(shape)
@@ -109,12 +111,17 @@ class DeviceStage:
         with torch.cuda.stream(self.stream):
             # No wait_stream(consumer): the copy must overlap the consumer's queued
             # compute. Memory reuse across streams is handled by record_stream below.
+            # The host tensors are temporaries over ``buf``'s memory, which ``buf`` keeps
+            # alive; the event below keeps workers off it until the copies are done.
             if self.convert:
-                nhwc = buf.storage[:count].to(self.device, non_blocking=True)
+                nhwc = self.host.tensor(buf.storage[:count]).to(self.device, non_blocking=True)
                 out = convert_batch(nhwc, self.spec, self.alpha, self.beta)
-            else:  # converted on the host (16-bit packs); ``images`` keeps the layout
-                out = buf.images[:count].to(self.device, non_blocking=True)
-            y = buf.labels[:count].to(self.device, non_blocking=True)
+            else:  # converted on the host (16-bit packs); the layout is kept
+                host = self.host.tensor(buf.storage[:count])
+                if self.spec.layout == "channels_last":
+                    host = host.permute(0, 3, 1, 2)
+                out = host.to(self.device, non_blocking=True)
+            y = torch.from_numpy(buf.labels_np[:count]).to(self.device, non_blocking=True)
             if not ok.all():
                 keep = torch.from_numpy(np.flatnonzero(ok)).to(self.device)
                 out, y = out[keep], y[keep]  # keeps channels_last (index_select does not)

@@ -4,6 +4,8 @@ Pieces (one module each): :mod:`.ordering` decides which samples form each batch
 :mod:`.batching` runs the pipeline per sample into :mod:`.buffers`, :mod:`.pool` owns
 the threads, :mod:`.convert` fuses Normalize/dtype/layout, :mod:`.device` moves
 uint8 to the GPU, :mod:`.state` keeps the epoch protocol and the resume state.
+The core is framework-neutral (NumPy buffers, :mod:`.ring`); :mod:`.outputs` wraps
+each batch as torch tensors or NumPy arrays, and only the torch output imports torch.
 """
 
 from __future__ import annotations
@@ -18,36 +20,38 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 import numpy as np
-import torch
 
-from ..errors import LoaderError, PipelineError, PixpackError, UsageError
+from ..errors import LoaderError, PixpackError, UsageError
 from ..opencv_threads import single_threaded_opencv
 from ..options import LoaderOptions, default_workers
 from .batch_spec import batch_spec, candidates
-from .batching import SamplePlan, SampleReader, run_chunk, split_pipeline
+from .batching import SamplePlan, SampleReader, fill_chunk, split_pipeline
 from .buffers import BatchBuffer
-from .convert import OutputSpec
-from .device import DeviceStage, cuda_device
 from .distributed import agree, resolve_shard, shard_facts
 from .epoch_plan import EpochPlan
+from .outputs import device_for, make_output
 from .pool import WorkerPool
 from .readahead import start_read_ahead
+from .ring import BufferRing
 from .sampling import check_indices
 from .shard_sampler import ShardSampler
 from .skips import SkipReport
 from .state import EpochState
-from .validate import check_foreign_ops, failure_advice
+from .validate import check_foreign_ops
 
 __all__ = ["Loader"]
 
-Batch = tuple[torch.Tensor, torch.Tensor]
+Batch = tuple[Any, Any]  # (images, labels): torch tensors or NumPy arrays
 
 
 class Loader:
-    """Batches ``(images, labels)`` of a pack, augmented by ``pipeline``, as torch tensors.
+    """Batches ``(images, labels)`` of a pack, augmented by ``pipeline``, as torch
+    tensors (``output="torch"``, the default) or NumPy arrays (``output="numpy"``,
+    which never imports torch; :mod:`pixpack.tf` and :mod:`pixpack.jax` build on it).
 
     ``images`` is ``(N, C, H, W)`` (``layout="channels_last"``: the same shape with
-    NHWC memory, torch's ``channels_last`` format) of ``dtype``; ``labels`` is int64.
+    NHWC memory, torch's ``channels_last`` format; ``"NHWC"``: ``(N, H, W, C)``) of
+    ``dtype``; ``labels`` is int64.
     Float outputs are scaled to [0, 1] and then normalised by a trailing
     ``Normalize(mean, std)`` of the pipeline (fused, [0, 1] units); ``dtype="uint8"``
     gives the raw pixels (uint16 for 16-bit packs). 1-channel images (gray in an RGB
@@ -61,9 +65,13 @@ class Loader:
     samples instead (:class:`~pixpack.WeightedSampler`,
     :class:`~pixpack.ClassBalancedSampler`), deterministically. Under ``torchrun`` the
     Loader shards by itself; ``state_dict()`` is the job's, resumable on any number of
-    ranks (docs/distributed.md). Unless
-    ``reuse_buffers=False``, a yielded batch lives in a reused buffer that is
-    overwritten once the consumer asks for the next batch: ``.clone()`` what you keep.
+    ranks (docs/distributed.md).
+
+    A yielded batch is yours for as long as you reference it (the batch, a view, a
+    tensor or array made from it): the loader rewrites a buffer only once nothing
+    references it, so a loop that drops each batch reuses a few buffers without
+    allocating, and a batch you keep never changes (:mod:`.ring`).
+    ``reuse_buffers=False`` copies every batch into fresh memory anyway.
 
     ``on_error``: ``"raise"`` raises :class:`~pixpack.errors.LoaderError` (``.index``,
     cause chained) from the iteration; ``"skip"`` drops the failing sample so that
@@ -105,6 +113,7 @@ class Loader:
         layout: str | None = None,
         channels: int | None = None,
         reuse_buffers: bool = True,
+        output: str = "torch",
     ) -> None:
         # seed=None: a fresh seed, recorded in state_dict() (and adopted on a resume).
         self._seed_drawn = seed is None
@@ -147,26 +156,30 @@ class Loader:
         self.indices: np.ndarray | None = indices
         self._sampler = sampler
         self._plan = EpochPlan(self.options, self._targets, indices, sampler)
-        ops, normalize, output = split_pipeline(pipeline)
+        ops, normalize, to_output = split_pipeline(pipeline)
         check_foreign_ops(ops)
-        if dtype is None:
-            dtype = output.dtype if output is not None else ("float32" if normalize else "uint8")
+        if dtype is None and to_output is not None:
+            dtype = to_output.dtype
+        elif dtype is None:
+            dtype = "float32" if normalize else "uint8"
         if layout is None:
-            layout = output.layout if output is not None else "NCHW"
+            layout = to_output.layout if to_output is not None else "NCHW"
         self.pipeline = SamplePlan(ops)
         self.reuse_buffers = bool(reuse_buffers)
-        self._device = cuda_device(self.options.device)
+        self._device = device_for(output, self.options.device)
         self._reader = SampleReader(pack, self.pipeline, seed)
         # The batch's shape and type from the samples read (a subset's, when given).
         shaped, probe = candidates(pack, self.indices, self._probe)
         self.spec = batch_spec(shaped, self.pipeline, normalize, dtype, layout, channels, probe)
+        self.output = output
+        self._output = make_output(output, self.spec)
         self._pool = WorkerPool(self.options.workers)
         # Never blocks: it may run from a garbage collection inside any thread.
         self._finalizer = weakref.finalize(self, self._pool.close, False)
         self._state = EpochState()
-        self._ring: list[BatchBuffer] = []
+        self._ring: BufferRing | None = None
         self._active: weakref.ReferenceType[Any] | None = None
-        self._stage: DeviceStage | None = None
+        self._stage: Any = None  # a device.DeviceStage with CUDA
         # Where the pixels cross to the device as uint8 and are converted there.
         self._host_spec = self.spec
         if self._device is not None and self.spec.pixel_dtype == np.uint8:
@@ -279,7 +292,7 @@ class Loader:
         self._stop_active()
         self._finalizer.detach()
         self._pool.close(wait=True)
-        self._ring = []
+        self._ring = None
 
     def __enter__(self) -> Loader:
         return self
@@ -308,15 +321,26 @@ class Loader:
         self._active = weakref.ref(gen)
         return gen
 
-    def _buffers(self) -> list[BatchBuffer]:
-        if not self._ring:
+    def _buffers(self) -> BufferRing:
+        if self._ring is None:
             if self._device is not None and self._stage is None:
+                from .device import DeviceStage
+
                 self._stage = DeviceStage(self._device, self.spec, self._host_spec)
-            pin = self._stage is not None and self._stage.pin
-            size = self.options.prefetch + 1
-            self._ring = [
-                BatchBuffer(self._host_spec, self._batch_capacity(), pin=pin) for _ in range(size)
-            ]
+            # On CUDA the caller only sees device tensors: the host buffers are never
+            # lent, and an event (not a reference count) says when one is free again.
+            host_output = self._stage.host if self._stage is not None else self._output
+            allocate = host_output.allocator(pin=self._stage is not None and self._stage.pin)
+            cast = host_output.bfloat16_cast()
+            spec, capacity = self._host_spec, self._batch_capacity()
+
+            def make() -> BatchBuffer:
+                return BatchBuffer(spec, capacity, allocate=allocate, cast=cast)
+
+            lend = self._stage is None
+            # Lent: one more than in flight, for the batch the caller is still using.
+            keep = self.options.prefetch + (2 if lend else 1)
+            self._ring = BufferRing(make, keep, lend=lend)
         return self._ring
 
     def _batch_capacity(self) -> int:
@@ -328,7 +352,7 @@ class Loader:
         o = self.options
         order, slices = self._plan.rank_order(epoch, start)
         ahead = start_read_ahead(self.pack, order, slices, o)
-        free = deque(self._buffers())
+        ring = self._buffers()
         stage = self._stage
         pending: deque[tuple[BatchBuffer, list[Any]]] = deque()
         cursor = 0
@@ -342,8 +366,8 @@ class Loader:
 
         def schedule() -> None:
             nonlocal cursor
-            while free and cursor < len(slices) and len(pending) < o.prefetch:
-                buf = free.popleft()
+            while cursor < len(slices) and len(pending) < o.prefetch:
+                buf = ring.take()
                 if stage is not None:  # its last copy to the device may still be reading it
                     stage.wait_reusable(buf)
                 start, stop = slices[cursor]
@@ -360,7 +384,7 @@ class Loader:
                 buf.labels_np[:n] = self._targets[indices]
                 futures = [
                     pool.submit(
-                        _task,
+                        fill_chunk,
                         reader,
                         indices[a : a + chunk],
                         epoch,
@@ -392,9 +416,12 @@ class Loader:
                     self._state.yielded += 1
                     self._state.samples += len(out[1])
                     yield out
+                    # Drop this frame's reference: whether the buffer is free again is
+                    # decided by the caller's references alone (ring.take).
+                    del out
                 else:  # every sample failed: the position counts, nothing is yielded
                     self._state.yielded += 1
-                free.append(buf)
+                ring.give_back(buf)
                 schedule()
             self._state.finished = True
             report.end()
@@ -423,39 +450,12 @@ class Loader:
     def _deliver(self, buf: BatchBuffer) -> Batch:
         if self._stage is not None:
             return self._stage.transfer(buf, buf.size)
-        return buf.batch(fresh=not self.reuse_buffers)
+        return self._output.deliver(buf, fresh=not self.reuse_buffers)
 
     def __repr__(self) -> str:
         o = self.options
         return (
             f"<pixpack.Loader {self.num_samples} samples, batch_size={o.batch_size}, "
-            f"{len(self)} batches/epoch, workers={o.workers}, device={o.device!r}>"
+            f"{len(self)} batches/epoch, workers={o.workers}, device={o.device!r}, "
+            f"output={self.output!r}>"
         )
-
-
-def _task(
-    reader: SampleReader,
-    indices: np.ndarray,
-    epoch: int,
-    buf: BatchBuffer,
-    start: int,
-    stop: int,
-    spec: OutputSpec,
-    raise_errors: bool,
-    path: Any,
-) -> None:
-    """One chunk of one batch, run on a worker thread (holds no loader reference)."""
-
-    def fail(index: int, exc: BaseException) -> None:
-        if isinstance(exc, PipelineError):  # the pipeline, not the sample: skipping drops all
-            raise LoaderError(f"{path}: sample {index}: {exc}", index) from exc
-        if raise_errors:
-            raise LoaderError(
-                f"{path}: sample {index} failed ({type(exc).__name__}: {exc}); "
-                f"{failure_advice(reader.pack, index)}on_error='skip' to drop such samples",
-                index,
-            ) from exc
-        buf.failures.append((index, exc))
-
-    run_chunk(reader, indices, epoch, buf.work[start:stop], spec, buf.ok[start:stop], fail)
-    buf.finish_chunk(start, stop)
