@@ -48,6 +48,32 @@ def test_import_is_light() -> None:
     assert out.stdout.split() == ["False", "False"]
 
 
+FRAMEWORK_FREE = [
+    "pixpack",
+    "pixpack.read",
+    "pixpack.ops",
+    "pixpack.write",
+    "pixpack.metadata.query",
+    "pixpack.storage",
+    "pixpack.cli.main",
+    "pixpack.optional",
+    "pixpack.loader",
+    "pixpack.diagnose",
+]
+
+
+@pytest.mark.parametrize("module_name", FRAMEWORK_FREE)
+def test_core_never_imports_a_framework(module_name: str) -> None:
+    """Issue 17: the core imports no framework even where all are installed (torch alone
+    costs seconds and hundreds of MB per process); only the adapters do."""
+    code = (
+        f"import sys, {module_name}; "
+        "print(sorted({m.split('.')[0] for m in sys.modules} & {'torch', 'tensorflow', 'jax'}))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
 def test_version_matches_package_metadata() -> None:
     from importlib.metadata import version
 

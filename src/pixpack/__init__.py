@@ -1,4 +1,4 @@
-"""pixpack: pack an image dataset once, train on it at hardware speed from PyTorch.
+"""pixpack: pack an image dataset once, train on it at hardware speed from any framework.
 
 ::
 
@@ -7,8 +7,11 @@
     pack = pixpack.open("train.pixpack")           # milliseconds, any size
     loader = pixpack.Loader(pack, 64, pipeline=[...])
 
-Heavy modules (torch, OpenCV) load on first use of the names that need them, so
-``import pixpack`` and the CLI start quickly.
+Heavy modules (OpenCV, torch) load on first use of the names that need them, so
+``import pixpack`` and the CLI start quickly. The frameworks are extras: packing,
+reading, the ops, NumPy batches and the CLI need none; torch-only names
+(:class:`PackDataset`, the Loader's default torch tensors) raise
+:class:`MissingDependencyError` naming ``pip install 'pixpack[torch]'`` without it.
 """
 
 from __future__ import annotations

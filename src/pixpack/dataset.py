@@ -17,20 +17,28 @@ million int objects in every worker. It supports ``len``, indexing, iteration,
 
 DataLoader workers: the dataset pickles as the pack's path, and each worker maps the
 file lazily on first use, so ``num_workers > 0`` works with fork, spawn and forkserver.
+
+Needs torch (``pip install 'pixpack[torch]'``); without it, ``pack[i]`` and
+``pixpack.Loader(..., output="numpy")`` give the same images as NumPy arrays.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
-import torch
 from PIL import Image
 
 from .errors import UsageError
+from .optional import require
 from .read.pack import Pack, open_pack
+
+if TYPE_CHECKING:
+    import torch
+else:  # a torch Dataset: without torch, importing it names the extra to install
+    torch = require("torch", "pixpack.PackDataset (a torch Dataset)")
 
 __all__ = ["PackDataset", "to_pil", "to_tensor_chw"]
 

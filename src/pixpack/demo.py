@@ -7,6 +7,9 @@
 4. print the throughput next to torchvision ``ImageFolder`` + ``DataLoader`` on the
    same images and the same augmentation (``--no-baseline`` skips it).
 
+Without torch (``pip install pixpack`` alone) the loader yields NumPy batches and the
+torchvision comparison is skipped with a one-line hint.
+
 Idempotent: the photos and the pack are reused when they are already there.
 """
 
@@ -58,7 +61,9 @@ def _torchvision_rate(folder: Path, workers: int, batch_size: int) -> float:
 
 def main(argv: list[str] | None = None) -> int:
     import pixpack
+    from pixpack.diagnose.bench import default_output
     from pixpack.ops import Normalize, RandomHorizontalFlip, RandomResizedCrop
+    from pixpack.optional import EXTRAS, available
     from pixpack.options import default_workers
     from pixpack.sample_data import make_image_folder
 
@@ -103,13 +108,17 @@ def main(argv: list[str] | None = None) -> int:
         seed=0,
         workers=workers,
         drop_last=True,
+        output=default_output("cpu"),  # NumPy batches where torch is not installed
     )
     first, rate = _iterate(loader, args.epochs)
     images, labels = next(iter(loader))
     print(f"[4/4] pixpack.Loader: {rate:,.0f} img/s over {args.epochs} epochs "
           f"({workers} threads), first batch after {first * 1000:.0f} ms; "
           f"batch {tuple(images.shape)} {images.dtype}, labels {tuple(labels.shape)}")
-    if not args.no_baseline:
+    if not args.no_baseline and not (available("torch") and available("torchvision")):
+        print(f"      torchvision comparison skipped: it needs torchvision "
+              f"({EXTRAS['torchvision']})")
+    elif not args.no_baseline:
         baseline = _torchvision_rate(folder, workers, args.batch_size)
         print(f"      torchvision ImageFolder + DataLoader(num_workers={workers}): "
               f"{baseline:,.0f} img/s  ->  pixpack is {rate / baseline:.1f}x faster")

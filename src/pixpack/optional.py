@@ -8,11 +8,13 @@ them; a feature that does calls :func:`require`, which imports the module or rai
 from __future__ import annotations
 
 import importlib
+import importlib.metadata
+import importlib.util
 from types import ModuleType
 
 from .errors import MissingDependencyError
 
-__all__ = ["require", "available", "EXTRAS"]
+__all__ = ["require", "available", "installed", "EXTRAS", "FRAMEWORKS"]
 
 # import name -> the pip extra (or package) that provides it
 EXTRAS = {
@@ -22,6 +24,11 @@ EXTRAS = {
     "jax": "pip install 'pixpack[jax]'",
     "ml_dtypes": "pip install ml_dtypes",
 }
+
+FRAMEWORKS = ("torch", "tensorflow", "jax")
+
+# import name -> the distributions that provide it, where the names differ
+_DISTRIBUTIONS = {"tensorflow": ("tensorflow", "tensorflow-cpu", "tensorflow-macos", "tf-nightly")}
 
 
 def require(name: str, feature: str) -> ModuleType:
@@ -43,3 +50,19 @@ def available(name: str) -> bool:
     except ImportError:
         return False
     return True
+
+
+def installed(name: str) -> str | None:
+    """The version of top-level module ``name`` if it is installed, else None, without
+    importing it (TensorFlow takes seconds to import): for reports, not for use."""
+    try:
+        if importlib.util.find_spec(name) is None:
+            return None
+    except (ImportError, ValueError):  # ValueError: a module without __spec__
+        return None
+    for dist in _DISTRIBUTIONS.get(name, (name,)):
+        try:
+            return importlib.metadata.version(dist)
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    return "?"  # importable, but from an unknown distribution or a source tree

@@ -18,7 +18,7 @@ BENCH_KEYS = {
 DOCTOR_KEYS = {
     "pack", "pipeline", "samples", "cores", "workers", "batch_size", "device", "stages",
     "end_to_end", "bound_images_per_second", "bottleneck", "bottleneck_kind", "overhead",
-    "verdict", "page_cache", "step", "advice", "notes",
+    "verdict", "page_cache", "step", "advice", "notes", "frameworks",
 }
 STAGE_KEYS = {
     "name", "kind", "samples", "ms_per_image", "images_per_second_1_thread",
@@ -53,6 +53,8 @@ def test_doctor_json(small_pack: Path, capsys: pytest.CaptureFixture[str]) -> No
     assert set(data["end_to_end"]) == BENCH_KEYS
     assert data["bottleneck"] and data["verdict"]
     assert data["step"]["step_time"] == 0.5
+    assert set(data["frameworks"]) == {"torch", "tensorflow", "jax"}  # information only
+    assert data["frameworks"]["torch"]  # the test extra installs torch
     assert set(data["page_cache"]) >= {"pack_bytes", "ram_total", "ram_available", "fits",
                                        "drop_effective"}
 

@@ -12,6 +12,8 @@ count. Reported:
   consumer sees them (an epoch boundary refills the prefetch queue and shows up in p99);
 - ``time_to_first_batch``: from Loader construction (or ``iter()`` for a Loader passed
   in) to the first batch in hand.
+
+Where torch is not installed the Loader measured yields NumPy batches (the same work).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import UsageError
+from ..optional import available, require
 from .pipeline_spec import describe_pipeline, resolve_pipeline
 
 __all__ = ["BenchResult", "bench"]
@@ -65,9 +68,20 @@ def _open(pack: Any) -> Any:
 
 def _sync(device: str) -> None:
     if device.startswith("cuda"):
-        import torch
+        import torch  # a CUDA Loader exists only where torch does
 
         torch.cuda.synchronize()
+
+
+def default_output(device: str) -> str:
+    """The Loader ``output`` to measure here: torch tensors (the default) where torch is
+    installed, else NumPy arrays, which cost the same (both wrap the loader's buffers);
+    a GPU device needs torch."""
+    if available("torch"):
+        return "torch"
+    if device != "cpu":
+        require("torch", f"device={device!r}")
+    return "numpy"
 
 
 def bench(
@@ -129,6 +143,7 @@ def bench(
             read_ahead=read_ahead,
             block_shuffle=block_shuffle,
             indices=indices,
+            output=default_output(device),
         )
         own = True
     opts = loader.options

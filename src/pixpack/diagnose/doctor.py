@@ -20,13 +20,15 @@ from typing import Any
 import numpy as np
 
 from ..errors import UsageError
+from ..optional import FRAMEWORKS, installed
 from ..options import default_workers
-from .bench import BenchResult, _open, bench
+from .bench import BenchResult, _open, bench, default_output
 from .fast_path import FAST_PATH_STAGE, time_fast_path
 from .out_of_core import memory_budget, out_of_core_advice, time_cold_reads
 from .pipeline_spec import describe_pipeline, resolve_pipeline
 from .stages import (
     StageTiming,
+    cuda_available,
     sample_indices,
     time_chain,
     time_host_to_device,
@@ -63,6 +65,8 @@ class Diagnosis:
     notes: list[str]
     end_to_end: BenchResult | None = None
     shares: dict[str, float] = dataclasses.field(default_factory=dict)
+    # information, not a finding: which frameworks are installed here (version or None)
+    frameworks: dict[str, str | None] = dataclasses.field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -86,6 +90,7 @@ class Diagnosis:
             "step": self.step,
             "advice": self.advice,
             "notes": self.notes,
+            "frameworks": self.frameworks,
         }
 
 
@@ -162,6 +167,7 @@ def doctor(
             dtype=given.spec.dtype,
             layout=given.spec.layout,
             channels=given.spec.channels,
+            output=given.output,
             **options,
         )
         # Only this process runs doctor: the twin must not wait on the other ranks in
@@ -174,7 +180,7 @@ def doctor(
         steps = resolve_pipeline(pipeline, pack)
         description = describe_pipeline(steps)
         loader = Loader(pack, batch_size, pipeline=steps, workers=workers, device=device,
-                        seed=seed)
+                        seed=seed, output=default_output(device))
         spec = loader.spec
     opts = loader.options
     path = str(pack.path)
@@ -207,6 +213,9 @@ def doctor(
         transfer = time_host_to_device(spec, opts.batch_size, opts.device)
         if transfer is not None:
             stages.append(transfer)
+        elif installed("torch") is None:
+            notes.append("host-to-device copy: skipped (torch, which pixpack reaches GPUs "
+                         "through, is not installed: pip install 'pixpack[torch]')")
         else:
             notes.append("host-to-device copy: skipped (CUDA is not available here)")
         result = None
@@ -251,6 +260,7 @@ def doctor(
             if line not in diag.advice:
                 diag.advice.append(line)
     diag.pack, diag.pipeline = path, description
+    diag.frameworks = {name: installed(name) for name in FRAMEWORKS}
     return diag
 
 
@@ -266,9 +276,7 @@ def _diagnose(
     step_time: float | None,
     notes: list[str],
 ) -> Diagnosis:
-    import torch
-
-    gpu = torch.cuda.is_available()  # advice about the GPU only where there is one
+    gpu = cuda_available()  # advice about the GPU only where there is one
     by_kind = {s.name: s for s in stages}
     storage = by_kind["storage (warm)"] if fits else by_kind["storage (cold)"]
     cpu = [s for s in stages if s.kind in ("decode", "op", "convert")]

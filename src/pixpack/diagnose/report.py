@@ -118,6 +118,10 @@ def format_diagnosis(d: Diagnosis) -> str:
         lines += ["", "advice:"] + [f"  - {a}" for a in d.advice]
     if d.notes:
         lines += ["", "notes:"] + [f"  - {n}" for n in d.notes]
+    if d.frameworks:
+        found = [f"{name} {v}" if v else f"{name} not installed"
+                 for name, v in d.frameworks.items()]
+        lines += ["", f"frameworks: {', '.join(found)} (pixpack itself needs none)"]
     return "\n".join(lines)
 
 

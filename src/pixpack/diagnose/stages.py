@@ -37,6 +37,7 @@ import numpy as np
 
 from .. import format as fmt
 from ..ops.base import sample_rng
+from ..optional import available
 from .pipeline_spec import op_name
 
 __all__ = [
@@ -407,12 +408,22 @@ def time_chain(
     return t
 
 
-def time_host_to_device(spec: Any, batch_size: int, device: str) -> StageTiming | None:
-    """Copy a pinned uint8 NHWC batch to the GPU (what the loader sends); None without CUDA."""
+def cuda_available() -> bool:
+    """Whether torch is installed and sees a GPU (the loader reaches GPUs through torch)."""
+    if not available("torch"):
+        return False
     import torch
 
-    if not torch.cuda.is_available():
+    return bool(torch.cuda.is_available())
+
+
+def time_host_to_device(spec: Any, batch_size: int, device: str) -> StageTiming | None:
+    """Copy a pinned uint8 NHWC batch to the GPU (what the loader sends); None without
+    CUDA (or without torch)."""
+    if not cuda_available():
         return None
+    import torch
+
     dev = torch.device(device if device.startswith("cuda") else "cuda")
     host = torch.empty(
         (batch_size, spec.height, spec.width, spec.channels), dtype=torch.uint8, pin_memory=True

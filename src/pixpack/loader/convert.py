@@ -145,7 +145,7 @@ def write_sample(
         and shape[0] == spec.height
         and shape[1] == spec.width
         and spec.layout == "NCHW"
-        and spec.dtype != "uint8"
+        and spec.is_float
         and planes[0].dtype == img.dtype
         and img.flags.c_contiguous
     ):
@@ -175,8 +175,10 @@ def write_sample(
         if chw:
             if src_c == 1:
                 dst[:] = img[:, :, 0]
-            else:
+            elif dst.dtype == img.dtype:
                 cv2.split(np.ascontiguousarray(img), [dst[c] for c in range(out_c)])
+            else:  # int32 planes of 8/16-bit pixels: cv2.split would write new arrays
+                dst[:] = img.transpose(2, 0, 1)
         else:
             dst[:] = img  # broadcasts a gray image over the channels
         return

@@ -3,10 +3,11 @@
 Datasets that shard only when told to are the classic silent failure of distributed
 training: under ``torchrun`` every rank iterates the whole dataset in the same order,
 and nothing complains. So when ``rank``/``world_size`` are not given, the Loader takes
-them from an initialised ``torch.distributed`` group, or else from the ``RANK`` and
-``WORLD_SIZE`` variables a launcher (torchrun, SLURM wrappers, accelerate) sets before
-the group exists. Explicit arguments always win; one that contradicts an initialised
-group is almost always a mistake, so it warns (once per Loader).
+them from an initialised ``torch.distributed`` group (looked for only when the program
+imported torch), or else from the ``RANK`` and ``WORLD_SIZE`` variables a launcher
+(torchrun, SLURM wrappers, accelerate) sets before the group exists. Explicit
+arguments always win; one that contradicts an initialised group is almost always a
+mistake, so it warns (once per Loader).
 
 Ranks that differ in what decides the data (the seed, the pack, the batch size, the
 pipeline) would read overlapping or mismatched shards without any error: the common
@@ -21,6 +22,7 @@ from __future__ import annotations
 import itertools
 import json
 import os
+import sys
 import warnings
 from collections.abc import Mapping
 from datetime import timedelta
@@ -39,6 +41,10 @@ _rounds = itertools.count()  # the n-th agreement of this process: the same on e
 
 def _group() -> tuple[int, int] | None:
     """``(rank, world_size)`` of the initialised default process group, or None."""
+    # A group exists only where the program imported torch: never import it here (a
+    # NumPy, TF or JAX Loader must not pay for torch, nor need it installed).
+    if "torch" not in sys.modules:
+        return None
     try:
         import torch.distributed as dist
     except ImportError:  # pragma: no cover - torch without distributed support

@@ -17,7 +17,7 @@ from ..optional import require
 from .buffers import Allocate, BatchBuffer, Cast
 from .convert import OutputSpec
 
-__all__ = ["OUTPUTS", "NumpyOutput", "TorchOutput", "make_output", "device_for"]
+__all__ = ["OUTPUTS", "NumpyOutput", "TorchOutput", "make_output", "device_for", "require_torch"]
 
 OUTPUTS = ("torch", "numpy")
 
@@ -71,7 +71,7 @@ class TorchOutput:
     name = "torch"
 
     def __init__(self, spec: OutputSpec) -> None:
-        self.torch = require("torch", "pixpack.Loader's default output (torch tensors)")
+        self.torch = require_torch()
         self.spec = spec
 
     def allocator(self, pin: bool) -> Allocate | None:
@@ -136,6 +136,13 @@ def device_for(output: str, device: str) -> Any:
                 "(pixpack.jax.loader(..., sharding=...) places batches on JAX devices)."
             )
         return None
+    require_torch()  # before .device, which imports torch at the top
     from .device import cuda_device
 
     return cuda_device(device)
+
+
+def require_torch() -> Any:
+    return require(
+        "torch", "pixpack.Loader's default output (torch tensors; output='numpy' does not)"
+    )

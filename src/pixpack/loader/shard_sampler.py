@@ -1,7 +1,10 @@
 """``ShardSampler``: this rank's sample indices per epoch, for ``DataLoader`` users.
 
 The same epoch geometry as :class:`pixpack.Loader` (:mod:`.epoch_plan`) behind
-``torch.utils.data.Sampler``, for the ``PackDataset`` + ``DataLoader`` path. Unlike
+the sampler protocol (``__iter__``, ``__len__``, ``set_epoch``), for the ``PackDataset``
++ ``DataLoader`` path. It is a plain class, not a ``torch.utils.data.Sampler``
+subclass: ``DataLoader(sampler=)`` takes any sized iterable, and so it imports without
+torch (a NumPy Loader's ``sampler`` is one too). Unlike
 ``DistributedSampler`` it needs no initialised process group: left out, rank and world
 size come from the group or from torchrun's ``RANK``/``WORLD_SIZE``, so a sampler built
 before ``init_process_group`` still shards. It takes ``indices=`` (a split) and a
@@ -19,7 +22,6 @@ from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
-import torch
 
 from ..errors import ResumeError
 from ..options import LoaderOptions
@@ -30,7 +32,7 @@ from .sampling import check_indices
 __all__ = ["ShardSampler"]
 
 
-class ShardSampler(torch.utils.data.Sampler[int]):
+class ShardSampler:
     """Indices of this rank's shard of each epoch (a drop-in for ``DistributedSampler``).
 
     dataset: a :class:`~pixpack.PackDataset` (or anything with ``targets`` and ``len``).

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import random
+import sys
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -26,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import PipelineError, UsageError
+from ..optional import require
 from .base import Shape
 
 __all__ = ["PythonOp", "SeededCall", "seeded_globals"]
@@ -36,15 +38,19 @@ _GLOBAL_RNG_LOCK = threading.Lock()
 
 @contextlib.contextmanager
 def seeded_globals(seed: int) -> Iterator[None]:
-    """Python's ``random``, NumPy's global generator and torch's CPU generator seeded
-    from ``seed`` for the block, under a process-wide lock; their states are restored."""
-    import torch  # lazy: the core ops do not need torch
-
-    with _GLOBAL_RNG_LOCK, torch.random.fork_rng(devices=[]):
+    """Python's ``random``, NumPy's global generator and torch's CPU generator (where
+    torch is imported) seeded from ``seed`` for the block, under a process-wide lock;
+    their states are restored."""
+    # Code that draws from torch's generator imported torch before it runs (its module
+    # did), so torch is seeded only where it is already loaded: never imported here.
+    torch = sys.modules.get("torch")
+    fork = torch.random.fork_rng(devices=[]) if torch is not None else contextlib.nullcontext()
+    with _GLOBAL_RNG_LOCK, fork:
         py_state, np_state = random.getstate(), np.random.get_state()
         random.seed(seed)
         np.random.seed(seed & 0xFFFFFFFF)
-        torch.manual_seed(seed)
+        if torch is not None:
+            torch.manual_seed(seed)
         try:
             yield
         finally:
@@ -80,7 +86,8 @@ class PythonOp:
     gets a writable HWC NumPy array instead (albumentations, OpenCV code). ``size``: the
     ``(h, w)`` ``fn`` outputs if it changes the size (default: assumed to keep the shape).
     ``fn`` must be picklable for multi-process use (a module-level function or a
-    torchvision transform, not a lambda).
+    torchvision transform, not a lambda). ``layout="CHW"`` needs torch
+    (``pip install 'pixpack[torch]'``); ``"HWC"`` does not.
     """
 
     fn: Callable[[Any], Any]
@@ -95,6 +102,8 @@ class PythonOp:
                 f"PythonOp: layout must be 'CHW' (a torch tensor) or 'HWC' (a NumPy array) "
                 f"(got {self.layout!r})."
             )
+        if self.layout == "CHW":  # fail here, not in a worker thread at the first batch
+            require("torch", "PythonOp(layout='CHW') (layout='HWC' passes NumPy arrays)")
         if self.size is not None:
             s = self.size
             if not (
@@ -110,12 +119,15 @@ class PythonOp:
         return _draw_seed(rng)
 
     def apply(self, image: np.ndarray, params: int) -> np.ndarray:
-        import torch  # lazy: the core ops do not need torch
-
         arr = np.ascontiguousarray(image)
         if not arr.flags.writeable:  # a view of the read-only map: torch would warn
             arr = arr.copy()
-        given = arr if self.layout == "HWC" else torch.from_numpy(arr).permute(2, 0, 1)
+        if self.layout == "HWC":
+            given: Any = arr
+        else:
+            import torch  # checked in __post_init__; lazy: the core ops do not need torch
+
+            given = torch.from_numpy(arr).permute(2, 0, 1)
         with seeded_globals(params):
             result = self.fn(given)
         return _to_hwc(result, image.dtype)
