@@ -21,6 +21,8 @@ PUBLIC_MODULES = [
     "pixpack.loader",
     "pixpack.diagnose",
     "pixpack.storage",
+    "pixpack.tf",
+    "pixpack.jax",
 ]
 
 

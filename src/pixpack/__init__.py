@@ -63,6 +63,8 @@ __all__ = [
     "PackOptions",
     "LoaderOptions",
     "ops",
+    "tf",
+    "jax",
     "PixpackError",
     "UsageError",
     "SourceError",
@@ -101,10 +103,12 @@ _LAZY = {
     "Subset": ("pixpack.metadata.subset", "Subset"),
     "make_splits": ("pixpack.metadata.splits_file", "make_splits"),
     "ops": ("pixpack.ops", None),
+    "tf": ("pixpack.tf", None),
+    "jax": ("pixpack.jax", None),
 }
 
 if TYPE_CHECKING:
-    from . import ops
+    from . import jax, ops, tf
     from .cache import cached
     from .dataset import PackDataset
     from .loader.loader import Loader

@@ -1,0 +1,3 @@
+"""Pieces of the framework adapters (:mod:`pixpack.tf`) that are not their entry points."""
+
+__all__: list[str] = []
