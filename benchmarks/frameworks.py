@@ -13,11 +13,11 @@ Each row runs in a fresh process (``worker.py`` + ``loaders/framework_readers.py
 machine's other work (other sessions, invisible to ``ps``, visible in /proc/stat) has
 quietened; a run during which other work took more than ``--max-other`` cores is rerun
 (up to ``--retries`` times; the cleanest attempt counts, all are kept). ``--rounds``
-interleaved rounds; ratios per round, then the median. Import time and time to the
-first batch are reported apart from the steady rate.
+interleaved rounds; ratios per round, then the median over the uncontended rounds.
+Import time and time to the first batch are reported apart from the steady rate.
 
-    python benchmarks/frameworks.py --rounds 3          # ~25 min on 2 cores
-    python benchmarks/frameworks.py --rounds 1 --passes 1 --only 'pixpack|keras-crop'
+    python benchmarks/frameworks.py --rounds 3   # 25 min quiet, ~2 h on a busy machine
+    python benchmarks/frameworks.py --rerender benchmarks/results/<name>.json
 """
 
 from __future__ import annotations
@@ -192,12 +192,27 @@ def rate(out: dict[str, Any] | None) -> float | None:
     return out["result"]["rate_median"]
 
 
-def round_ratios(records: dict[str, dict[str, Any]]) -> dict[str, float | None]:
-    out = {}
-    for label, num, den, _ in RATIOS:
-        a, b = rate(records.get(num)), rate(records.get(den))
-        out[label] = a / b if a is not None and b else None
-    return out
+def contended(out: dict[str, Any] | None, max_other: float) -> bool:
+    """Whether a run's kept attempt still had more than ``max_other`` cores of other work."""
+    return bool(out) and out.get("status") == "ok" and other_cores(out) > max_other
+
+
+def summarize_ratios(rounds: list[dict[str, Any]], max_other: float) -> dict[str, Any]:
+    """Each ratio per round, and its median over the rounds where neither run was
+    contended (over every round if none was clean)."""
+    ratios = {}
+    for label, num, den, target in RATIOS:
+        per, busy = [], []
+        for records in rounds:
+            a, b = rate(records.get(num)), rate(records.get(den))
+            per.append(a / b if a is not None and b else None)
+            busy.append(any(contended(records.get(k), max_other) for k in (num, den)))
+        clean = [v for v, c in zip(per, busy, strict=True) if v is not None and not c]
+        vals = clean or [v for v in per if v is not None]
+        ratios[label] = {"median": median(vals) if vals else None, "per_round": per,
+                         "contended": busy, "clean_rounds": len(clean), "target": target,
+                         "rows": [num, den]}  # fmt: skip
+    return ratios
 
 
 # -- the run ----------------------------------------------------------------------------
@@ -218,7 +233,10 @@ def main() -> int:
     parser.add_argument("--quiet-cores", type=float, default=0.2)
     parser.add_argument("--quiet-wait", type=float, default=180)
     parser.add_argument("--run-name", default=None)
+    parser.add_argument("--rerender", metavar="JSON", help="rewrite a run's ratios and .md")
     args = parser.parse_args()  # fmt: skip
+    if args.rerender:
+        return rerender(Path(args.rerender))
     paths = prepare()
     cfgs = [c for c in configs(paths, args.passes, args.grain_jax_mode)
             if re.search(args.only, c["name"])]  # fmt: skip
@@ -246,13 +264,7 @@ def main() -> int:
 def write_results(args: Any, paths: dict[str, Path], cfgs: list, rounds: list) -> None:
     info = machine_info(DATA)
     name = args.run_name or f"{dt.date.today()}-{host_kind(info)}-frameworks"
-    per_round = [round_ratios(r) for r in rounds]
-    ratios = {}
-    for label, num, den, target in RATIOS:
-        vals = [pr[label] for pr in per_round if pr[label] is not None]
-        ratios[label] = {"median": median(vals) if vals else None, "per_round":
-                         [pr[label] for pr in per_round], "target": target,
-                         "rows": [num, den]}  # fmt: skip
+    ratios = summarize_ratios(rounds, args.max_other)
     doc = {
         "machine": info,
         "versions": versions(sys.executable, PACKAGES),
@@ -272,6 +284,18 @@ def write_results(args: Any, paths: dict[str, Path], cfgs: list, rounds: list) -
 
     (HERE / "results" / f"{name}.md").write_text(render(doc))
     print(f"wrote {out} and .md")
+
+
+def rerender(path: Path) -> int:
+    """Recompute the ratios of a stored run and rewrite its JSON and markdown."""
+    from report_frameworks import render
+
+    doc = json.loads(path.read_text())
+    doc["ratios"] = summarize_ratios(doc["rounds"], doc["args"]["max_other"])
+    path.write_text(json.dumps(doc, indent=1, default=str))
+    path.with_suffix(".md").write_text(render(doc))
+    print(f"rewrote {path} and .md")
+    return 0
 
 
 if __name__ == "__main__":

@@ -18,6 +18,7 @@ the batches after it (the Loader reuses its buffers unless told otherwise).
 from __future__ import annotations
 
 import os
+import sys
 import time
 from typing import Any
 
@@ -116,4 +117,5 @@ def pixpack_row(cfg: dict[str, Any]) -> dict[str, Any]:
     if output != "torch":
         res.update(_kept_batch_check(_make(output, cfg["pack"], workers), output))
     res["workers"] = workers
+    res["torch_imported"] = "torch" in sys.modules  # the NumPy/TF/JAX paths should not
     return _finish(res, import_s, t_entry)
