@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from pixpack import sample_data
+
+# TensorFlow 2.21 loaded before triton (which torchvision pulls in through torch._dynamo)
+# makes triton's import segfault (`python -c "import tensorflow; import triton"`); the
+# suite imports both in one process, so triton loads first (docs/tensorflow.md).
+if importlib.util.find_spec("triton") is not None:
+    import triton  # noqa: F401
 
 
 @pytest.fixture(scope="session")

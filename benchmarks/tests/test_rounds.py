@@ -12,7 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+# Last: benchmarks/distributed.py must not shadow Dask's `distributed` for the other tests.
+sys.path.append(str(Path(__file__).resolve().parents[1]))
 
 from ratios import Ratio, ratio_rows
 from rounds import merge_rounds, read_rounds, round_stem

@@ -12,7 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+# Last: benchmarks/distributed.py must not shadow Dask's `distributed` for the other tests.
+sys.path.append(str(Path(__file__).resolve().parents[1]))
 
 from loaders.common import time_loader, tree_cpu_s
 

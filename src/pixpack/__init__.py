@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 from .errors import (
     CorruptPackError,
     EmptySourceError,
+    EngineError,
     ImageDecodeError,
     LoaderError,
     MissingDependencyError,
@@ -31,6 +32,7 @@ from .errors import (
     PackError,
     PipelineError,
     PixpackError,
+    RemoteError,
     ResumeError,
     SourceError,
     SourceFormatError,
@@ -50,7 +52,9 @@ __all__ = [
     "cached",
     "verify",
     "export",
+    "merge",
     "Pack",
+    "ShardedPack",
     "PackSummary",
     "DicomSource",
     "PackDataset",
@@ -74,12 +78,15 @@ __all__ = [
     "PackError",
     "NotAPackError",
     "OutputBusyError",
+    "EngineError",
     "OutputExistsError",
     "PipelineError",
     "UnsupportedVersionError",
     "CorruptPackError",
     "TruncatedPackError",
     "UnsupportedModeError",
+    "RemoteError",
+    "RemoteOptions",
     "ResumeError",
     "LoaderError",
     "MissingDependencyError",
@@ -89,6 +96,9 @@ __all__ = [
 _LAZY = {
     "open": ("pixpack.read.pack", "open_pack"),
     "Pack": ("pixpack.read.pack", "Pack"),
+    "ShardedPack": ("pixpack.read.sharded", "ShardedPack"),
+    "RemoteOptions": ("pixpack.storage.remote", "RemoteOptions"),
+    "merge": ("pixpack.write.merge", "merge"),
     "verify": ("pixpack.read.verify", "verify"),
     "export": ("pixpack.read.export", "export"),
     "pack": ("pixpack.write.packer", "pack"),
@@ -119,7 +129,10 @@ if TYPE_CHECKING:
     from .read.export import export
     from .read.pack import Pack
     from .read.pack import open_pack as open
+    from .read.sharded import ShardedPack
     from .read.verify import verify
+    from .storage.remote import RemoteOptions
+    from .write.merge import merge
     from .write.packer import PackSummary, pack
     from .write.sources.dicom import DicomSource
 

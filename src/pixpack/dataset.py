@@ -91,7 +91,11 @@ class PackDataset(torch.utils.data.Dataset):
             raise UsageError(f"output must be 'pil', 'numpy' or 'tensor' (got {output!r}).")
         if indices is None and hasattr(path_or_pack, "indices"):  # a Subset (query, split)
             path_or_pack, indices = path_or_pack.pack, path_or_pack.indices  # type: ignore[union-attr]
-        self.pack = path_or_pack if isinstance(path_or_pack, Pack) else open_pack(path_or_pack)
+        self.pack = (
+            open_pack(path_or_pack)
+            if isinstance(path_or_pack, (str, os.PathLike))
+            else path_or_pack  # a Pack or a ShardedPack
+        )
         self.transform = transform
         self.target_transform = target_transform
         self.output = output

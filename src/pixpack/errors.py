@@ -16,9 +16,11 @@
     │   ├── UnsupportedVersionError   written by a newer pixpack
     │   ├── CorruptPackError          checksums or structure do not match
     │   │   └── TruncatedPackError    the file is shorter than its header says
-    │   └── UnsupportedModeError      a sample's storage mode is unknown to this version
+    │   ├── UnsupportedModeError      a sample's storage mode is unknown to this version
+    │   └── RemoteError               a remote read failed after its retries (names the URL)
     ├── ResumeError                   --resume found nothing compatible to resume
     ├── OutputBusyError               another process is packing into the same OUT
+    ├── EngineError                   a cluster engine cannot be reached, or a task on it failed
     └── LoaderError                   a sample failed inside the loader (carries the index)
 
 Every message names the file (or sample) and says how to fix it, in one line, so
@@ -43,8 +45,10 @@ __all__ = [
     "CorruptPackError",
     "TruncatedPackError",
     "UnsupportedModeError",
+    "RemoteError",
     "ResumeError",
     "OutputBusyError",
+    "EngineError",
     "OutputExistsError",
     "PipelineError",
     "MissingDependencyError",
@@ -122,12 +126,30 @@ class UnsupportedModeError(PackError):
     """A sample uses a storage mode this version cannot decode."""
 
 
+class RemoteError(PackError):
+    """Reading a remote pack (``s3://``, ``gs://``, ``az://``, ``https://``) failed after
+    its retries, or ran past its deadline. ``path`` is the URL; ``attempts`` counts the
+    tries made."""
+
+    def __init__(self, message: str, path: str | None = None, attempts: int = 0) -> None:
+        super().__init__(message, path)
+        self.attempts = attempts
+
+    def __reduce__(self) -> tuple:
+        return (type(self), (str(self), self.path, self.attempts))
+
+
 class ResumeError(PixpackError):
     """``resume=True`` found a partial pack that cannot be continued."""
 
 
 class OutputBusyError(PixpackError):
     """Another process holds the lock on the pack being written (``OUT.partial.lock``)."""
+
+
+class EngineError(PixpackError):
+    """Packing on a cluster engine (``engine=``) failed: its scheduler cannot be
+    reached, or a task died; the message names the engine or the source items."""
 
 
 class OutputExistsError(UsageError, FileExistsError):

@@ -4,11 +4,11 @@ A thin adapter over the framework-neutral :class:`~pixpack.Loader` (``output="nu
 which does all the loading, ordering, sharding across processes and resuming; this
 module only places each NumPy batch on devices and owns nothing else.
 
-Placement copies into memory the loader never touches again, and the copy cannot read a
-rewritten buffer: the loader rewrites a buffer only once nothing references it
-(:mod:`pixpack.loader.ring`), and JAX keeps a reference to the NumPy array until its copy
-is done (on CPU it may even alias aligned memory, and then keeps the reference for the
-array's life). So an immutable ``jax.Array`` never changes as the loader advances, unlike
+On an accelerator placement copies the batch; on a CPU JAX aliases the Loader's
+64-byte aligned buffer instead. Neither can see a rewritten buffer: the loader rewrites a
+buffer only once nothing references it (:mod:`pixpack.loader.ring`), and JAX keeps a
+reference to the NumPy array until its copy is done, or, aliasing, for the array's life.
+So an immutable ``jax.Array`` never changes as the loader advances, unlike
 ``jax.dlpack.from_dlpack`` over a buffer a loader recycles by itself.
 
 ``batch_size`` is the leading dimension of the arrays you get. With a ``sharding`` that

@@ -23,6 +23,13 @@ EXTRAS = {
     "tensorflow": "pip install 'pixpack[tf]'",
     "jax": "pip install 'pixpack[jax]'",
     "ml_dtypes": "pip install ml_dtypes",
+    "fsspec": "pip install 'pixpack[remote]'",
+    "s3fs": "pip install 'pixpack[s3]'",
+    "gcsfs": "pip install 'pixpack[gcs]'",
+    "adlfs": "pip install 'pixpack[azure]'",
+    "aiohttp": "pip install 'pixpack[remote]'",
+    "dask": "pip install 'pixpack[dask]'",
+    "distributed": "pip install 'pixpack[dask]'",
 }
 
 FRAMEWORKS = ("torch", "tensorflow", "jax")

@@ -14,7 +14,7 @@ from typing import Any, Literal
 
 from .errors import UsageError
 
-__all__ = ["PackOptions", "LoaderOptions", "MAX_BATCH_SIZE", "default_workers"]
+__all__ = ["PackOptions", "LoaderOptions", "MAX_BATCH_SIZE", "default_workers", "shard_limit"]
 
 StorageMode = Literal["raw", "jpeg", "lossless"]
 ErrorPolicy = Literal["raise", "skip", "warn"]
@@ -82,6 +82,20 @@ class PackOptions:
         ``"error"`` (default: such a file is skipped with the reason, never packed as
         its first page), ``"channels"`` (stacked as the channels of one sample) or
         ``"samples"`` (one sample per page, with a ``page`` column).
+    shard_size: write a sharded pack, a directory OUT of ordinary packs plus a
+        ``shards.json`` manifest, cutting a new shard at this size: bytes with a unit
+        (``"1GB"``, ``"512MB"``, ``"2GiB"``) or a sample count (``"10000samples"``).
+        Rerunning keeps the finished shards and redoes the missing ones.
+    shard_index, num_shards: pack only slice ``shard_index`` of ``num_shards`` equal,
+        contiguous slices of the source (array jobs: one slice per job) into the
+        sharded pack OUT; the class list is still the whole source's. The last slice
+        to finish writes the manifest (or run ``pixpack merge OUT``).
+    engine: pack on a Dask cluster: ``"dask://HOST:PORT"`` (a running scheduler),
+        ``"dask:///PATH/scheduler.json"`` or ``"dask://local?workers=N"`` (N worker
+        processes started here for this pack). Each task packs whole shards into OUT
+        (which, like SRC, every worker must reach); the manifest is written last. With a
+        sample-count ``shard_size`` the shards are those of a one-machine pack; with
+        ``num_shards`` alone, the engine runs every slice. Never changes the pack's bytes.
     """
 
     mode: StorageMode = "raw"
@@ -101,8 +115,13 @@ class PackOptions:
     path_column: str | None = None
     label_column: str | None = None
     pages: Literal["error", "channels", "samples"] = "error"
+    shard_size: str | None = None
+    shard_index: int | None = None
+    num_shards: int | None = None
+    engine: str | None = None
 
     def __post_init__(self) -> None:
+        self._check_shards()
         _check(
             self.pages in ("error", "channels", "samples"),
             f"pages must be 'error', 'channels' or 'samples' (got {self.pages!r}).",
@@ -169,6 +188,50 @@ class PackOptions:
             f"path_column and label_column are both {self.path_column!r}; name two columns.",
         )
 
+    def _check_shards(self) -> None:
+        if self.shard_size is not None:
+            shard_limit(self.shard_size)  # raises the UsageError that says what is valid
+        if self.engine is not None:
+            self._check_engine()
+        else:
+            _check(
+                (self.shard_index is None) == (self.num_shards is None),
+                "give shard_index and num_shards together (CLI --shard-index I --num-shards N).",
+            )
+        if self.num_shards is not None:
+            _check(
+                isinstance(self.num_shards, int) and self.num_shards >= 1,
+                f"num_shards must be a positive integer (got {self.num_shards!r}).",
+            )
+            _check(
+                (self.shard_index is None and self.engine is not None)
+                or (isinstance(self.shard_index, int) and 0 <= self.shard_index < self.num_shards),
+                f"shard_index must be in [0, num_shards={self.num_shards}) "
+                f"(got {self.shard_index!r}).",
+            )
+
+    def _check_engine(self) -> None:
+        from .write.engines import parse_engine
+
+        parse_engine(self.engine)  # raises the UsageError that says what is valid
+        _check(
+            self.shard_index is None,
+            "engine runs every slice itself; give num_shards without shard_index (or drop "
+            "engine and run slice shard_index as an array job).",
+        )
+        bytes_sized = self.shard_size is not None and shard_limit(self.shard_size)[0] == "bytes"
+        _check(
+            (self.shard_size is not None and not bytes_sized) or self.num_shards is not None,
+            "engine packs whole shards in parallel: give a sample-count shard_size (e.g. "
+            "'10000samples', the shards of a one-machine pack) or num_shards (slices, each "
+            f"cut by size as array jobs do) (got shard_size={self.shard_size!r}).",
+        )
+
+    @property
+    def sharded(self) -> bool:
+        """Whether these options write a sharded pack (a directory)."""
+        return self.shard_size is not None or self.num_shards is not None
+
     def content_key(self) -> dict[str, Any]:
         """The options that change the pack's bytes (used in cache fingerprints)."""
         key: dict[str, Any] = {
@@ -191,6 +254,36 @@ class PackOptions:
         if self.pages != "error":
             key["pages"] = self.pages
         return key
+
+
+_UNITS = {"b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12,
+          "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40}  # fmt: skip
+_SIZE = re.compile(r"\s*(\d+(?:\.\d+)?)\s*([a-z]*)\s*")
+
+
+def shard_limit(text: Any) -> tuple[Literal["bytes", "samples"], int]:
+    """``("bytes", n)`` or ``("samples", n)`` from a shard size such as ``"1GB"``,
+    ``"512MiB"`` or ``"10000samples"``; anything else is a :class:`UsageError`."""
+    match = _SIZE.fullmatch(text.lower()) if isinstance(text, str) else None
+    unit = match.group(2) if match else ""
+    if match is None or (unit not in _UNITS and unit not in ("samples", "sample")):
+        bare = str(text).strip().isdigit()
+        hint = (
+            f"{str(text).strip()}samples or {str(text).strip()}MB"
+            if bare
+            else "1GB or 10000samples"
+        )
+        raise UsageError(
+            f"shard_size must be bytes with a unit (B, kB, MB, GB, TB, KiB ... TiB) or a "
+            f"sample count ending in 'samples' (got {text!r}); e.g. {hint}."
+        )
+    if unit in ("samples", "sample"):
+        count = float(match.group(1))
+        _check(count.is_integer() and count >= 1, f"shard_size {text!r}: at least 1 sample.")
+        return "samples", int(count)
+    nbytes = int(float(match.group(1)) * _UNITS[unit])
+    _check(nbytes >= 1, f"shard_size {text!r}: at least 1 byte.")
+    return "bytes", nbytes
 
 
 @dataclass(frozen=True)
@@ -216,6 +309,10 @@ class LoaderOptions:
         (:func:`pixpack.loader.ordering.block_order`): large reads for slow or network
         disks, at some cost in shuffle quality (measured in docs/loader.md).
     block_window: blocks whose samples are mixed together in a block shuffle.
+    shard_window: 0 (default) off; K > 0 on a sharded (or remote) pack orders the
+        shards afresh every epoch and mixes the samples of every K consecutive shards
+        (:func:`pixpack.loader.ordering.shard_order`): downloads stay sequential and a
+        cache of 2K shards suffices (docs/remote.md).
     read_ahead: batches whose bytes are read from disk ahead of the batches being
         decoded (0: off), so many reads are in flight when the pack is not in RAM.
     read_ahead_bytes: cap on those bytes (page cache, reclaimable; not this process's
@@ -237,6 +334,7 @@ class LoaderOptions:
     block_shuffle: int = 0
     block_window: int = 8
     exact: bool = False
+    shard_window: int = 0
 
     def __post_init__(self) -> None:
         _check(
@@ -251,6 +349,15 @@ class LoaderOptions:
         _check(
             isinstance(self.block_window, int) and self.block_window >= 1,
             f"block_window must be a positive number of blocks (got {self.block_window!r}).",
+        )
+        _check(
+            isinstance(self.shard_window, int) and self.shard_window >= 0,
+            f"shard_window must be 0 (off) or a positive number of shards (got "
+            f"{self.shard_window!r}).",
+        )
+        _check(
+            not (self.shard_window and self.block_shuffle),
+            "shard_window and block_shuffle are two ways to order reads; pick one.",
         )
         _check(
             isinstance(self.read_ahead, int) and self.read_ahead >= 0,

@@ -57,8 +57,8 @@ def dataset(
     ``tf_prefetch``: batches ``tf.data`` fetches ahead of the training step
     (``-1``: ``tf.data.AUTOTUNE``) on top of the Loader's own ``prefetch`` (decoded
     in its threads). The default 0 adds none, so ``loader_of(ds).state_dict()``
-    counts exactly the batches the step received; ``2`` can hide TensorFlow's copy
-    of each batch behind a step, putting the state 2 batches ahead (docs/tensorflow.md).
+    counts exactly the batches the step received; ``2`` lets tf.data fetch batches
+    while a step runs, putting the state 2 batches ahead (docs/tensorflow.md).
     """
     tf = require("tensorflow", _FEATURE)
     if not isinstance(tf_prefetch, int) or tf_prefetch < _AUTOTUNE:
@@ -109,8 +109,9 @@ def epoch_callback(ds: Any) -> Any:
     """A Keras callback that makes ``model.fit``'s epoch ``e`` read the Loader's epoch
     ``e`` (``ds``: a dataset of :func:`dataset`, or its Loader). Needed under a
     ``tf.distribute`` strategy, where Keras starts an iteration before training to
-    build the model, and to resume with ``fit(initial_epoch=...)``
-    (:mod:`pixpack.frameworks.keras_epochs`)."""
+    build the model, and to resume with ``fit(initial_epoch=...)`` (a mid-epoch state:
+    finish that epoch in a ``fit`` of its own, which the callback enforces;
+    :mod:`pixpack.frameworks.keras_epochs`)."""
     from .frameworks.keras_epochs import loader_epochs
     from .loader.loader import Loader
 
@@ -120,8 +121,8 @@ def epoch_callback(ds: Any) -> Any:
 def output_signature(loader: Any) -> tuple[Any, Any]:
     """``(TensorSpec images, TensorSpec labels)`` of ``loader``'s batches: the exact
     dtype and sample shape; the batch dimension is static only when every batch is full
-    (``drop_last=True``, or an epoch that divides evenly into batches, with
-    ``on_error="raise"``), else ``None``."""
+    (``drop_last=True``, or an epoch that divides evenly into batches, as does the rest
+    of a loaded mid-epoch state, with ``on_error="raise"``), else ``None``."""
     tf = require("tensorflow", _FEATURE)
     spec = loader.spec
     batch = loader.batch_size if _always_full(loader) else None
@@ -141,30 +142,45 @@ def _tf_dtype(tf: Any, spec: Any) -> Any:
 
 def _always_full(loader: Any) -> bool:
     """Whether every batch the loader yields has ``batch_size`` samples."""
+    from .loader.ordering import shard_length
+
     o = loader.options
     if o.on_error != "raise" or o.exact:  # skipped samples, empty exact batches
         return False
-    # drop_last: only whole batches; otherwise every rank's (padded) epoch must divide.
-    # (A resume by another global batch size can still start mid-batch: _epochs says so.)
-    return o.drop_last or loader._plan.rank_length() % o.batch_size == 0
+    if o.drop_last:  # only whole batches, a resumed epoch's too
+        return True
+    # Every rank's (padded) epoch must divide, and so must the rest of a resumed one (a
+    # state saved at another global batch size leaves a partial last batch). A state
+    # loaded after the dataset was built can still do that: _epochs says so.
+    plan, start = loader._plan, loader._state.resume_position
+    rest = shard_length(plan.length - start, o.world_size, False)
+    return plan.rank_length() % o.batch_size == 0 and rest % o.batch_size == 0
 
 
 def _epochs(loader: Any, static: int | None) -> Callable[[], Iterator[Any]]:
-    """The generator callable: one call per iteration of the dataset, one epoch each."""
-    if static is None:
-        return lambda: iter(loader)
+    """The generator callable: one call per iteration of the dataset, one epoch each.
+
+    tf.data keeps this callable, and the Loader with it, as long as the process lives
+    (from_generator's registry), so each epoch ends by giving back the Loader's threads
+    and buffers (``Loader._rest``; the next epoch makes them again)."""
 
     def epoch() -> Iterator[Any]:
-        for batch in loader:
-            if len(batch[1]) != static:
-                raise UsageError(
-                    f"pixpack.tf: a batch of {len(batch[1])} samples in a dataset declared "
-                    f"with {static} per batch: the resumed state started mid-batch (saved "
-                    "with another global batch size); build the dataset with "
-                    "drop_last=True, or resume with the saved batch size."
-                )
-            yield batch
-            del batch  # the frame must not hold it: the ring reuses unreferenced buffers
+        batches = iter(loader)
+        try:
+            for batch in batches:
+                if static is not None and len(batch[1]) != static:
+                    raise UsageError(
+                        f"pixpack.tf: a batch of {len(batch[1])} samples in a dataset declared "
+                        f"with {static} per batch: a state saved at another global batch size "
+                        "was loaded after the dataset was built; load it before "
+                        "pixpack.tf.dataset(loader), build it with drop_last=True, or resume "
+                        "with the saved batch size."
+                    )
+                yield batch
+                del batch  # the frame must not hold it: the ring reuses unreferenced buffers
+        finally:
+            batches.close()  # type: ignore[attr-defined]  # a generator
+            loader._rest()
 
     return epoch
 

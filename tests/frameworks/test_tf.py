@@ -87,6 +87,44 @@ def test_keras_fit_advances_the_loader_epochs(jpeg_photo_pack):
     assert loader.epoch == 6 and np.isfinite(history.history["loss"]).all()
 
 
+def test_keras_resume_mid_epoch_keeps_later_epochs_whole(jpeg_photo_pack):
+    """Keras learns an unknown epoch length from its first epoch: after a resume 4 of
+    6 batches in, one fit over several epochs would read 3 batches of every later
+    epoch. The callback refuses that fit; a fit for the rest of the resumed epoch and
+    one for the next epochs read every batch."""
+    keras = pytest.importorskip("keras")
+    kwargs = dict(pipeline=PIPELINE, seed=1, layout="NHWC")
+    saver = pixpack.Loader(jpeg_photo_pack, 4, output="numpy", **kwargs)
+    it = iter(saver)
+    for _ in range(4):
+        next(it)
+    state = saver.state_dict()
+    loader = pixpack.Loader(jpeg_photo_pack, 4, output="numpy", **kwargs)
+    loader.load_state_dict(state)
+    ds = pixpack.tf.dataset(loader)
+    model = keras.Sequential(
+        [keras.Input((32, 32, 3)), keras.layers.GlobalAveragePooling2D(), keras.layers.Dense(3)]
+    )
+    model.compile("sgd", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    seen: dict[int, int] = {}
+
+    class Count(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            self.epoch = epoch
+
+        def on_train_batch_end(self, batch, logs=None):
+            seen[self.epoch] = seen.get(self.epoch, 0) + 1
+
+    args = dict(verbose=0, shuffle=False)
+    callback = pixpack.tf.epoch_callback(ds)
+    with pytest.raises(UsageError, match="initial_epoch=0, epochs=1"):
+        model.fit(ds, initial_epoch=0, epochs=3, callbacks=[callback, Count()], **args)
+    assert not seen
+    model.fit(ds, initial_epoch=0, epochs=1, callbacks=[callback, Count()], **args)
+    model.fit(ds, initial_epoch=1, epochs=3, callbacks=[callback, Count()], **args)
+    assert seen == {0: 2, 1: 6, 2: 6} and loader.epoch == 3
+
+
 MIRRORED = """
 import json, sys
 import numpy as np
@@ -158,6 +196,31 @@ def test_mirrored_strategy_two_replicas_read_different_samples(jpeg_photo_pack):
     assert np.isfinite(out["loss"]).all()
 
 
+def test_a_dropped_dataset_leaves_no_threads_or_buffers(jpeg_photo_pack):
+    """tf.data never frees a from_generator's callable (nor the Loader it holds): between
+    epochs the Loader must hold no threads and no batch buffers, or every dataset a
+    program builds and drops keeps ``prefetch + 2`` batches and its threads for good."""
+    import threading
+
+    def loader_threads() -> int:
+        return sum(t.name.startswith("pixpack-loader") for t in threading.enumerate())
+
+    before = loader_threads()
+    for _ in range(3):
+        ds = pixpack.tf.dataset(jpeg_photo_pack, 4, pipeline=PIPELINE, workers=2)
+        loader = pixpack.tf.loader_of(ds)
+        assert sum(1 for _ in ds) == 6
+        assert loader._ring is None
+        for i, _ in enumerate(ds):  # an iteration left early
+            if i == 1:
+                break
+        del ds, loader
+    deadline = time.monotonic() + 10
+    while loader_threads() > before and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert loader_threads() == before
+
+
 def test_kept_batches_never_change(jpeg_photo_pack):
     ds = pixpack.tf.dataset(jpeg_photo_pack, 5, pipeline=PIPELINE, tf_prefetch=2)
     kept = list(ds)  # every tensor of epoch 0, referenced while the loader runs on
@@ -182,6 +245,22 @@ def test_resume_yields_exactly_the_rest_of_the_epoch(jpeg_photo_pack):
     resumed = pixpack.Loader(jpeg_photo_pack, output="numpy", layout="NHWC", **kwargs)
     resumed.load_state_dict(state)
     assert_same(tf_epoch(pixpack.tf.dataset(resumed)), want[2:])
+
+
+def test_resume_with_another_batch_size_declares_a_dynamic_batch(jpeg_photo_pack):
+    """A state saved at batch 5 resumed at batch 8 (24 samples: a static 8 otherwise)
+    leaves a last batch of 3: the signature must not promise 8 (TF would fail there)."""
+    kwargs = dict(pipeline=PIPELINE, seed=3, layout="NHWC")
+    saver = pixpack.Loader(jpeg_photo_pack, 5, output="numpy", **kwargs)
+    it = iter(saver)
+    next(it)
+    state = saver.state_dict()  # position 5
+    resumed = pixpack.Loader(jpeg_photo_pack, 8, output="numpy", **kwargs)
+    resumed.load_state_dict(state)
+    ds = pixpack.tf.dataset(resumed)
+    assert ds.element_spec[0].shape[0] is None
+    assert [len(y) for _, y in ds] == [8, 8, 3]
+    assert [len(y) for _, y in ds] == [8, 8, 8]  # the next epochs are whole again
 
 
 def test_tf_prefetch_runs_the_loader_that_many_batches_ahead(jpeg_photo_pack):

@@ -144,7 +144,7 @@ def test_bad_weights_are_refused(make, match):
 def test_sampler_mismatches_are_refused_at_construction(id_pack):
     with pytest.raises(UsageError, match="30 samples; give one weight per sample"):
         _loader(id_pack, sampler=WeightedSampler(np.ones(10)))
-    with pytest.raises(UsageError, match="block_shuffle does not apply"):
+    with pytest.raises(UsageError, match="block_shuffle and shard_window do not apply"):
         _loader(id_pack, sampler=WeightedSampler(np.ones(30)), block_shuffle=4)
     with pytest.raises(UsageError, match="at most 30 samples"):
         _loader(id_pack, sampler=ClassBalancedSampler(num_samples=31, replacement=False))

@@ -201,6 +201,24 @@ def test_resize_chunk_equals_per_sample(image_of):
         assert np.array_equal(work[slot], dst)
 
 
+def test_resize_chunk_over_several_buffers(image_of):
+    """A tuple of buffers (a sharded pack's shards) with a 12th column naming each
+    row's buffer gives what one buffer gives; a buffer index out of range is refused."""
+    imgs, blob, offsets = _chunk_inputs(image_of)
+    rows = [(offsets[k], *imgs[k].shape, 1, 0, 0, 30, 30, 0, k) for k in range(2)]
+    one = np.zeros((2, 3, 16, 16), np.float32)
+    ok = np.zeros(2, np.bool_)
+    resample.resize_chunk(blob, np.array(rows, np.int64), one, None, None, True, True, ok)
+    assert ok.all()
+    parts = tuple(img.tobytes() for img in imgs[:2])
+    split = [(0, *r[1:], k) for k, r in enumerate(rows)] + [(0, *rows[0][1:-1], 1, 2)]
+    many = np.zeros((2, 3, 16, 16), np.float32)
+    ok = np.zeros(3, np.bool_)
+    resample.resize_chunk(parts, np.array(split, np.int64), many, None, None, True, True, ok)
+    assert ok.tolist() == [True, True, False]
+    assert np.array_equal(one, many)
+
+
 def test_resize_chunk_flags_rows_that_do_not_fit(image_of):
     imgs, blob, offsets = _chunk_inputs(image_of)
     h, w, c = imgs[0].shape

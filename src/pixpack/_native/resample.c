@@ -770,8 +770,37 @@ done:
 }
 
 /* jobs columns: offset, height, width, channels, itemsize, top, left, box_h, box_w,
- * flip, slot (the sample's index in dst) */
+ * flip, slot (the sample's index in dst); when `buffer` is a tuple of buffers (the
+ * shards of a sharded pack), a 12th column says which one holds the sample. */
 enum { J_OFF, J_H, J_W, J_C, J_ITEM, J_TOP, J_LEFT, J_BH, J_BW, J_FLIP, J_SLOT, J_COLS };
+
+static void release_buffers(Py_buffer *bufs, Py_ssize_t count)
+{
+    for (Py_ssize_t k = 0; k < count; k++)
+        PyBuffer_Release(&bufs[k]);
+    PyMem_Free(bufs);
+}
+
+/* The source buffers: one, or each item of a tuple; NULL with an exception set. */
+static Py_buffer *get_buffers(PyObject *obj, Py_ssize_t *count)
+{
+    int multi = PyTuple_Check(obj);
+    Py_ssize_t nb = multi ? PyTuple_GET_SIZE(obj) : 1;
+    Py_buffer *bufs = (Py_buffer *)PyMem_Calloc(nb > 0 ? nb : 1, sizeof(Py_buffer));
+    if (bufs == NULL) {
+        PyErr_NoMemory();
+        return NULL;
+    }
+    for (Py_ssize_t k = 0; k < nb; k++) {
+        if (PyObject_GetBuffer(multi ? PyTuple_GET_ITEM(obj, k) : obj, &bufs[k], PyBUF_SIMPLE) <
+            0) {
+            release_buffers(bufs, k);
+            return NULL;
+        }
+    }
+    *count = nb;
+    return bufs;
+}
 
 static PyObject *py_resize_chunk(PyObject *self, PyObject *args, PyObject *kwargs)
 {
@@ -783,22 +812,25 @@ static PyObject *py_resize_chunk(PyObject *self, PyObject *args, PyObject *kwarg
     if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OOOOOppO", kwlist, &buf_obj, &jobs_obj,
                                      &dst_obj, &alpha, &beta, &chw, &antialias, &ok_obj))
         return NULL;
-    Py_buffer b, jb, d, okb;
-    if (PyObject_GetBuffer(buf_obj, &b, PyBUF_SIMPLE) < 0)
+    int multi = PyTuple_Check(buf_obj);
+    Py_ssize_t cols = multi ? J_COLS + 1 : J_COLS, nbufs = 0;
+    Py_buffer jb, d, okb;
+    Py_buffer *bufs = get_buffers(buf_obj, &nbufs);
+    if (bufs == NULL)
         return NULL;
     if (PyObject_GetBuffer(jobs_obj, &jb, PyBUF_RECORDS_RO) < 0) {
-        PyBuffer_Release(&b);
+        release_buffers(bufs, nbufs);
         return NULL;
     }
     if (PyObject_GetBuffer(dst_obj, &d, PyBUF_RECORDS) < 0) {
         PyBuffer_Release(&jb);
-        PyBuffer_Release(&b);
+        release_buffers(bufs, nbufs);
         return NULL;
     }
     if (PyObject_GetBuffer(ok_obj, &okb, PyBUF_RECORDS) < 0) {
         PyBuffer_Release(&d);
         PyBuffer_Release(&jb);
-        PyBuffer_Release(&b);
+        release_buffers(bufs, nbufs);
         return NULL;
     }
     PyObject *result = NULL;
@@ -806,10 +838,11 @@ static PyObject *py_resize_chunk(PyObject *self, PyObject *args, PyObject *kwarg
     memset(&proto, 0, sizeof proto);
     int kind = out_kind(&d);
     Py_ssize_t n = jb.ndim == 2 ? jb.shape[0] : -1;
-    if (n < 0 || jb.shape[1] != J_COLS || jb.itemsize != 8 ||
+    if (n < 0 || jb.shape[1] != cols || jb.itemsize != 8 ||
         !(is_format(&jb, 'q') || is_format(&jb, 'l')) ||
-        jb.strides[1] != 8 || jb.strides[0] != 8 * J_COLS) {
-        PyErr_SetString(PyExc_ValueError, "resize_chunk: jobs must be a C-contiguous (n, 11) int64");
+        jb.strides[1] != 8 || jb.strides[0] != 8 * cols) {
+        PyErr_SetString(PyExc_ValueError, "resize_chunk: jobs must be a C-contiguous (n, 11) "
+                                          "int64, (n, 12) with a tuple of buffers");
         goto done;
     }
     if (d.ndim != 4 || kind < 0) {
@@ -831,12 +864,18 @@ static PyObject *py_resize_chunk(PyObject *self, PyObject *args, PyObject *kwarg
     const int64_t *rows = (const int64_t *)jb.buf;
     uint8_t *ok = (uint8_t *)okb.buf;
     for (Py_ssize_t i = 0; i < n && status == 0; i++) {
-        const int64_t *r = rows + i * J_COLS;
+        const int64_t *r = rows + i * cols;
         job_t j = proto;
         int64_t h = r[J_H], w = r[J_W], c = r[J_C], item = r[J_ITEM];
+        int64_t which = multi ? r[J_COLS] : 0;
+        if (which < 0 || which >= nbufs) {
+            ok[i] = 0;
+            continue;
+        }
+        const Py_buffer *b = &bufs[which];
         /* Every bound in a form that cannot overflow: a damaged index may hold any
          * height and width (h * w * c * item could wrap around to the stored size). */
-        int64_t len = (int64_t)b.len;
+        int64_t len = (int64_t)b->len;
         int fits = h > 0 && w > 0 && h <= INT_MAX && w <= INT_MAX &&
                    (c == 1 || c == 3 || c == 4) && (item == 1 || item == 2) &&
                    (c == proto.out_c || c == 1) &&
@@ -851,7 +890,7 @@ static PyObject *py_resize_chunk(PyObject *self, PyObject *args, PyObject *kwarg
         j.item = (int)item;
         j.src_c = (int)c;
         j.s_row = (Py_ssize_t)(w * c * item);
-        j.src = (const char *)b.buf + r[J_OFF] + r[J_TOP] * j.s_row + r[J_LEFT] * c * item;
+        j.src = (const char *)b->buf + r[J_OFF] + r[J_TOP] * j.s_row + r[J_LEFT] * c * item;
         j.box_h = (int)r[J_BH];
         j.box_w = (int)r[J_BW];
         j.dst = (char *)d.buf + r[J_SLOT] * d.strides[0];
@@ -865,7 +904,7 @@ done:
     PyBuffer_Release(&okb);
     PyBuffer_Release(&d);
     PyBuffer_Release(&jb);
-    PyBuffer_Release(&b);
+    release_buffers(bufs, nbufs);
     return result;
 }
 

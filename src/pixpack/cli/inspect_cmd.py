@@ -94,6 +94,8 @@ def pack_info(path: str) -> dict[str, Any]:
             "columns": dict(pack.columns.types),
             "splits": _splits(pack),
         }
+        if hasattr(pack, "num_shards"):  # a sharded pack: its manifest's version
+            info["shards"] = pack.num_shards
     return info
 
 
@@ -114,6 +116,11 @@ def _format_info(info: dict[str, Any]) -> str:
         f"pack:      {info['path']}",
         f"format:    {info['format_version']} (pixpack {info['pixpack_version'] or '?'}, "
         f"created {info['created'] or '?'})",
+        *(
+            [f"shards:    {info['shards']} (shard manifest format {info['format_version']})"]
+            if "shards" in info
+            else []
+        ),
         f"samples:   {info['samples']}"
         + (f" ({info['unlabeled']} unlabeled)" if info["unlabeled"] else "")
         + (

@@ -23,13 +23,14 @@ from typing import Any
 from .. import __version__
 from .. import format as fmt
 from ..errors import OutputExistsError, PixpackError, UsageError
-from . import cache_cmd, diagnose_cmd, inspect_cmd, pack_cmd, query_cmd
+from . import cache_cmd, diagnose_cmd, inspect_cmd, merge_cmd, pack_cmd, query_cmd
 from ._text import one_line, robust_streams
 
 __all__ = ["COMMAND_MODULES", "build_parser", "main"]
 
 COMMAND_MODULES: tuple[Any, ...] = (
     pack_cmd,
+    merge_cmd,
     inspect_cmd,
     query_cmd,
     diagnose_cmd,

@@ -23,7 +23,12 @@ import numpy as np
 
 from .convert import OutputSpec
 
-__all__ = ["BatchBuffer", "storage_dtype", "Allocate", "Cast"]
+__all__ = ["BatchBuffer", "storage_dtype", "aligned_empty", "Allocate", "Cast"]
+
+# TensorFlow and JAX share (rather than copy) host memory aligned to 64 bytes, Eigen's
+# and XLA's alignment; np.empty gives 16 (glibc's). A TF batch from 64-byte aligned
+# memory measured 3.4 ms instead of 13.6 ms per 38.5 MB batch (no copy).
+ALIGN = 64
 
 # shape, dtype -> a writable C-contiguous array (np.empty, or pinned memory for CUDA)
 Allocate = Callable[[tuple[int, ...], np.dtype], np.ndarray]
@@ -59,7 +64,7 @@ class BatchBuffer:
         allocate: Allocate | None = None,
         cast: Cast | None = None,
     ) -> None:
-        allocate = allocate or np.empty
+        allocate = allocate or aligned_empty
         self.spec = spec
         shape = (batch_size, *spec.sample_shape())
         self.storage = allocate(shape, storage_dtype(spec))
@@ -74,23 +79,45 @@ class BatchBuffer:
         self.size = 0  # samples of the current batch
         self.failures: list[tuple[int, BaseException]] = []  # (index, error) skipped
         self.event: Any = None  # CUDA event guarding reuse while a copy reads this buffer
-        # The references the loader itself keeps (attributes, getrefcount's argument).
-        self._own = (sys.getrefcount(self.storage), sys.getrefcount(self.labels_np))
+        # NumPy points every view's ``base`` at the array that owns the memory (not at
+        # the view it was sliced from), so references are counted on the owners; the
+        # counts now are the loader's own (attributes, views, getrefcount's argument).
+        self._owners = (_owner(self.storage), _owner(self.labels_np))
+        self._own = self._counts()
 
     def finish_chunk(self, start: int, stop: int) -> None:
         """Cast ``work[start:stop]`` into the output dtype (float16/bfloat16 only)."""
         if self._cast is not None:
             self._cast(self.storage[start:stop], self.work[start:stop])
 
+    def _counts(self) -> tuple[int, int]:
+        return sys.getrefcount(self._owners[0]), sys.getrefcount(self._owners[1])
+
     def held(self) -> bool:
         """Whether a batch made from this buffer is still referenced by the caller."""
-        return (sys.getrefcount(self.storage), sys.getrefcount(self.labels_np)) != self._own
+        return self._counts() != self._own
 
     def layout_view(self, count: int) -> np.ndarray:
         """The first ``count`` samples in the spec's layout: ``channels_last`` is the
         ``(N, C, H, W)`` view of NHWC memory."""
         images = self.storage[:count]
         return images.transpose(0, 3, 1, 2) if self.spec.layout == "channels_last" else images
+
+
+def _owner(array: np.ndarray) -> np.ndarray:
+    """The ndarray that owns ``array``'s memory (the last ndarray of its ``base``s)."""
+    while isinstance(array.base, np.ndarray):
+        array = array.base
+    return array
+
+
+def aligned_empty(shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
+    """``np.empty(shape, dtype)`` starting on an :data:`ALIGN`-byte boundary (a view
+    of a slightly larger array, which it keeps alive as its base)."""
+    nbytes = int(np.prod(shape)) * np.dtype(dtype).itemsize
+    raw = np.empty(nbytes + ALIGN, np.uint8)
+    start = -raw.ctypes.data % ALIGN
+    return raw[start : start + nbytes].view(dtype).reshape(shape)
 
 
 def _to_float16(dst: np.ndarray, src: np.ndarray) -> None:

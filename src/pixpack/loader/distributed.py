@@ -100,6 +100,7 @@ def shard_facts(loader: Any) -> dict[str, Any]:
         "shuffle": o.shuffle,
         "drop_last": o.drop_last,
         "block_shuffle": (o.block_shuffle, o.block_window),
+        "shard_window": o.shard_window,
         "exact": o.exact,
         "pipeline": [type(op).__name__ for op in loader.pipeline.ops],
         "output": (spec.height, spec.width, spec.channels, spec.dtype),

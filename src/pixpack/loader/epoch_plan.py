@@ -30,6 +30,7 @@ from .ordering import (
     num_batches,
     shard,
     shard_length,
+    shard_order,
 )
 from .sampling import fingerprint
 
@@ -44,6 +45,7 @@ class EpochPlan:
     labels: np.ndarray  # the pack's labels (class-balanced draws need them)
     indices: np.ndarray | None = None  # candidates: a subset/ordering, or all samples
     sampler: Any = None  # draws positions into the candidates (sampling.Sampler)
+    shard_starts: np.ndarray | None = None  # a sharded pack's shard boundaries
 
     def __post_init__(self) -> None:
         o = self.options
@@ -54,10 +56,10 @@ class EpochPlan:
                     f"pixpack.ClassBalancedSampler), not {type(self.sampler).__name__}; for a "
                     "fixed subset or order of samples, pass indices= instead."
                 )
-            if o.block_shuffle:
+            if o.block_shuffle or o.shard_window:
                 raise UsageError(
-                    "a sampler draws its own order; block_shuffle does not apply to it "
-                    "(drop one of the two)."
+                    "a sampler draws its own order; block_shuffle and shard_window do not "
+                    "apply to it (drop one of the two)."
                 )
             # Fail at construction, not at the first epoch (weights of the wrong length).
             check = getattr(self.sampler, "check", None)
@@ -89,6 +91,13 @@ class EpochPlan:
     def describe(self) -> str:
         return self.fingerprint
 
+    def _candidate_shards(self) -> np.ndarray:
+        """The shard of each candidate (all in shard 0 for a pack of one file)."""
+        if self.shard_starts is None:
+            return np.zeros(self.candidates, np.int64)
+        samples = np.arange(len(self.labels)) if self.indices is None else self.indices
+        return np.searchsorted(self.shard_starts, samples, side="right") - 1
+
     def _candidate_labels(self) -> np.ndarray:
         return self.labels if self.indices is None else self.labels[self.indices]
 
@@ -99,6 +108,8 @@ class EpochPlan:
             pos = self.sampler.draw(n, self._candidate_labels(), o.seed, epoch)
         elif o.shuffle and o.block_shuffle:
             pos = block_order(n, o.seed, epoch, o.block_shuffle, o.block_window)
+        elif o.shuffle and o.shard_window:
+            pos = shard_order(self._candidate_shards(), o.seed, epoch, o.shard_window)
         else:
             pos = epoch_order(n, o.seed, epoch, o.shuffle)
         return pos if self.indices is None else self.indices[pos]

@@ -90,7 +90,7 @@ class FusedPlan:
         modes = read.mode[indices]
         channels = read.channels[indices].astype(np.int64)
         items = read.itemsize_table[read.dtype_code[indices]]
-        buffer, offsets, nbytes = read.pack.sample_spans(indices)
+        buffers, which, offsets, nbytes = _span_buffers(read.pack, indices)
         # Left to the general path: samples of another bit depth than the output range
         # (8-bit among 16-bit images: widened) and gray samples of an RGBA batch (they
         # get an opaque alpha); the kernels only copy or replicate channels.
@@ -117,7 +117,7 @@ class FusedPlan:
                                          alpha, beta):  # fmt: skip
                 ok[j] = True
             elif lossless[j] and nbytes[j] >= 0 and self._decoded(
-                read, int(indices[j]), (buffer, int(offsets[j]), int(nbytes[j]),
+                read, int(indices[j]), (buffers[which[j]], int(offsets[j]), int(nbytes[j]),
                 (int(heights[j]), int(widths[j]), int(channels[j]))), box, flip, work[j], chw,
                 alpha, beta,
             ):  # fmt: skip
@@ -132,7 +132,12 @@ class FusedPlan:
             table[:, 5:10] = boxes[sel]
             table[:, 10] = sel
             done = np.zeros(sel.size, np.bool_)
-            _resize_chunk(buffer, table, work, alpha, beta, chw, self.antialias, done)
+            if len(buffers) == 1:
+                _resize_chunk(buffers[0], table, work, alpha, beta, chw, self.antialias, done)
+            else:  # one call over the files (shards) the chunk lies in: a 12th column
+                table = np.concatenate((table, which[sel, None].astype(np.int64)), axis=1)
+                _resize_chunk(tuple(buffers), table, work, alpha, beta, chw, self.antialias,
+                              done)  # fmt: skip
             ok[sel[done]] = True
             rest.extend(sel[~done].tolist())
         return sorted(rest)
@@ -171,6 +176,17 @@ class FusedPlan:
         except Exception:
             return False
         return True
+
+
+def _span_buffers(pack: Any, indices: np.ndarray) -> tuple[Any, np.ndarray, Any, Any]:
+    """``(buffers, which, offsets, nbytes)``: sample ``j`` lies at ``offsets[j]`` in
+    ``buffers[which[j]]``. A sharded pack answers with one buffer per shard (no copy);
+    a pack with its one map."""
+    by_file = getattr(pack, "sample_span_buffers", None)
+    if by_file is not None:
+        return by_file(indices)
+    buffer, offsets, nbytes = pack.sample_spans(indices)
+    return (buffer,), np.zeros(len(indices), np.intp), offsets, nbytes
 
 
 def _scratch(nbytes: int) -> np.ndarray:

@@ -84,7 +84,10 @@ class Loader:
     Larger than RAM: a background thread reads the next ``read_ahead`` batches' exact
     bytes (at most ``read_ahead_bytes``) while the current ones are decoded, with many
     requests in flight; ``block_shuffle=N`` trades some shuffle quality for large
-    sequential reads (see docs/loader.md, "Larger than RAM").
+    sequential reads (see docs/loader.md, "Larger than RAM"). A remote pack's shards are
+    downloaded by that same read-ahead, ahead of the batches that need them;
+    ``shard_window=K`` orders shards per epoch and mixes K at a time, so a cache
+    smaller than the dataset downloads each shard once per epoch (docs/remote.md).
     """
 
     def __init__(
@@ -106,6 +109,7 @@ class Loader:
         read_ahead_bytes: int = 64 << 20,
         block_shuffle: int = 0,
         block_window: int = 8,
+        shard_window: int = 0,
         exact: bool = False,
         indices: Any = None,
         sampler: Any = None,
@@ -136,6 +140,7 @@ class Loader:
             read_ahead_bytes=read_ahead_bytes,
             block_shuffle=block_shuffle,
             block_window=block_window,
+            shard_window=shard_window,
             exact=bool(exact),
         )
         if indices is None and hasattr(pack, "indices") and hasattr(pack, "pack"):
@@ -155,7 +160,8 @@ class Loader:
             indices = check_indices(indices, self.num_samples, getattr(pack, "path", "pack"))
         self.indices: np.ndarray | None = indices
         self._sampler = sampler
-        self._plan = EpochPlan(self.options, self._targets, indices, sampler)
+        self._shard_starts = getattr(pack, "shard_starts", None)
+        self._plan = EpochPlan(self.options, self._targets, indices, sampler, self._shard_starts)
         ops, normalize, to_output = split_pipeline(pipeline)
         check_foreign_ops(ops)
         if dtype is None and to_output is not None:
@@ -223,7 +229,9 @@ class Loader:
 
     def _set_options(self, options: LoaderOptions) -> None:
         self.options = options
-        self._plan = EpochPlan(options, self._targets, self.indices, self._sampler)
+        self._plan = EpochPlan(
+            options, self._targets, self.indices, self._sampler, self._shard_starts
+        )
 
     def set_epoch(self, epoch: int) -> None:
         """Run ``epoch`` on the next ``iter()`` (otherwise each ``iter()`` advances by one)."""
@@ -248,6 +256,7 @@ class Loader:
             "drop_last": o.drop_last,
             "block_shuffle": o.block_shuffle if o.shuffle else 0,
             "block_window": o.block_window if o.shuffle and o.block_shuffle else 0,
+            "shard_window": o.shard_window if o.shuffle else 0,
             "exact": o.exact,
         }
 
@@ -299,6 +308,16 @@ class Loader:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+    def _rest(self) -> None:
+        """Between epochs: end the threads and free the batch buffers (the next ``iter()``
+        makes them again), unless an iteration is running. For adapters whose Loader
+        outlives its use: tf.data never frees a ``from_generator`` callable."""
+        gen = self._active() if self._active is not None else None
+        if gen is not None and gen.gi_frame is not None:
+            return
+        self._ring = None
+        self._pool.stop()
 
     def _stop_active(self) -> None:
         gen = self._active() if self._active is not None else None

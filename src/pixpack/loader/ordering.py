@@ -19,6 +19,7 @@ import numpy as np
 __all__ = [
     "epoch_order",
     "block_order",
+    "shard_order",
     "group_length",
     "exact_batch_slices",
     "shard",
@@ -80,6 +81,39 @@ def block_order(n: int, seed: int, epoch: int, block: int, window: int) -> np.nd
         group = np.concatenate(members)
         out[at : at + len(group)] = rng.permutation(group)
         at += len(group)
+    return out
+
+
+def shard_order(shard_of: np.ndarray, seed: int, epoch: int, window: int) -> np.ndarray:
+    """A shard-aware shuffle of positions ``range(len(shard_of))`` keyed by (seed, epoch),
+    for packs read through a cache smaller than the dataset (remote shards).
+
+    ``shard_of[j]`` is the shard candidate ``j`` lives in. The shards present are
+    permuted, every run of ``window`` consecutive shards of that permutation is a
+    *group* (a shorter last group joins the one before it, as in :func:`block_order`),
+    and each group's positions are permuted together. So an epoch needs ``window``
+    shards at a time, in a fresh order every epoch, and each shard is fetched once per
+    epoch, while a batch mixes samples of ``window`` shards. A window covering every
+    shard is a full shuffle.
+    """
+    if window < 1:
+        raise ValueError(f"window must be >= 1 (got {window})")
+    shard_of = np.asarray(shard_of, np.int64)
+    rng = _order_rng(seed, epoch)
+    shards, where = np.unique(shard_of, return_inverse=True)
+    rank = np.empty(len(shards), np.int64)
+    rank[rng.permutation(len(shards))] = np.arange(len(shards))
+    groups = rank // window
+    last = (len(shards) - 1) // window if len(shards) else 0
+    if last > 0 and len(shards) - last * window < window:
+        groups[groups == last] = last - 1  # a short last group joins the one before
+    group_of = groups[where]
+    out = np.argsort(group_of, kind="stable").astype(np.int64)
+    counts = np.bincount(group_of, minlength=int(groups.max(initial=-1)) + 1)
+    at = 0
+    for count in counts.tolist():
+        out[at : at + count] = rng.permutation(out[at : at + count])
+        at += count
     return out
 
 

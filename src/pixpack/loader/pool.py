@@ -59,8 +59,10 @@ class WorkerPool:
 
     def _check_alive(self) -> None:
         executor = self._executor
-        if self._closed or executor is None:
+        if self._closed:
             raise LoaderError("the loader was closed while a batch was being prepared")
+        if executor is None:  # stopped between epochs: its queued tasks still run
+            return
         threads = getattr(executor, "_threads", ())
         if threads and not any(t.is_alive() for t in threads):
             raise LoaderError(
@@ -72,6 +74,22 @@ class WorkerPool:
         """Cancel what has not started and wait for what has (they write into buffers)."""
         pending = [f for f in futures if not f.cancel()]
         cf.wait(pending)
+
+    def stop(self) -> None:
+        """End the threads once their queued tasks are done, without waiting; the next
+        :meth:`submit` starts new ones (a loader between epochs holds no threads).
+
+        Never blocks (a generator's ``finally`` may run from a garbage collection inside
+        :meth:`submit`): when the lock is taken it leaves the threads for next time.
+        Under the lock no ``submit`` is running, so ``shutdown`` cannot wait on one."""
+        if not self._lock.acquire(blocking=False):
+            return
+        try:
+            executor, self._executor = self._executor, None
+            if executor is not None:
+                executor.shutdown(wait=False)
+        finally:
+            self._lock.release()
 
     def close(self, wait: bool = True) -> None:
         """Cancel queued tasks, let running ones finish, end the threads. Idempotent.

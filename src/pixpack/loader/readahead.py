@@ -3,7 +3,9 @@
 The mechanism (a thread advising the storage) lives in :mod:`pixpack.storage`; this
 module only maps an epoch onto it: the positions of the shard's order from the resume
 point on, a window of ``read_ahead`` batches capped at ``read_ahead_bytes`` (for a
-block shuffle: steps of one group, and room for at least two). The first
+block shuffle: steps of one group, and room for at least two; a remote pack: as far
+as its storage's ``prefetch_bytes``, so the next shards download while the current
+ones are read: remote prefetch is this same read-ahead). The first
 ``prefetch`` batches are requested before the iteration schedules them, so the very
 first decodes already find their reads in flight.
 """
@@ -50,6 +52,10 @@ def start_read_ahead(
         mean = int(np.maximum(nbytes, 0).mean()) if len(nbytes) else 0
         max_samples = max(max_samples, 2 * step)
         max_bytes = max(max_bytes, 2 * step * mean)
+    ahead = int(getattr(storage, "prefetch_bytes", 0) or 0)
+    if ahead:  # remote shards: a download needs a longer head start than a disk read
+        max_samples = len(order)
+        max_bytes = max(max_bytes, ahead)
     return ReadAhead(
         order,
         pack.spans,

@@ -121,9 +121,9 @@ def export(
     if hasattr(pack_or_path, "indices") and hasattr(pack_or_path, "pack"):
         pack_or_path, indices = pack_or_path.pack, np.asarray(pack_or_path.indices)
     pack = (
-        pack_or_path
-        if isinstance(pack_or_path, Pack)
-        else open_pack(pack_or_path, access="sequential")  # a front-to-back scan
+        open_pack(pack_or_path, access="sequential")  # a front-to-back scan
+        if isinstance(pack_or_path, (str, os.PathLike))
+        else pack_or_path  # a Pack or a ShardedPack
     )
     out = Path(out_dir)
     classes = pack.classes

@@ -219,6 +219,13 @@ def verify(path: str | os.PathLike[str], *, progress: bool | None = None) -> Ver
     ``progress``: None shows a bar on a TTY only; True/False force it.
     """
     path = Path(getattr(path, "path", path))
+    from .shard_parts import manifest_path
+
+    manifest = manifest_path(path)
+    if manifest is not None:  # a sharded pack: the manifest, then every shard
+        from .sharded_verify import verify_sharded
+
+        return verify_sharded(manifest, progress=progress)
     opened = open_file(path)  # header, size and metadata checks; the map is not used
     header = opened.header
     classes = len(opened.metadata.get("classes") or [])

@@ -40,6 +40,7 @@ _WILLNEED = getattr(os, "POSIX_FADV_WILLNEED", None)
 # WILLNEED request (mm/readahead.c force_page_cache_ra) and silently drops the rest;
 # pieces of this size fit every device's I/O size seen in practice.
 _ADVICE_PIECE = 512 << 10
+_DETACHED = -2  # fd of a detached file: no descriptor, the map still valid
 _MADVICE = {
     "random": getattr(mmap, "MADV_RANDOM", None),
     "sequential": getattr(mmap, "MADV_SEQUENTIAL", None),
@@ -113,10 +114,20 @@ class LocalFile:
 
     def current_size(self) -> int:
         """The file's size now (it shrinks if someone truncates it after opening)."""
+        if self.fd == _DETACHED:
+            return self.size
         try:
             return os.fstat(self.fd).st_size
         except OSError:
             return 0
+
+    def detach(self) -> None:
+        """Close the descriptor but keep the map for whoever still uses it: it is
+        unmapped when the last reference to it goes. For files that are never modified,
+        only replaced or removed (cached shards), so there is no size left to watch."""
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = _DETACHED
 
     def close(self) -> None:
         try:

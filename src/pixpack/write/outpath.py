@@ -31,7 +31,7 @@ from ..errors import OutputBusyError, UsageError
 from ..regular_files import file_kind, open_regular
 from .writer import partial_paths
 
-__all__ = ["OutLock", "check_out", "lock_path"]
+__all__ = ["OutLock", "check_out", "check_out_dir", "check_shard_out", "lock_path"]
 
 
 def lock_path(out: str | os.PathLike[str]) -> Path:
@@ -43,15 +43,7 @@ def lock_path(out: str | os.PathLike[str]) -> Path:
 def check_out(out: Path, src: Any) -> None:
     """Refuse an OUT that is an input of ``src`` or an existing file that is not a pack."""
     real = os.path.realpath(out)
-    info = src.describe() if hasattr(src, "describe") else {}
-    root = info.get("root")
-    if isinstance(root, str):
-        real_root = os.path.realpath(root)
-        if real == real_root or real.startswith(real_root.rstrip(os.sep) + os.sep):
-            raise UsageError(
-                f"{out}: lies inside the source folder {root}; write the pack outside the "
-                f"folder it packs (e.g. {Path(root).name}.pixpack next to it)."
-            )
+    info = _check_outside_root(out, src)
     csv_path = info.get("path")
     if isinstance(csv_path, str) and real == os.path.realpath(csv_path):
         raise UsageError(
@@ -66,6 +58,37 @@ def check_out(out: Path, src: Any) -> None:
         )
     _check_existing(out)
     _check_partial(out)
+
+
+def check_out_dir(out: Path, src: Any) -> None:
+    """A sharded pack's OUT: a directory (made if absent) that is not an input of
+    ``src``; an existing file there is refused (it may be a pack, which is a file)."""
+    _check_outside_root(out, src)
+    if os.path.lexists(out) and not out.is_dir():
+        raise UsageError(
+            f"{out}: exists and is not a directory; a sharded pack (--shard-size, "
+            "--num-shards) is a directory of packs — choose another OUT name."
+        )
+
+
+def _check_outside_root(out: Path, src: Any) -> dict[str, Any]:
+    """Refuse an OUT inside the source folder; returns ``src.describe()``."""
+    info = src.describe() if hasattr(src, "describe") else {}
+    root = info.get("root")
+    if isinstance(root, str):
+        real, real_root = os.path.realpath(out), os.path.realpath(root)
+        if real == real_root or real.startswith(real_root.rstrip(os.sep) + os.sep):
+            raise UsageError(
+                f"{out}: lies inside the source folder {root}; write the pack outside the "
+                f"folder it packs (e.g. {Path(root).name}.pixpack next to it)."
+            )
+    return info
+
+
+def check_shard_out(path: Path) -> None:
+    """One shard's file: as OUT of a single pack, less the (once per pack) source checks."""
+    _check_existing(path)
+    _check_partial(path)
 
 
 def _check_partial(out: Path) -> None:

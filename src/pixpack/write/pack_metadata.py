@@ -91,6 +91,8 @@ def metadata(
         "mean": mean,
         "std": std,
         "stats_channels": stats_channels,
+        # The pixels mean/std count: shards' statistics combine exactly with it.
+        "stats_pixels": _stats_pixels(kept, stats_channels),
         "channels_histogram": {str(k): v for k, v in sorted(channels.items())},
         "dtype_histogram": {
             str(fmt.DTYPE_FROM_CODE[int(k)]): int(v)
@@ -119,6 +121,17 @@ def metadata_sections(
     kept = records[~records["skipped"].astype(bool)]
     columns = build_columns(src, kept["source_index"])
     return column_sections(columns, kept["entry"], classes)
+
+
+def _stats_pixels(kept: np.ndarray, target: int) -> int:
+    """Pixels behind mean/std (``target`` channels): 1-channel images only for 1, every
+    image for 2-4, none above."""
+    if not 1 <= target <= 4:
+        return 0
+    pixels = kept["pixels"].astype(np.int64)
+    if target == 1:
+        pixels = pixels[kept["entry"]["channels"] == 1]
+    return int(pixels.sum())
 
 
 def _mean_std(kept: np.ndarray, channels: Counter[int]) -> tuple[list[float], list[float], int]:

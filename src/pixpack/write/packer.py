@@ -139,6 +139,14 @@ def pack(
     if total == 0:
         raise EmptySourceError(f"{_name(src)}: the source holds no images; nothing to pack.")
     out = Path(out)
+    if options.engine is not None:  # shards packed by a cluster's tasks (write/cluster.py)
+        from .cluster import pack_on_engine
+
+        return pack_on_engine(src, out, options, total)
+    if options.sharded:  # a directory of packs and a manifest (write/sharded.py)
+        from .sharded import pack_sharded
+
+        return pack_sharded(src, out, options, total)
     check_out(out, src)  # never an input, never an existing file that is not a pack
     with OutLock(out):  # one packer per OUT: a second one fails here, touching nothing
         return _pack_locked(src, out, options, kind, total)
@@ -157,17 +165,7 @@ def _pack_locked(
     writer = PackWriter(out, resume_key)
     writer = writer.resume() if options.resume else writer.start()
     first = writer.next_source_index
-    job = _Job(
-        options.mode,
-        options.quality,
-        # The downscale: a plain int (max_side) keeps the workers' job as it was.
-        SizeLimit(options.max_side, options.short_side)
-        if options.short_side is not None
-        else options.max_side,
-        options.channels,
-        options.mode == "jpeg" and options.reencode == "auto",
-        options.pages,
-    )
+    job = job_for(options)
     conversions: Counter[str] = Counter()
     kept_source = 0  # source JPEGs stored as is (reencode="auto"), in this run
     started = time.perf_counter()
@@ -256,6 +254,21 @@ def _pack_locked(
         images_per_second=done / seconds if seconds > 0 else float("inf"),
         bytes=out.stat().st_size,
         modes=modes,
+    )
+
+
+def job_for(options: PackOptions) -> _Job:
+    """What every worker needs to know to encode one image."""
+    return _Job(
+        options.mode,
+        options.quality,
+        # The downscale: a plain int (max_side) keeps the workers' job as it was.
+        SizeLimit(options.max_side, options.short_side)
+        if options.short_side is not None
+        else options.max_side,
+        options.channels,
+        options.mode == "jpeg" and options.reencode == "auto",
+        options.pages,
     )
 
 

@@ -77,6 +77,11 @@ class PackWriter:
         self.next_source_index = 0
         self._end = fmt.DATA_ALIGN
 
+    @property
+    def data_bytes(self) -> int:
+        """Bytes of samples written so far (with their alignment)."""
+        return self._end - fmt.DATA_ALIGN
+
     # -- opening -------------------------------------------------------------------------
     def start(self) -> PackWriter:
         """Begin a new partial pack, replacing any previous one."""
