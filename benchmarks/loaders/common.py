@@ -24,6 +24,7 @@ __all__ = [
     "describe_batch",
     "dir_size",
     "fresh_path",
+    "machine_busy_s",
     "time_loader",
     "tree_cpu_s",
 ]
@@ -74,6 +75,18 @@ def tree_cpu_s(pid: int | None = None) -> float:
     return total
 
 
+def machine_busy_s() -> float:
+    """Busy CPU seconds of the whole machine so far (all cores, /proc/stat; 0.0 off Linux).
+    Less the process tree's CPU over a window, it is the other work that ran meanwhile."""
+    try:
+        with open("/proc/stat") as f:
+            fields = [int(x) for x in f.readline().split()[1:9]]
+    except (OSError, ValueError):
+        return 0.0
+    tick = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+    return (sum(fields) - fields[3] - fields[4]) / tick  # less idle and iowait
+
+
 def _stream(
     loader: Any, epoch_iter: Callable[[Any, int], Iterable[Any]], first_epoch: int
 ) -> Iterator[Any]:
@@ -119,7 +132,8 @@ def time_loader(
     the images it delivers, and the timer never includes a set-up other families skip.
     Each window
     also records the CPU seconds of the whole process tree (``cores``: CPU s / wall s;
-    ``cpu_us_per_image``), which show when a row ran short of cores.
+    ``cpu_us_per_image``), which show when a row ran short of cores, and the cores the
+    rest of the machine used meanwhile (``other_cores``: other work, which slows it).
 
     With ``max_batches`` (the memory-vs-size rows) a pass is instead the first
     ``max_batches`` batches of one epoch, timed from the start of that epoch.
@@ -151,26 +165,27 @@ def time_loader(
     windows: list[dict[str, float]] = []
     if max_batches is not None:
         for epoch in range(warmup, warmup + passes):
-            t0, c0, n = time.perf_counter(), tree_cpu_s(), 0
+            t0, c0, m0, n = time.perf_counter(), tree_cpu_s(), machine_busy_s(), 0
             for b, batch in enumerate(epoch_iter(loader, epoch)):
                 n += count(batch)
                 if b + 1 >= max_batches:
                     break
-            windows.append(_window(n, time.perf_counter() - t0, tree_cpu_s() - c0))
+            c1 = tree_cpu_s()
+            windows.append(_window(n, time.perf_counter() - t0, c1 - c0, machine_busy_s() - m0))
     else:
         size = pass_images or 2 * warm_images or 1
         stream = _stream(loader, epoch_iter, warmup)
         try:
-            t0, c0 = time.perf_counter(), tree_cpu_s()
+            t0, c0, m0 = time.perf_counter(), tree_cpu_s(), machine_busy_s()
             n = 0
             for batch in stream:
                 n += count(batch)
                 if n >= size:
-                    t1, c1 = time.perf_counter(), tree_cpu_s()
-                    windows.append(_window(n, t1 - t0, c1 - c0))
+                    t1, c1, m1 = time.perf_counter(), tree_cpu_s(), machine_busy_s()
+                    windows.append(_window(n, t1 - t0, c1 - c0, m1 - m0))
                     if len(windows) == passes:
                         break
-                    t0, c0, n = t1, c1, 0
+                    t0, c0, m0, n = t1, c1, m1, 0
         finally:
             stream.close()
     rates = [w["rate"] for w in windows]
@@ -186,17 +201,19 @@ def time_loader(
         "window_images": [int(w["images"]) for w in windows],
         "cores": [w["cores"] for w in windows],
         "cpu_us_per_image": [w["cpu_us_per_image"] for w in windows],
+        "other_cores": [w["other_cores"] for w in windows],
         "output": first.get("output"),
     }
 
 
-def _window(images: int, seconds: float, cpu_s: float) -> dict[str, float]:
+def _window(images: int, seconds: float, cpu_s: float, machine_s: float = 0.0) -> dict[str, float]:
     return {
         "images": images,
         "seconds": seconds,
         "rate": images / seconds if seconds > 0 else 0.0,
         "cores": cpu_s / seconds if seconds > 0 else 0.0,
         "cpu_us_per_image": cpu_s * 1e6 / images if images else 0.0,
+        "other_cores": max(0.0, machine_s - cpu_s) / seconds if seconds > 0 else 0.0,
     }
 
 

@@ -15,7 +15,7 @@ import numpy as np
 # Last: benchmarks/distributed.py must not shadow Dask's `distributed` for the other tests.
 sys.path.append(str(Path(__file__).resolve().parents[1]))
 
-from loaders.common import time_loader, tree_cpu_s
+from loaders.common import machine_busy_s, time_loader, tree_cpu_s
 
 SIZES = [4, 4, 4, 4, 2]  # one epoch: 18 images, a short last batch
 
@@ -76,3 +76,17 @@ def test_tree_cpu_counts_this_process() -> None:
     while time.process_time() < end:
         pass
     assert tree_cpu_s() - c0 >= 0.1
+
+
+def test_other_cores_is_per_window_and_never_negative() -> None:
+    out = time_loader(lambda: FakeLoader(), passes=3)
+    assert len(out["other_cores"]) == 3
+    assert all(c >= 0.0 for c in out["other_cores"])
+
+
+def test_machine_busy_counts_this_process() -> None:
+    t0 = machine_busy_s()
+    end = time.process_time() + 0.2
+    while time.process_time() < end:
+        pass
+    assert machine_busy_s() - t0 >= 0.1  # our own 0.2 s of CPU is part of the machine's

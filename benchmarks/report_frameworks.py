@@ -1,0 +1,252 @@
+"""Markdown report of ``frameworks.py`` (its JSON document in, text out)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from statistics import median
+from typing import Any
+
+__all__ = ["render", "row_summary"]
+
+WHAT = {
+    "pixpack-torch": "`pixpack.Loader`, torch float32 NCHW (the reference)",
+    "pixpack-numpy": '`pixpack.Loader(output="numpy", layout="NHWC")`',
+    "pixpack-tf": '`pixpack.tf.dataset(pack, 64, layout="NHWC")`, eager iteration',
+    "pixpack-jax": "`pixpack.jax.loader(pack, 64, sharding=None)`, `block_until_ready()`",
+    "keras-crop": "Keras `image_dataset_from_directory` (256x256) + `RandomCrop(224)`, "
+    "`RandomFlip`, `Rescaling`, `Normalization` mapped on batches, AUTOTUNE",
+    "keras-zoom": "Keras `image_dataset_from_directory` (224x224) + `RandomZoom((-0.5, 0))`, "
+    "`RandomFlip`, `Rescaling`, `Normalization` mapped on batches, AUTOTUNE",
+    "tfdata": "`tf.data`: `read_file`, `sample_distorted_bounding_box` + `decode_and_crop_jpeg`, "
+    "`resize(antialias=True)`, `random_flip_left_right`, normalise; AUTOTUNE",
+    "tfdata-noaa": "the same `tf.data` pipeline, `resize(antialias=False)` (TF's default)",
+    "tfdata-256": "the same `tf.data` pipeline on the pack's own JPEGs (`pixpack.export`: "
+    "256 px, q90)",
+    "grain-threads": "Grain `MapDataset` + OpenCV decode/crop/resize/flip, "
+    "`ReadOptions(num_threads=2)`, NumPy batches",
+    "grain-processes": "the same, `mp_prefetch(MultiprocessingOptions(num_workers=2))`",
+    "grain-jax": "Grain threads (the faster mode here; `--grain-jax-mode`) + `jax.device_put` "
+    "+ `block_until_ready()`",
+}
+
+NOTES = """## How each row is configured
+
+- **pixpack** (git fe9b037 of main, merged): the folder packed once with
+  `pixpack.pack(folder, out, mode="jpeg", max_side=256, quality=90)` (longer side 256
+  px), read with `pipeline=[RandomResizedCrop(224), RandomHorizontalFlip(),
+  Normalize(mean, std)]`, `workers=2` (threads), `seed=0`. `RandomResizedCrop` decodes
+  only the crop's box of the JPEG and resizes with antialiasing (torchvision's
+  semantics). torch: the default output, float32 NCHW. NumPy: `output="numpy",
+  layout="NHWC", dtype="float32"`. TF: `pixpack.tf.dataset(pack, batch_size=64,
+  pipeline=..., layout="NHWC", workers=2, seed=0)` (default `tf_prefetch=0`), an eager
+  `for` loop. JAX: `pixpack.jax.loader(pack, batch_size=64, sharding=None, ...)`, each
+  batch waited for with `block_until_ready()`. None of the NumPy/TF/JAX rows imported
+  torch. Each of them kept its first batch while reading three more: unchanged.
+- **Keras 3.15** (`KERAS_BACKEND=tensorflow`): `image_dataset_from_directory(folder,
+  image_size=(256, 256), batch_size=64, seed=0)` does, per image and every epoch,
+  `read_file`, `decode_image` (the whole JPEG) and `tf.image.resize` to 256x256
+  (bilinear, **no antialiasing**, aspect ratio not kept: a 500x375 photo is squashed)
+  into float32, in a `map` with AUTOTUNE; it shuffles the file list once and then each
+  epoch only through a 512-element buffer (`batch_size * 8`). The layers then run on
+  float32 batches: `RandomCrop(224, 224)` (Keras 3 draws **one offset per batch**),
+  `RandomFlip("horizontal")`, `Rescaling(1/255)`, `Normalization(mean, variance=std**2)`,
+  `.map(..., num_parallel_calls=AUTOTUNE).prefetch(AUTOTUNE)`. `keras-zoom` loads at
+  224x224 and uses `RandomZoom((-0.5, 0))` (per image, a zoom-in showing 50-100% of each
+  side, by a bilinear projective warp) instead of the crop. keras-crop used both cores
+  (1.89); keras-zoom 1.39.
+- **tf.data**: `from_tensor_slices((paths, labels))`, a full reshuffle each epoch,
+  `map(read_file, sample_distorted_bounding_box(area 0.08-1, aspect 3/4-4/3, 10
+  attempts, else the whole image) + decode_and_crop_jpeg, resize to 224 bilinear with
+  antialias=True, random_flip_left_right, /255 and normalise, num_parallel_calls=
+  AUTOTUNE)`, `batch(64)`, `prefetch(AUTOTUNE)`: TF's own random resized crop, which
+  like pixpack decodes only the box. `tfdata-noaa`: `antialias=False` (TF's default).
+  `tfdata-256`: the same on the JPEG files inside the pack (`pixpack.export` writes the
+  stored bytes).
+- **Grain 0.2.18**: `grain.MapDataset.source([(path, label), ...]).shuffle(seed=0)
+  .repeat(None)` (reshuffled every epoch) `.random_map(decode_augment)`, then
+  `to_iter_dataset(ReadOptions(num_threads=2, prefetch_buffer_size=256)).batch(64)`
+  (threads), or `ReadOptions(num_threads=1)` + `.batch(64).mp_prefetch(
+  MultiprocessingOptions(num_workers=2, per_worker_buffer_size=2))` (processes).
+  `decode_augment`: `cv2.imdecode(..., IMREAD_COLOR_RGB)` of the whole file,
+  torchvision's RandomResizedCrop parameters drawn with Grain's per-record generator,
+  `cv2.resize` (`INTER_AREA` when shrinking, else bilinear), flip, float32 normalise;
+  `cv2.setNumThreads(1)`. Grain has no image decoder of its own.
+
+## What was found
+
+- **The TF and JAX paths run at 0.42x and 0.41x the torch Loader: the hand-over of
+  each batch costs more than decoding it.** A batch is 64x224x224x3 float32 = 38.5 MB.
+  NumPy's allocator aligns it to 16 bytes; TensorFlow's `from_generator` and
+  `jax.device_put` alias NumPy memory only when it is 64-byte aligned, and copy it
+  otherwise (`python benchmarks/framework_handoff.py`): `next()` of a
+  `from_generator` dataset 7-8 ms a batch, holding the GIL for much of it (a spinning
+  Python thread ran at 7-12 M loops/s against 16-18 idle), 0.22 ms for an aligned
+  batch; `jax.device_put` 20-35 ms a batch (5-8x a `np.copyto` of it), 0.04-0.1 ms
+  aligned. So pixpack-tf used only 1.30 cores (the Loader's threads wait for the GIL
+  during the copy) and pixpack-jax spent 480 µs more CPU per image than the NumPy row.
+  Copying each NumPy batch into one of four 64-byte aligned buffers first (`--loader`
+  of the same script; two interleaved rounds, one process) gave 3,375 and 3,340 img/s
+  into TF against 2,095 and 3,247 for `pixpack.tf.dataset`, and 3,503 and 3,811 into
+  JAX against 2,473 and 2,462 for `pixpack.jax.loader` (NumPy Loader 4,829 and 4,894).
+  Buffers allocated 64-byte aligned by the Loader itself would remove both copies.
+- **NHWC float32 output costs ~20% more CPU than NCHW** in pixpack (about 480-565 µs
+  against 410-460 per image, NumPy or torch alike; the NumPy row is NHWC): its fused resample
+  writes planar float rows straight into NCHW slots, vectorised, but interleaved float
+  slots take a scalar strided loop after an extra pass. Even a free hand-over would
+  leave TF/JAX (NHWC by default) at ~0.83x the torch (NCHW) reference.
+- **Keras's per-batch layers cost more than its decoding**: the directory dataset alone
+  (decode + resize to 256) is 1,233 µs per image; on one thread, per batch of 64,
+  `RandomCrop` 32 ms, `RandomFlip` 81 ms, `Rescaling` 20 ms, `Normalization` 46 ms
+  (each with a copy out) and `RandomZoom` 212 ms; all of it on float32.
+- **tf.data**: TF's antialiased resize costs ~1.2 ms of its 2.8 ms per image (1,628 µs
+  without); `dct_method="INTEGER_FAST"` changed nothing measurable (2,370 against 2,380
+  µs, one run); decoding the whole image and slicing instead of `decode_and_crop_jpeg`
+  cost 8% more. AUTOTUNE kept 1.35-1.7 cores busy, not 2. On the pack's own 256 px
+  JPEGs tf.data needs 2,215 µs per image against 2,825 on the sources: smaller files
+  explain about a fifth of the gap to pixpack (~500 µs on the same bytes).
+- **Grain**: threads beat processes in every clean round (here, and 707/682 against
+  634/595 img/s in an earlier 2-round run): the processes move 38.5 MB float32 batches
+  to the main process (+550 µs of CPU per image). `mp_prefetch` outside `absl.app`
+  raised `UnparsedFlagAccessError` (`--grain_enable_multiprocess_worker_profiling`)
+  until `absl.flags.FLAGS.mark_as_parsed()`. Grain into JAX adds the same
+  `device_put` copy (3,530 against 2,852 µs per image).
+- **The machine**: other sessions share it, outside the lock and invisible to `ps`;
+  *other* comes from /proc/stat. Round 1's two Grain NumPy rows stayed contended after
+  three retries (`*`); their ratios' medians use rounds 2-3. With no visible other
+  work, the cores also got slower during the run (the torch Loader 4,136 -> 3,615
+  img/s, 445 -> 483 µs per image): ratios are taken within a round.
+"""
+
+
+def _f(v: Any, fmt: str = "{:,.0f}", none: str = "-") -> str:
+    return none if v is None else fmt.format(v)
+
+
+def _med(values: list[float]) -> float | None:
+    vals = [v for v in values if v is not None]
+    return float(median(vals)) if vals else None
+
+
+def _other(out: dict[str, Any]) -> float:
+    vals = (out.get("result") or {}).get("other_cores") or [0.0]
+    return float(median(vals))
+
+
+def row_summary(doc: dict[str, Any], name: str) -> dict[str, Any]:
+    """Medians over rounds of one row (rate: median of the rounds' medians)."""
+    runs = [r.get(name) for r in doc["rounds"]]
+    limit = doc["args"]["max_other"]
+    ok = [r for r in runs if r and r.get("status") == "ok"]
+    if not ok:
+        bad = next((r for r in runs if r), {})
+        return {"status": bad.get("status", "not run"), "error": bad.get("error")}
+    res = [r["result"] for r in ok]
+    return {
+        "status": "ok",
+        "rounds": len(ok),
+        "rate": _med([x["rate_median"] for x in res]),
+        "rates": [x["rate_median"] for x in res],
+        "busy": [_other(r) > limit for r in ok],
+        "cores": _med([c for x in res for c in x["cores"]]),
+        "other": _med([c for x in res for c in x.get("other_cores", [])]),
+        "cpu_us": _med([c for x in res for c in x["cpu_us_per_image"]]),
+        "import_s": _med([x.get("import_s") for x in res]),
+        "first_batch_s": _med([x.get("first_batch_s") for x in res]),
+        "to_first_s": _med([x.get("process_to_first_batch_s") for x in res]),
+        "pss": max(r["peaks"]["pss"] for r in ok),
+        "tries": sum(len(r.get("attempts", [1])) for r in ok),
+        "output": res[0].get("output"),
+        "kept": [x.get("kept_batch_intact") for x in res],
+        "batch_type": res[0].get("batch_type"),
+    }
+
+
+def render(doc: dict[str, Any]) -> str:
+    m, v = doc["machine"], doc["versions"]
+    n_rounds = len(doc["rounds"])
+    lines = [
+        f"# pixpack into TensorFlow and JAX vs Keras, tf.data and Grain ({n_rounds} rounds)",
+        "",
+        f"- Machine: {m['cpu']}, {m['cores_usable']} usable cores, {m['ram_gb']} GiB RAM, "
+        f"{m['os']}, Python {m['python']}; load average at start {m['load_avg_at_start']}.",
+        "- Versions: "
+        + ", ".join(f"{k} {val}" for k, val in sorted(v.items()))
+        + f"; pixpack git {doc['git']}.",
+        f"- Command: `{doc['command']}`.",
+        f"- Data: {doc['images']:,} real-photo crops (~500x375 JPEG q75-95, 10 classes, "
+        f"`{Path(doc['data']['folder']).name}`); pixpack reads them packed once "
+        f'(`mode="jpeg"`, `max_side=256`, quality 90: {doc["pack_bytes"] / 1e6:.1f} MB). '
+        "Page cache warm for every row.",
+        "- Work, every row: random resized crop to 224x224, horizontal flip, float32 "
+        "normalised with the ImageNet mean/std, batches of 64 (NHWC outside torch), "
+        "2 workers/threads/AUTOTUNE on 2 cores.",
+        f"- Per run: a fresh process; one warm-up epoch, then {doc['args']['passes']} "
+        "timed windows of two epochs' images from one long-lived loader; img/s is the "
+        "run's median window, and the table's figure the median over rounds (each "
+        "round's in the next column; `*`: still contended after the retries). Import "
+        "time and time to the first batch are apart "
+        "from it. *other*: "
+        "cores the rest of the machine used during the windows; a run where it exceeded "
+        f"{doc['args']['max_other']} was rerun (up to {doc['args']['retries']} times, "
+        "the quietest attempt counts).",
+        "",
+        "## Results",
+        "",
+        "| row | what | img/s | per round | cores used | other | CPU µs/img | import s "
+        "| first batch s (set-up + 1st) | process start to 1st batch s | peak PSS MiB | runs |",
+        "|---|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for name, what in WHAT.items():
+        s = row_summary(doc, name)
+        if s["status"] != "ok":
+            if any(name in r for r in doc["rounds"]):
+                lines.append(f"| {name} | {what} | not run: {s.get('error') or s['status']} "
+                             "| | | | | | | | | |")  # fmt: skip
+            continue
+        lines.append(
+            f"| {name} | {what} | **{_f(s['rate'])}** | "
+            + ", ".join(
+                _f(x) + ("*" if b else "") for x, b in zip(s["rates"], s["busy"], strict=True)
+            )
+            + f" | {_f(s['cores'], '{:.2f}')} | {_f(s['other'], '{:.2f}')} "
+            f"| {_f(s['cpu_us'])} | {_f(s['import_s'], '{:.1f}')} "
+            f"| {_f(s['first_batch_s'], '{:.2f}')} | {_f(s['to_first_s'], '{:.1f}')} "
+            f"| {_f(s['pss'] / 2**20)} | {s['tries']} |"
+        )
+    lines += [
+        "",
+        "## Ratios (per round, then the median)",
+        "",
+        "The median is over the rounds in which neither row's run was contended (`*`: its "
+        "kept attempt still had more other work than the limit; used only if no round "
+        "was clean).",
+        "",
+        "| ratio | median | per round | target | met |",
+        "|---|---:|---|---:|:---:|",
+    ]
+    for label, r in doc["ratios"].items():
+        med, target = r["median"], r["target"]
+        met = "" if med is None or target is None else ("yes" if med >= target else "**no**")
+        lines.append(
+            f"| {label} | {_f(med, '**{:.2f}x**', 'pending')} | "
+            + ", ".join(
+                _f(p, "{:.2f}") + ("*" if c else "")
+                for p, c in zip(
+                    r["per_round"], r.get("contended", [False] * len(r["per_round"])), strict=True
+                )
+            )
+            + f" | {_f(target, '>= {:.1f}', '')} | {met} |"
+        )
+    lines += ["", "## Output of each row (first batch)", "",
+              "| row | dtype | shape | mean | std | kept batch intact |",
+              "|---|---|---|---:|---:|---|"]  # fmt: skip
+    for name in WHAT:
+        s = row_summary(doc, name)
+        if s["status"] == "ok" and s["output"]:
+            o = s["output"]
+            kept = "" if all(k is None for k in s["kept"]) else ", ".join(map(str, s["kept"]))
+            lines.append(f"| {name} | {o['dtype']} | {o['shape']} | {o['mean']} | {o['std']} "
+                         f"| {kept} |")  # fmt: skip
+    if NOTES:
+        lines += ["", NOTES.rstrip()]
+    return "\n".join(lines) + "\n"
