@@ -129,6 +129,27 @@ def test_float_output_is_store_of_the_pixels(image_of, dtype, src_c, out_c, chw)
     assert np.array_equal(got, want)
 
 
+@pytest.mark.parametrize("avx2", [True, False])
+def test_packed_rgb_float_equals_planar(image_of, avx2):
+    """The packed RGB float row (TF's and JAX's NHWC) is written by its own fused
+    loop, 8 pixels at a time with a scalar tail: every width around those edges, with
+    flips, gives the planar output's values exactly."""
+    img = image_of("uint8", 3, "contiguous")
+    alpha, beta = (0.017, 0.018, 0.019), (-2.1, -2.0, -1.8)
+    before = resample._set_avx2(avx2)
+    try:
+        for width in (1, 3, 4, 7, 8, 9, 15, 16, 17, 33):
+            for flip in (0, 1, 3):
+                box, size = (2, 3, 41, 57), (11, width)
+                planar = np.empty((3, *size), np.float32)
+                resample.resize(img, box, planar, alpha, beta, True, flip)
+                packed = np.empty((*size, 3), np.float32)
+                resample.resize(img, box, packed, alpha, beta, False, flip)
+                assert np.array_equal(packed, planar.transpose(1, 2, 0)), (width, flip)
+    finally:
+        resample._set_avx2(before)
+
+
 @pytest.mark.parametrize("layout", ["chw", "hwc"])
 def test_integer_output_layouts(image_of, layout):
     img = image_of("uint8", 3, "contiguous")
