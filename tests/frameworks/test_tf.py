@@ -274,6 +274,17 @@ def test_tf_prefetch_runs_the_loader_that_many_batches_ahead(jpeg_photo_pack):
     assert loader.state_dict()["batches_yielded"] == 3  # 1 received + 2 prefetched
 
 
+@pytest.mark.parametrize(("tf_prefetch", "tuned"), [(0, False), (2, False), (-1, True)])
+def test_autotune_is_off_unless_asked_for(jpeg_photo_pack, tf_prefetch, tuned):
+    """tf.data's tuning thread held each epoch's end until its next wake; nothing in
+    the dataset is tunable unless tf_prefetch=-1 (AUTOTUNE) asks for it."""
+    ds = pixpack.tf.dataset(jpeg_photo_pack, 8, pipeline=[ops.CenterCrop(32)], tf_prefetch=tf_prefetch)
+    assert ds.options().autotune.enabled is tuned
+    derived = ds.map(lambda x, y: (x, y))
+    assert derived.options().autotune.enabled is tuned  # options carry through
+    assert pixpack.tf.loader_of(derived) is pixpack.tf.loader_of(ds)
+
+
 @pytest.mark.parametrize(
     ("kwargs", "batch"),
     [
