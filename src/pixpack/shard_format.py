@@ -67,6 +67,7 @@ __all__ = [
     "encode_manifest",
     "decode_manifest",
     "cumulative_counts",
+    "classes_agree",
 ]
 
 MANIFEST_NAME = "shards.json"
@@ -142,3 +143,12 @@ def cumulative_counts(manifest: dict[str, Any]) -> np.ndarray:
     ``starts[k] .. starts[k + 1] - 1``."""
     counts = [s["samples"] for s in manifest["shards"]]
     return np.concatenate(([0], np.cumsum(counts, dtype=np.int64))).astype(np.int64)
+
+
+def classes_agree(shard: dict[str, Any], classes: list[str]) -> bool:
+    """Whether a pack's class list fits the dataset's ``classes`` (equal, or a prefix
+    of them when the pack named its classes after its labels)."""
+    own = list(shard.get("classes") or [])
+    if shard.get("classes_from_labels"):
+        return own == classes[: len(own)]
+    return own == classes

@@ -176,3 +176,46 @@ def test_cli_pack_merge_info_verify(photo_folder, single, tmp_path, capsys):
     assert main(["verify", str(out)]) == 0
     assert main(["pack", str(photo_folder), str(out), "--shard-size", "12"]) == 2
     assert "10000samples" not in capsys.readouterr().err  # the hint uses the given number
+
+
+class _LabelsOnly:
+    """A Python dataset with int labels and no ``.classes``: its first samples have
+    labels 0-1, the later ones 0-3, so early shards see fewer classes."""
+
+    def __len__(self):
+        return 12
+
+    def __getitem__(self, i):
+        return np.full((6, 5, 3), i * 20, np.uint8), (i % 2 if i < 6 else i % 4)
+
+
+@pytest.mark.parametrize("how", ["one-shot", "slices"])
+def test_dataset_without_classes_shards_into_one_class_list(tmp_path, how):
+    """Each shard names classes after the labels it saw ("0", "1" in the first, up to
+    "3" later); the manifest holds the longest list, which every shard's begins, and
+    the sharded pack equals the single-file pack."""
+    single = tmp_path / "one.pixpack"
+    pixpack.pack(_LabelsOnly(), single, quiet=True, workers=1)
+    out = tmp_path / "sharded"
+    if how == "one-shot":
+        pixpack.pack(_LabelsOnly(), out, quiet=True, workers=1, shard_size="3samples")
+    else:
+        for i in range(2):
+            pixpack.pack(_LabelsOnly(), out, quiet=True, workers=1, shard_index=i, num_shards=2)
+        pixpack.merge(out)
+    with pixpack.Pack(sorted(out.glob("part-*.pixpack"))[0]) as first:
+        assert first.classes == ["0", "1"]
+    with pixpack.open(single) as a, pixpack.open(out) as b:
+        assert b.classes == a.classes == ["0", "1", "2", "3"]
+        np.testing.assert_array_equal(b.targets, a.targets)
+        assert b.metadata["class_counts"] == a.metadata["class_counts"]
+    assert pixpack.verify(out).ok
+
+
+def test_label_named_classes_do_not_mix_with_real_ones(photo_folder, tmp_path):
+    """Prefix lists are accepted only when every pack named its classes after labels:
+    a folder's real class list and a dataset's label names still refuse to merge."""
+    pixpack.pack(photo_folder, tmp_path / "a.pixpack", quiet=True, workers=1)
+    pixpack.pack(_LabelsOnly(), tmp_path / "b.pixpack", quiet=True, workers=1)
+    with pytest.raises(UsageError, match="classes"):
+        pixpack.merge(tmp_path / "m", [tmp_path / "a.pixpack", tmp_path / "b.pixpack"])

@@ -11,6 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..errors import PackError
+from ..shard_format import classes_agree
 from .pack import Pack
 from .shard_parts import check_shard, read_manifest
 from .verify import VerifyReport, verify
@@ -33,8 +34,8 @@ def verify_sharded(manifest: Path, *, progress: bool | None = None) -> VerifyRep
         try:
             with Pack(path) as pack:
                 check_shard(path, entry, pack.header, manifest)
-                classes = pack.classes
-            if classes != list(doc.get("classes") or []):
+                shard_meta = pack.metadata
+            if not classes_agree(shard_meta, list(doc.get("classes") or [])):
                 report.structure_errors.append(
                     f"shard {name}: its classes differ from the manifest's"
                 )

@@ -20,9 +20,10 @@ from pathlib import Path
 from typing import Any
 
 from .. import shard_format as sf
+from ..shard_format import classes_agree
 from ..errors import OutputExistsError, UsageError
 
-__all__ = ["merge", "manifest_for", "write_manifest", "shard_entry"]
+__all__ = ["merge", "manifest_for", "write_manifest", "shard_entry", "merged_classes"]
 
 _CONTENT = ("mode", "quality", "reencode", "max_side", "short_side", "channels")
 
@@ -52,10 +53,22 @@ def _columns(meta: dict[str, Any]) -> list[dict[str, Any]]:
     return [{"name": c.get("name"), "type": c.get("type")} for c in meta.get("columns") or []]
 
 
+def merged_classes(metas: list[dict[str, Any]]) -> list[str]:
+    """The dataset's class list: the packs' common one; for packs whose classes were
+    named after the labels they saw (a dataset without ``.classes``: ``"0"``, ``"1"``
+    ... up to each pack's largest label), the longest, which the others begin."""
+    lists = [list(m.get("classes") or []) for m in metas]
+    if lists and all(m.get("classes_from_labels") for m in metas):
+        return max(lists, key=len)
+    return lists[0] if lists else []
+
+
 def _check_same(paths: list[Path], metas: list[dict[str, Any]]) -> None:
     first, ref = paths[0], metas[0]
+    by_labels = all(m.get("classes_from_labels") for m in metas)
+    classes = merged_classes(metas)
     for path, meta in zip(paths[1:], metas[1:], strict=True):
-        if meta.get("classes") != ref.get("classes"):
+        if not (classes_agree(meta, classes) if by_labels else meta["classes"] == ref["classes"]):
             raise UsageError(
                 f"{path}: its classes {_short(meta.get('classes'))} differ from {first}'s "
                 f"{_short(ref.get('classes'))}; re-pack it with --classes-from {first}."
@@ -135,7 +148,7 @@ def manifest_for(out_dir: Path, paths: list[Path]) -> dict[str, Any]:
         "major": sf.MANIFEST_MAJOR,
         "minor": sf.MANIFEST_MINOR,
         "num_samples": first,
-        "classes": list(metas[0].get("classes") or []),
+        "classes": merged_classes(metas),
         "options": metas[0].get("options") or {},
         "columns": _columns(metas[0]),
         "shards": entries,

@@ -65,7 +65,8 @@ def metadata(
     entries = kept["entry"]
     labels = entries["label"].astype(np.int64)
     classes = list(src.classes)
-    if not classes:  # a dataset without .classes: name classes after the labels seen
+    named_by_labels = not classes
+    if named_by_labels:  # a dataset without .classes: name classes after the labels seen
         top = int(labels.max()) if len(labels) else -1
         classes = [str(i) for i in range(top + 1)]
     counts = np.bincount(labels[labels >= 0], minlength=len(classes))
@@ -73,6 +74,9 @@ def metadata(
     mean, std, stats_channels = _mean_std(kept, channels)
     meta: dict[str, Any] = {
         "classes": classes,
+        # Only when named after the labels: a shard of such a dataset sees labels up to
+        # its own largest, so shards' lists may be prefixes of each other (merge.py).
+        **({"classes_from_labels": True} if named_by_labels else {}),
         "class_to_idx": {name: i for i, name in enumerate(classes)},
         "num_samples": len(entries),
         "source": {**src.describe(), "fingerprint": src.fingerprint()},
