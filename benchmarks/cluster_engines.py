@@ -19,10 +19,8 @@ import os
 import sys
 import time
 
-# benchmarks/distributed.py (the loader's multi-rank benchmark) would shadow the
-# `distributed` package that Dask imports: look in this folder last.
 _HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != _HERE] + [_HERE]
+sys.path.insert(0, _HERE)
 
 import psutil  # noqa: E402
 

@@ -41,8 +41,7 @@ from pathlib import Path
 from typing import Any
 
 HERE = Path(__file__).resolve().parent
-# benchmarks/distributed.py would shadow Dask's `distributed` package: this folder last.
-sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != str(HERE)] + [str(HERE)]
+sys.path.insert(0, str(HERE))
 
 ROWS = ("one-process", "dask-local", "dask-running", "litdata-pil", "litdata-pixpack-kernel")
 SHARD = 500

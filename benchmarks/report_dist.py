@@ -1,4 +1,4 @@
-"""Markdown report of ``benchmarks/distributed.py`` (one page-cache copy per machine).
+"""Markdown report of ``benchmarks/multi_rank.py`` (one page-cache copy per machine).
 
 ``python benchmarks/report_dist.py benchmarks/results/<name>.json`` rewrites ``<name>.md``.
 """
@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from distributed import foreign_cores, memory_summary, node_rate, rank_rates
+from multi_rank import foreign_cores, memory_summary, node_rate, rank_rates
 
 __all__ = ["render"]
 
@@ -197,7 +197,7 @@ def render(doc: dict[str, Any]) -> str:
         "Command (root: cgroups, drop_caches):",
         "",
         "```",
-        f"python benchmarks/distributed.py --rounds {a['rounds']} --passes {a['passes']} "
+        f"python benchmarks/multi_rank.py --rounds {a['rounds']} --passes {a['passes']} "
         f"--window-images {a['window_images']}"
         + (f" --run-name {a['run_name']}" if a.get("run_name") else ""),
         "```",

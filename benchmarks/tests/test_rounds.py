@@ -12,7 +12,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-# Last: benchmarks/distributed.py must not shadow Dask's `distributed` for the other tests.
 sys.path.append(str(Path(__file__).resolve().parents[1]))
 
 from ratios import Ratio, ratio_rows

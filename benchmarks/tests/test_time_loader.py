@@ -12,7 +12,6 @@ from pathlib import Path
 
 import numpy as np
 
-# Last: benchmarks/distributed.py must not shadow Dask's `distributed` for the other tests.
 sys.path.append(str(Path(__file__).resolve().parents[1]))
 
 from loaders.common import machine_busy_s, time_loader, tree_cpu_s

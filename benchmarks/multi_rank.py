@@ -24,8 +24,8 @@ bytes, as for 1 rank, not two); anonymous memory per rank flat in the data set s
 ``--rounds`` rounds, ratios taken within each round, then the median. Every run holds
 ``/tmp/pixpack-bench.lock``. Needs root (cgroups, drop_caches).
 
-    python benchmarks/distributed.py --rounds 3      # ~10 min on 2 cores
-    python benchmarks/distributed.py --rounds 1 --passes 1 --window-images 1000   # smoke
+    python benchmarks/multi_rank.py --rounds 3      # ~10 min on 2 cores
+    python benchmarks/multi_rank.py --rounds 1 --passes 1 --window-images 1000   # smoke
 """
 
 from __future__ import annotations
