@@ -570,11 +570,22 @@ __attribute__((target("avx2"))) static int vfinish3_avx2(const float *rows, Py_s
             acc = _mm256_cvtepi32_ps(_mm256_cvttps_epi32(_mm256_add_ps(acc, half)));
             out[c] = _mm256_add_ps(_mm256_mul_ps(acc, _mm256_set1_ps(a[c])), _mm256_set1_ps(b[c]));
         }
+        /* store_rgb4's shuffles on both 128-bit lanes at once give, per lane, the 12
+         * packed floats of pixels 0-3 (lane 0: A0 A1 A2) and 4-7 (lane 1: B0 B1 B2);
+         * three lane permutes put them in order: A0 A1 | A2 B0 | B1 B2. */
+        const __m256 r = out[0], g = out[1], b = out[2];
+        const __m256 rg_lo = _mm256_unpacklo_ps(r, g), rg_hi = _mm256_unpackhi_ps(r, g);
+        const __m256 b0r1 = _mm256_shuffle_ps(b, r, _MM_SHUFFLE(1, 1, 0, 0));
+        const __m256 g1b1 = _mm256_shuffle_ps(g, b, _MM_SHUFFLE(1, 1, 1, 1));
+        const __m256 b2r3 = _mm256_shuffle_ps(b, r, _MM_SHUFFLE(3, 3, 2, 2));
+        const __m256 g3b3 = _mm256_shuffle_ps(g, b, _MM_SHUFFLE(3, 3, 3, 3));
+        const __m256 x0 = _mm256_shuffle_ps(rg_lo, b0r1, _MM_SHUFFLE(2, 0, 1, 0));
+        const __m256 x1 = _mm256_shuffle_ps(g1b1, rg_hi, _MM_SHUFFLE(1, 0, 2, 0));
+        const __m256 x2 = _mm256_shuffle_ps(b2r3, g3b3, _MM_SHUFFLE(2, 0, 2, 0));
         float *o = d + 3 * x;
-        store_rgb4(o, _mm256_castps256_ps128(out[0]), _mm256_castps256_ps128(out[1]),
-                   _mm256_castps256_ps128(out[2]));
-        store_rgb4(o + 12, _mm256_extractf128_ps(out[0], 1), _mm256_extractf128_ps(out[1], 1),
-                   _mm256_extractf128_ps(out[2], 1));
+        _mm256_storeu_ps(o, _mm256_permute2f128_ps(x0, x1, 0x20));
+        _mm256_storeu_ps(o + 8, _mm256_permute2f128_ps(x2, x0, 0x30));
+        _mm256_storeu_ps(o + 16, _mm256_permute2f128_ps(x1, x2, 0x31));
     }
     return x;
 }
