@@ -196,11 +196,21 @@ def test_mirrored_strategy_two_replicas_read_different_samples(jpeg_photo_pack):
     assert np.isfinite(out["loss"]).all()
 
 
-def test_a_dropped_dataset_leaves_no_threads_or_buffers(jpeg_photo_pack):
-    """tf.data never frees a from_generator's callable (nor the Loader it holds): between
-    epochs the Loader must hold no threads and no batch buffers, or every dataset a
-    program builds and drops keeps ``prefetch + 2`` batches and its threads for good."""
+def _wait_for(condition, timeout=10.0):
+    deadline = time.monotonic() + timeout
+    while not condition() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return condition()
+
+
+def test_a_dropped_dataset_leaves_no_threads_or_buffers(jpeg_photo_pack, monkeypatch):
+    """tf.data never frees a from_generator's callable (nor the Loader it holds): once
+    idle after an epoch the Loader must hold no threads and no batch buffers, or every
+    dataset a program builds and drops keeps ``prefetch + 2`` batches and its threads
+    for good."""
     import threading
+
+    monkeypatch.setattr(pixpack.tf, "REST_AFTER_S", 0.2)
 
     def loader_threads() -> int:
         return sum(t.name.startswith("pixpack-loader") for t in threading.enumerate())
@@ -210,15 +220,32 @@ def test_a_dropped_dataset_leaves_no_threads_or_buffers(jpeg_photo_pack):
         ds = pixpack.tf.dataset(jpeg_photo_pack, 4, pipeline=PIPELINE, workers=2)
         loader = pixpack.tf.loader_of(ds)
         assert sum(1 for _ in ds) == 6
-        assert loader._ring is None
+        assert _wait_for(lambda: loader._ring is None)  # noqa: B023
         for i, _ in enumerate(ds):  # an iteration left early
             if i == 1:
                 break
+        assert _wait_for(lambda: loader._ring is None)  # noqa: B023
         del ds, loader
     deadline = time.monotonic() + 10
     while loader_threads() > before and time.monotonic() < deadline:
         time.sleep(0.05)
     assert loader_threads() == before
+
+
+def test_back_to_back_epochs_keep_the_loaders_buffers(jpeg_photo_pack, monkeypatch):
+    """An epoch started within REST_AFTER_S of the last one reuses its batch buffers
+    (no 4 x batch-size allocation and page faults per epoch); a running epoch is never
+    given back under the loader."""
+    monkeypatch.setattr(pixpack.tf, "REST_AFTER_S", 0.3)
+    ds = pixpack.tf.dataset(jpeg_photo_pack, 4, pipeline=PIPELINE, workers=2)
+    loader = pixpack.tf.loader_of(ds)
+    assert sum(1 for _ in ds) == 6
+    ring = loader._ring
+    assert ring is not None
+    for _ in ds:  # slower than the timer: the running epoch keeps its buffers
+        time.sleep(0.1)
+        assert loader._ring is ring
+    assert _wait_for(lambda: loader._ring is None)
 
 
 def test_kept_batches_never_change(jpeg_photo_pack):
