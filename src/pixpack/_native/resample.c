@@ -551,29 +551,33 @@ __attribute__((target("avx2"))) static int vfinish_avx2(const float *rows, Py_ss
 /* vfinish_avx2 for three planes at once, storing packed RGB floats: the shuffles and
  * stores then overlap the filter's arithmetic, where a separate interleave pass was
  * bound by its stores alone. Same operations per value as vfinish. */
+__attribute__((target("avx2"))) static inline __m256 vtaps8(const float *r, Py_ssize_t stride,
+                                                            int k, const float *w, __m256 hi)
+{
+    __m256 acc = _mm256_mul_ps(_mm256_set1_ps(w[0]), _mm256_loadu_ps(r));
+    for (int t = 1; t < k; t++)
+        acc = _mm256_add_ps(acc, _mm256_mul_ps(_mm256_set1_ps(w[t]), _mm256_loadu_ps(r + t * stride)));
+    acc = _mm256_min_ps(_mm256_max_ps(acc, _mm256_setzero_ps()), hi);
+    return _mm256_cvtepi32_ps(_mm256_cvttps_epi32(_mm256_add_ps(acc, _mm256_set1_ps(0.5f))));
+}
+
 __attribute__((target("avx2"))) static int vfinish3_avx2(const float *rows, Py_ssize_t stride,
                                                          Py_ssize_t plane, int k, const float *w,
                                                          int n, float maxv, const float *a,
                                                          const float *b, float *restrict d)
 {
-    const __m256 lo = _mm256_setzero_ps(), hi = _mm256_set1_ps(maxv), half = _mm256_set1_ps(0.5f);
+    const __m256 hi = _mm256_set1_ps(maxv);
+    const __m256 a0 = _mm256_set1_ps(a[0]), a1 = _mm256_set1_ps(a[1]), a2 = _mm256_set1_ps(a[2]);
+    const __m256 b0 = _mm256_set1_ps(b[0]), b1 = _mm256_set1_ps(b[1]), b2 = _mm256_set1_ps(b[2]);
+    const float *p0 = rows, *p1 = rows + plane, *p2 = rows + 2 * plane;
     int x = 0;
     for (; x + 8 <= n; x += 8) {
-        __m256 out[3];
-        for (int c = 0; c < 3; c++) {
-            const float *r = rows + c * plane + x;
-            __m256 acc = _mm256_mul_ps(_mm256_set1_ps(w[0]), _mm256_loadu_ps(r));
-            for (int t = 1; t < k; t++)
-                acc = _mm256_add_ps(
-                    acc, _mm256_mul_ps(_mm256_set1_ps(w[t]), _mm256_loadu_ps(r + t * stride)));
-            acc = _mm256_min_ps(_mm256_max_ps(acc, lo), hi);
-            acc = _mm256_cvtepi32_ps(_mm256_cvttps_epi32(_mm256_add_ps(acc, half)));
-            out[c] = _mm256_add_ps(_mm256_mul_ps(acc, _mm256_set1_ps(a[c])), _mm256_set1_ps(b[c]));
-        }
+        const __m256 r = _mm256_add_ps(_mm256_mul_ps(vtaps8(p0 + x, stride, k, w, hi), a0), b0);
+        const __m256 g = _mm256_add_ps(_mm256_mul_ps(vtaps8(p1 + x, stride, k, w, hi), a1), b1);
+        const __m256 b = _mm256_add_ps(_mm256_mul_ps(vtaps8(p2 + x, stride, k, w, hi), a2), b2);
         /* store_rgb4's shuffles on both 128-bit lanes at once give, per lane, the 12
          * packed floats of pixels 0-3 (lane 0: A0 A1 A2) and 4-7 (lane 1: B0 B1 B2);
          * three lane permutes put them in order: A0 A1 | A2 B0 | B1 B2. */
-        const __m256 r = out[0], g = out[1], b = out[2];
         const __m256 rg_lo = _mm256_unpacklo_ps(r, g), rg_hi = _mm256_unpackhi_ps(r, g);
         const __m256 b0r1 = _mm256_shuffle_ps(b, r, _MM_SHUFFLE(1, 1, 0, 0));
         const __m256 g1b1 = _mm256_shuffle_ps(g, b, _MM_SHUFFLE(1, 1, 1, 1));
