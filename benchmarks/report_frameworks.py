@@ -119,6 +119,24 @@ FINDINGS = {
   work, the cores also got slower during the run (the torch Loader 4,136 -> 3,615
   img/s, 445 -> 483 µs per image): ratios are taken within a round.
 """,
+    "0a15ed4": """## What was found (this run)
+
+- **Since the previous run on this VM** (`1169ac9`,
+  [2026-12-06-amd-epyc-2c-frameworks](2026-12-06-amd-epyc-2c-frameworks.md)): the NHWC
+  float interleave works on 256-bit lanes with its constants in registers (20% fewer
+  samples in that kernel), and `pixpack.tf.dataset` keeps the Loader's threads and
+  buffers across back-to-back epochs (they go 2 s after the last epoch). CPU per image:
+  NumPy 335 -> 332 µs, JAX 358 -> 335, TF 385 -> 360; ratios to the torch Loader:
+  NumPy 0.92x -> 0.96x, JAX 0.85x -> 0.91x, TF 0.73x -> 0.83x.
+- **TF's remaining gap** is TensorFlow's own work: ~28 µs of CPU per image more than
+  the NumPy Loader it wraps (measured alone: ~16 ms of CPU for each new
+  `from_generator` iterator, i.e. each epoch, and ~0.5 ms per batch handed over),
+  and 1.73 cores busy against 1.86 (the Loader's threads idle while TensorFlow starts
+  each epoch's iterator).
+- **Rounds vary**: round 2 ran every pixpack row but torch 20-30% slower (NumPy 4,421
+  img/s against 5,201-6,128 in the others); the ratios are per round and their median
+  is reported, but a single round's ratio can be far off (TF 0.65-0.99x).
+""",
     "1169ac9": """## What was found (this run)
 
 - **The hand-over is no longer a copy, and NHWC is no longer a scalar loop.** The
