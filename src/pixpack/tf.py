@@ -170,10 +170,14 @@ def _epochs(loader: Any, static: int | None) -> Callable[[], Iterator[Any]]:
     tf.data keeps this callable, and the Loader with it, as long as the process lives
     (from_generator's registry), so the Loader gives back its threads and buffers
     (``Loader._rest``) once no epoch has started for :data:`REST_AFTER_S` after one
-    ended: back-to-back epochs keep them (making 4 x 38 MB of buffers again each epoch
-    cost ~5% of the CPU per image), a dropped dataset frees them soon after."""
+    ended (:class:`_Rest`): back-to-back epochs keep them (making 4 x 38 MB of buffers
+    again each epoch cost ~5% of the CPU per image), a dropped dataset frees them soon
+    after."""
+
+    rest = _Rest(loader)
 
     def epoch() -> Iterator[Any]:
+        rest.epoch_started()
         batches = iter(loader)
         try:
             for batch in batches:
@@ -189,25 +193,54 @@ def _epochs(loader: Any, static: int | None) -> Callable[[], Iterator[Any]]:
                 del batch  # the frame must not hold it: the ring reuses unreferenced buffers
         finally:
             batches.close()  # type: ignore[attr-defined]  # a generator
-            _rest_soon(loader)
+            rest.epoch_ended()
 
     return epoch
 
 
-def _rest_soon(loader: Any) -> None:
-    """Give back ``loader``'s threads and buffers after :data:`REST_AFTER_S`, unless an
-    epoch is running then (``Loader._rest`` leaves a running iteration alone). The
-    timer holds the Loader weakly and is a daemon: it keeps nothing alive."""
-    ref = weakref.ref(loader)
+class _Rest:
+    """When the Loader gives back its threads and buffers: :data:`REST_AFTER_S` after
+    the last epoch ended, if no epoch started since. One timer per Loader at a time,
+    cancelled when an epoch starts, so a timer from an earlier epoch never frees the
+    buffers between two later back-to-back epochs; the timer holds the Loader weakly
+    and is a daemon (it keeps nothing alive)."""
 
-    def rest() -> None:
-        found = ref()
-        if found is not None:
-            found._rest()
+    def __init__(self, loader: Any) -> None:
+        self._loader = weakref.ref(loader)
+        self._lock = threading.Lock()
+        self._timer: threading.Timer | None = None
+        self._generation = 0  # epochs started: a timer from before one does nothing
 
-    timer = threading.Timer(REST_AFTER_S, rest)
-    timer.daemon = True
-    timer.start()
+    def epoch_started(self) -> None:
+        with self._lock:
+            self._generation += 1
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
+
+    def epoch_ended(self) -> None:
+        with self._lock:
+            generation = self._generation
+            timer = threading.Timer(REST_AFTER_S, self._fire, (generation,))
+            timer.daemon = True
+            try:
+                timer.start()
+            except RuntimeError:  # no thread to be had (a limit, interpreter shutdown)
+                timer = None
+            self._timer = timer
+        if timer is None:
+            self._fire(generation)
+
+    def _fire(self, generation: int) -> None:
+        # Under the lock: an epoch starting now waits until the rest is done (both are
+        # quick: Loader._rest never blocks), so it never loses what it just made.
+        with self._lock:
+            if generation != self._generation:
+                return  # an epoch started since: it is using the buffers
+            self._timer = None
+            loader = self._loader()
+            if loader is not None:
+                loader._rest()  # a no-op if an iteration is running
 
 
 def _loader(

@@ -248,6 +248,27 @@ def test_back_to_back_epochs_keep_the_loaders_buffers(jpeg_photo_pack, monkeypat
     assert _wait_for(lambda: loader._ring is None)
 
 
+def test_an_old_timer_does_not_free_a_later_epochs_buffers(jpeg_photo_pack, monkeypatch):
+    """Short epochs with short gaps: each gap is shorter than REST_AFTER_S, so the
+    buffers stay, although the first epoch ended longer ago than that (one timer per
+    Loader, cancelled when an epoch starts); and at most one timer thread waits."""
+    import threading
+
+    monkeypatch.setattr(pixpack.tf, "REST_AFTER_S", 0.4)
+    ds = pixpack.tf.dataset(jpeg_photo_pack, 8, pipeline=PIPELINE, workers=2)
+    loader = pixpack.tf.loader_of(ds)
+    assert sum(1 for _ in ds) == 3
+    ring = loader._ring
+    started = time.monotonic()
+    while time.monotonic() - started < 1.2:  # three timer periods of epochs and gaps
+        time.sleep(0.1)
+        assert loader._ring is ring, "a timer freed the buffers between two epochs"
+        assert sum(1 for _ in ds) == 3
+    timers = [t for t in threading.enumerate() if isinstance(t, threading.Timer)]
+    assert len(timers) <= 1
+    assert _wait_for(lambda: loader._ring is None)
+
+
 def test_kept_batches_never_change(jpeg_photo_pack):
     ds = pixpack.tf.dataset(jpeg_photo_pack, 5, pipeline=PIPELINE, tf_prefetch=2)
     kept = list(ds)  # every tensor of epoch 0, referenced while the loader runs on
