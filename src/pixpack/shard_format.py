@@ -68,6 +68,7 @@ __all__ = [
     "decode_manifest",
     "cumulative_counts",
     "classes_agree",
+    "index_named",
 ]
 
 MANIFEST_NAME = "shards.json"
@@ -145,10 +146,19 @@ def cumulative_counts(manifest: dict[str, Any]) -> np.ndarray:
     return np.concatenate(([0], np.cumsum(counts, dtype=np.int64))).astype(np.int64)
 
 
+def index_named(classes: Any) -> bool:
+    """Whether ``classes`` is ``["0", "1", ... "k"]``: name ``i`` at index ``i``, as a
+    dataset without ``.classes`` is packed (``classes_from_labels`` in its metadata).
+    Such lists mean the same labels whatever their length, so one that is a prefix of
+    another agrees with it (an earlier shard saw fewer labels)."""
+    names = list(classes or [])
+    return names == [str(i) for i in range(len(names))]
+
+
 def classes_agree(shard: dict[str, Any], classes: list[str]) -> bool:
-    """Whether a pack's class list fits the dataset's ``classes`` (equal, or a prefix
-    of them when the pack named its classes after its labels)."""
+    """Whether a pack's class list fits the dataset's ``classes``: equal, or, both
+    :func:`index_named`, a prefix of them."""
     own = list(shard.get("classes") or [])
-    if shard.get("classes_from_labels"):
+    if index_named(own) and index_named(classes):
         return own == classes[: len(own)]
-    return own == classes
+    return own == list(classes)

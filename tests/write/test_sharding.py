@@ -219,3 +219,20 @@ def test_label_named_classes_do_not_mix_with_real_ones(photo_folder, tmp_path):
     pixpack.pack(_LabelsOnly(), tmp_path / "b.pixpack", quiet=True, workers=1)
     with pytest.raises(UsageError, match="classes"):
         pixpack.merge(tmp_path / "m", [tmp_path / "a.pixpack", tmp_path / "b.pixpack"])
+
+
+def test_index_named_class_lists_agree_without_the_flag():
+    """Shards written before ``classes_from_labels`` existed hold no flag: lists that
+    are exactly "0".."k" still merge by prefix (a rerun keeps those shards), and no
+    other list does."""
+    from pixpack.shard_format import classes_agree, index_named
+    from pixpack.write.merge import merged_classes
+
+    old, new = {"classes": ["0", "1"]}, {"classes": ["0", "1", "2"], "classes_from_labels": True}
+    assert index_named(["0", "1", "2"]) and index_named([])
+    assert not index_named(["0", "2"]) and not index_named(["1"]) and not index_named(["a"])
+    assert merged_classes([old, new]) == ["0", "1", "2"]
+    assert classes_agree(old, ["0", "1", "2"]) and classes_agree(new, ["0", "1", "2"])
+    assert not classes_agree({"classes": ["0", "2"]}, ["0", "1", "2"])
+    assert not classes_agree({"classes": ["cat"]}, ["cat", "dog"])  # real names: equal only
+    assert merged_classes([{"classes": ["cat"]}, {"classes": ["cat", "dog"]}]) == ["cat"]

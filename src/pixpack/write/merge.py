@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import shard_format as sf
-from ..shard_format import classes_agree
+from ..shard_format import classes_agree, index_named
 from ..errors import OutputExistsError, UsageError
 
 __all__ = ["merge", "manifest_for", "write_manifest", "shard_entry", "merged_classes"]
@@ -54,21 +54,20 @@ def _columns(meta: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def merged_classes(metas: list[dict[str, Any]]) -> list[str]:
-    """The dataset's class list: the packs' common one; for packs whose classes were
-    named after the labels they saw (a dataset without ``.classes``: ``"0"``, ``"1"``
-    ... up to each pack's largest label), the longest, which the others begin."""
+    """The dataset's class list: the packs' common one; for packs whose classes are
+    named after their labels (``"0"``, ``"1"`` ... up to each pack's largest label: a
+    dataset without ``.classes``), the longest, which the others begin."""
     lists = [list(m.get("classes") or []) for m in metas]
-    if lists and all(m.get("classes_from_labels") for m in metas):
+    if lists and all(index_named(c) for c in lists):
         return max(lists, key=len)
     return lists[0] if lists else []
 
 
 def _check_same(paths: list[Path], metas: list[dict[str, Any]]) -> None:
     first, ref = paths[0], metas[0]
-    by_labels = all(m.get("classes_from_labels") for m in metas)
     classes = merged_classes(metas)
     for path, meta in zip(paths[1:], metas[1:], strict=True):
-        if not (classes_agree(meta, classes) if by_labels else meta["classes"] == ref["classes"]):
+        if not (classes_agree(meta, classes) and classes_agree(ref, classes)):
             raise UsageError(
                 f"{path}: its classes {_short(meta.get('classes'))} differ from {first}'s "
                 f"{_short(ref.get('classes'))}; re-pack it with --classes-from {first}."
