@@ -119,6 +119,20 @@ FINDINGS = {
   work, the cores also got slower during the run (the torch Loader 4,136 -> 3,615
   img/s, 445 -> 483 µs per image): ratios are taken within a round.
 """,
+    "0e7a811": """## What was found (this run)
+
+- **Every peer, current code** (3 rounds; the 5-round run of the pixpack rows and
+  Keras + RandomCrop alone at `0a15ed4` is
+  [2026-12-06-amd-epyc-2c-frameworks-2](2026-12-06-amd-epyc-2c-frameworks-2.md)).
+  The pixpack ratios to the torch Loader move between runs on this VM: TF 0.80x here
+  (0.79-0.92 per round) against 0.83x there; JAX 0.88x (0.82-1.09) against 0.91x. So
+  the 0.9x target is met by neither path reliably: JAX sits at it, TF below it.
+- **Against the peers**, pixpack-TF is 10.3x Keras + RandomCrop, 12.4x Keras +
+  RandomZoom, 9.7x tf.data with `tf.image` on the source JPEGs (5.1x when tf.data does
+  not antialias its resize, 5.9x on the pack's own 256 px JPEGs); pixpack NumPy is
+  6.0x Grain with threads and 7.4x Grain with processes; pixpack-JAX 7.5x Grain into
+  JAX. Grain 0.2.18 installed from PyPI on this VM for the run.
+""",
     "0a15ed4": """## What was found (this run)
 
 - **Since the previous run on this VM** (`1169ac9`,
