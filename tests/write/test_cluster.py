@@ -284,3 +284,17 @@ def test_cli_local_cluster(photo_folder, one_process, tmp_path, capsys):
     assert main([*args[:-1], "dask://nowhere"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "expected dask://HOST:PORT" in err
+
+
+def test_local_cluster_workers_run_without_dasks_profiler():
+    """The workers of a cluster pixpack starts (dask://local) run with Dask's sampling
+    profiler off: it takes the GIL from the packing task every 10 ms."""
+    pytest.importorskip("distributed")
+    import dask
+
+    from pixpack.write.engines import DaskEngine
+
+    with DaskEngine(parse_engine("dask://local?workers=1")) as engine:
+        flags = engine._client.run(lambda: dask.config.get("distributed.worker.profile.enabled"))
+    assert list(flags.values()) == [False]
+    assert dask.config.get("distributed.worker.profile.enabled") is True  # ours is unchanged
