@@ -101,3 +101,52 @@ def test_options_are_checked():
     assert RemoteOptions(cache_limit="2MiB").cache_limit == 2 << 20
     with pytest.raises(pixpack.UsageError, match="apply to URLs"):
         pixpack.open("x.pixpack", storage_options={})
+
+
+def _cached_files(cache) -> list[str]:
+    return [p.name for p in cache.rglob("*.pixpack")] if cache.exists() else []
+
+
+def test_columns_and_sql_by_range_reads(s3_server, s3_options, remote_packs, fresh_cache):
+    """Metadata columns and SQL of a remote sharded pack come from one range read of
+    each shard's sections: no shard is downloaded into the cache, and the answers are
+    the local pack's."""
+    one, _ = remote_packs
+    _, bucket = s3_server
+    options = RemoteOptions(cache_dir=str(fresh_cache), cache_limit=1 << 30)
+    url = f"s3://{bucket}/sharded"
+    with pixpack.open(url, storage_options=s3_options, remote=options) as pack, \
+            pixpack.open(one) as local:  # fmt: skip
+        assert list(pack.columns) == list(local.columns)
+        for name in local.columns:
+            assert list(pack.columns[name]) == list(local.columns[name])
+        first = str(local.columns["path"][3])
+        where = f"path = '{first}' OR label = 1"
+        np.testing.assert_array_equal(pack.query(where).indices, local.query(where).indices)
+        assert pack.sql("SELECT count(*) FROM samples") == local.sql("SELECT count(*) FROM samples")
+        assert all(p is None for p in pack._opened)
+    assert _cached_files(fresh_cache) == []
+
+
+def test_damaged_remote_section_is_a_clear_error(http_server, faults, remote_packs, tmp_path):
+    """A section whose bytes do not match its CRC (damaged in storage) fails in one line
+    naming the shard, instead of giving wrong column values."""
+    import shutil
+
+    base, _ = http_server
+    _, sharded = remote_packs
+    copy = sharded.parent / "sharded-damaged"
+    shutil.rmtree(copy, ignore_errors=True)
+    shutil.copytree(sharded, copy)
+    shard = sorted(copy.glob("part-*.pixpack"))[1]
+    with pixpack.Pack(shard) as p:
+        offset = next(iter(p.metadata["sections"].values()))["offset"]
+    with open(shard, "r+b") as f:
+        f.seek(offset)
+        byte = f.read(1)
+        f.seek(offset)
+        f.write(bytes([byte[0] ^ 0xFF]))
+    options = RemoteOptions(cache_dir=str(tmp_path / "cache"))
+    with pixpack.open(f"{base}/sharded-damaged", remote=options) as pack:
+        with pytest.raises(pixpack.CorruptPackError, match=shard.name):
+            pack.columns["path"][0]

@@ -64,9 +64,13 @@ class Columns(Mapping[str, Any]):
     ``bool``) or a :class:`StringColumn`. ``types`` gives each column's type and
     ``missing(name)`` a boolean mask (all False when nothing is missing)."""
 
-    def __init__(self, buffer: Any, metadata: dict[str, Any], n: int, path: Any) -> None:
-        self._buffer, self._n, self._path = buffer, n, path
-        self._sections = fmt.check_sections(metadata, 0, len(memoryview(buffer)))
+    def __init__(
+        self, buffer: Any, metadata: dict[str, Any], n: int, path: Any, base: int = 0
+    ) -> None:
+        # ``base``: the file offset ``buffer`` starts at (0: the whole file's map; a
+        # remote shard's columns come from one range read of its sections instead).
+        self._buffer, self._n, self._path, self._base = buffer, n, path, base
+        self._sections = fmt.check_sections(metadata, base, base + len(memoryview(buffer)))
         described = metadata.get("columns") or []
         if not isinstance(described, list) or not all(isinstance(c, dict) for c in described):
             raise self._corrupt("'columns' is not a list of objects")
@@ -83,7 +87,7 @@ class Columns(Mapping[str, Any]):
         offset, nbytes, _ = self._sections[name]
         if nbytes % dtype.itemsize or (count is not None and nbytes != count * dtype.itemsize):
             raise self._corrupt(f"section {name!r} holds {nbytes} bytes, not {count} values")
-        return np.frombuffer(self._buffer, dtype, nbytes // dtype.itemsize, offset)
+        return np.frombuffer(self._buffer, dtype, nbytes // dtype.itemsize, offset - self._base)
 
     def _load(self, name: str) -> Any:
         desc = self._desc[name]

@@ -154,6 +154,35 @@ class RemoteShards:
         index = np.frombuffer(data, dtype=index_dtype(size), count=n)
         return index, int(header["data_offset"]), start
 
+    def shard_columns(self, k: int, entry: dict[str, Any]) -> Any:
+        """Shard ``k``'s metadata columns without downloading the shard: one range read
+        of what lies between its index and the end of its metadata (the sections), each
+        section a column uses checked against its CRC."""
+        from ..metadata.view import Columns
+
+        url = self.shard_url(entry)
+        raw = self.files.read_range(url, 0, fmt.HEADER_SIZE)
+        header = _check_header(url, raw, len(raw))
+        check_shard(url, entry, _fields(header), self.where)  # type: ignore[arg-type]
+        n, size = int(header["num_samples"]), int(header["entry_size"])
+        start = int(header["index_offset"]) + n * size
+        meta_at, meta_n = int(header["meta_offset"]), int(header["meta_nbytes"])
+        if not start <= meta_at or meta_n > fmt.MAX_METADATA_BYTES:
+            raise CorruptPackError(f"{url}: the header's layout is damaged", url)
+        tail = self.files.read_range(url, start, meta_at + meta_n)
+        meta_raw = tail[meta_at - start :]
+        if fmt.checksum(meta_raw) != int(header["meta_crc32"]):
+            raise CorruptPackError(f"{url}: the metadata is damaged (checksum mismatch)", url)
+        meta = fmt.decode_metadata(meta_raw)
+        try:
+            sections = fmt.check_sections(meta, start, meta_at)
+        except ValueError as exc:
+            raise CorruptPackError(f"{url}: {exc}", url) from None
+        for name, (offset, nbytes, crc) in sections.items():
+            if fmt.checksum(tail[offset - start : offset - start + nbytes]) != crc:
+                raise CorruptPackError(f"{url}: section {name!r} is damaged (checksum)", url)
+        return Columns(tail[: meta_at - start], meta, n, url, base=start)
+
     def open_shard(self, k: int, entry: dict[str, Any], make: Callable[[Path], Any]) -> Any:
         """Shard ``k`` opened by ``make(path)`` from the cache, downloaded and verified
         first if it is not there (:meth:`ShardCache.open`)."""

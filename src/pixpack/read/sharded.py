@@ -231,6 +231,18 @@ class ShardedPack(ShardedSpans, MetadataAccess):
     def _all_shards(self) -> list[Pack]:
         return [self.shard(k) for k in range(len(self._entries))]
 
+    def _column_parts(self) -> list[Any]:
+        """Per shard, something with ``.columns``: the opened shard, or for a remote
+        shard not opened, its columns by range reads (no download of its samples)."""
+        if not self._remote:
+            return self._all_shards()
+        parts: list[Any] = []
+        for k, entry in enumerate(self._entries):
+            pack = self._opened[k]
+            parts.append(pack if pack is not None else
+                         _ColumnsOnly(self._source.shard_columns(k, entry)))  # fmt: skip
+        return parts
+
     def locate(self, indices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """``(shard, local index)`` of each global index (no bounds check)."""
         indices = np.asarray(indices, np.int64)
@@ -364,7 +376,7 @@ class ShardedPack(ShardedSpans, MetadataAccess):
     def columns(self) -> Any:
         if self._columns is None:
             types = {c["name"]: str(c.get("type")) for c in self._manifest.get("columns", [])}
-            self._columns = ShardedColumns(types, self._all_shards, self._n)
+            self._columns = ShardedColumns(types, self._column_parts, self._n)
         return self._columns
 
     def section(self, name: str) -> memoryview | None:
@@ -426,3 +438,10 @@ class ShardedPack(ShardedSpans, MetadataAccess):
     def __iter__(self) -> Iterator[tuple[np.ndarray, int]]:
         for k in range(len(self._entries)):
             yield from self.shard(k)
+
+
+class _ColumnsOnly:
+    """A remote shard's metadata columns, read without its samples."""
+
+    def __init__(self, columns: Any) -> None:
+        self.columns = columns
