@@ -43,6 +43,7 @@ sys.path.insert(0, str(HERE))
 from loaders.common import machine_busy_s  # noqa: E402
 from machine import git_revision, host_kind, machine_info, versions  # noqa: E402
 from monitor import TreeMonitor  # noqa: E402
+from result_files import write_run  # noqa: E402
 
 DATA = HERE / "data"
 WORK = DATA / "frameworks"
@@ -278,12 +279,9 @@ def write_results(args: Any, paths: dict[str, Path], cfgs: list, rounds: list) -
         "ratios": ratios,
         "rounds": rounds,
     }
-    out = HERE / "results" / f"{name}.json"
-    out.write_text(json.dumps(doc, indent=1, default=str))
     from report_frameworks import render
 
-    (HERE / "results" / f"{name}.md").write_text(render(doc))
-    print(f"wrote {out} and .md")
+    write_run(name, doc, render(doc))
 
 
 def rerender(path: Path) -> int:

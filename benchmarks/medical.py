@@ -36,6 +36,7 @@ sys.path.insert(0, str(HERE))
 from machine import git_revision, host_kind, machine_info, versions  # noqa: E402
 from monitor import TreeMonitor  # noqa: E402
 from out_of_core import _drop_caches, _median  # noqa: E402
+from result_files import write_run  # noqa: E402
 
 DATA = HERE / "data" / "medical"
 LOCK = "/tmp/pixpack-bench.lock"
@@ -263,12 +264,9 @@ def write_results(args: Any, src: Path, cfgs: list[dict], rounds: list[dict]) ->
         "ratios_per_round": {k: [pr[k] for pr in per_round] for k in per_round[0]},
         "rounds": rounds,
     }
-    out = HERE / "results" / f"{name}.json"
-    out.write_text(json.dumps(doc, indent=1, default=str))
     from report_medical import render
 
-    (HERE / "results" / f"{name}.md").write_text(render(doc))
-    print(f"wrote {out} and .md")
+    write_run(name, doc, render(doc))
 
 
 if __name__ == "__main__":

@@ -41,6 +41,7 @@ sys.path.insert(0, str(HERE))
 
 from machine import git_revision, host_kind, machine_info, versions  # noqa: E402
 from metadata_data import build_all, paths  # noqa: E402
+from result_files import write_run  # noqa: E402
 
 LOCK = "/tmp/pixpack-bench.lock"
 PANDAS_PY = HERE / "envs" / "pandas" / "bin" / "python"
@@ -318,12 +319,9 @@ def main() -> int:
     if args.skip != "loader":
         doc["loader"] = run_loader(args, p)
     name = args.run_name or f"{dt.date.today()}-{host_kind(info)}-metadata"
-    out = HERE / "results" / f"{name}.json"
-    out.write_text(json.dumps(doc, indent=1, default=str))
     from report_metadata import render
 
-    (HERE / "results" / f"{name}.md").write_text(render(doc))
-    print(f"wrote {out} and .md")
+    write_run(name, doc, render(doc))
     return 0
 
 

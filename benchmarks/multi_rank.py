@@ -53,6 +53,7 @@ from loaders.dist_rank import machine_cpu, resident_bytes  # noqa: E402
 from machine import git_revision, host_kind, machine_info, versions  # noqa: E402
 from monitor import TreeMonitor  # noqa: E402
 from out_of_core import _drop_caches, cgroups_available  # noqa: E402  (same controller)
+from result_files import write_run  # noqa: E402
 
 DATA = HERE / "data"
 WORK = DATA / "dist"
@@ -464,12 +465,9 @@ def write_results(
         "rounds": rounds,
     }
     summarize(doc)
-    out = HERE / "results" / f"{name}.json"
-    out.write_text(json.dumps(doc, indent=1, default=str))
     from report_dist import render
 
-    (HERE / "results" / f"{name}.md").write_text(render(doc))
-    print(f"wrote {out} and .md")
+    write_run(name, doc, render(doc))
 
 
 if __name__ == "__main__":

@@ -43,6 +43,7 @@ sys.path.insert(0, str(HERE))
 
 from machine import git_revision, host_kind, machine_info, versions  # noqa: E402
 from monitor import TreeMonitor  # noqa: E402
+from result_files import write_run  # noqa: E402
 
 DATA = HERE / "data"
 WORK = DATA / "ooc"
@@ -280,10 +281,7 @@ def write_results(args: Any, cfgs: list[dict], rounds: list[dict], limit: int) -
         "ratios": summary,
         "ratios_per_round": ranges,
     }
-    out = HERE / "results" / f"{name}.json"
-    out.write_text(json.dumps(doc, indent=1, default=str))
-    (HERE / "results" / f"{name}.md").write_text(report(doc, cfgs))
-    print(f"wrote {out} and .md")
+    write_run(name, doc, report(doc, cfgs))
 
 
 def report(doc: dict[str, Any], cfgs: list[dict]) -> str:

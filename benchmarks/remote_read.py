@@ -36,6 +36,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 from machine import git_revision, host_kind, machine_info, versions  # noqa: E402
+from result_files import write_run  # noqa: E402
 
 DATA = HERE / "data"
 WORK = DATA / "remote"
@@ -307,10 +308,7 @@ def write_results(args: Any, sizes: dict, limit: int, cfgs: list, rounds: list) 
         "cache_limit": limit, "configs": cfgs, "rounds": rounds,
     }  # fmt: skip
     doc["summary"] = summarize(doc)
-    out = HERE / "results" / f"{name}.json"
-    out.write_text(json.dumps(doc, indent=1, default=str))
-    (HERE / "results" / f"{name}.md").write_text(render(doc))
-    print(f"wrote {out} and .md")
+    write_run(name, doc, render(doc))
 
 
 if __name__ == "__main__":
