@@ -94,7 +94,7 @@ __all__ = [
 
 # public name -> (module, attribute); resolved on first access
 _LAZY = {
-    "open": ("pixpack.read.pack", "open_pack"),
+    "open": ("pixpack.read.open_any", "open_pack"),
     "Pack": ("pixpack.read.pack", "Pack"),
     "ShardedPack": ("pixpack.read.sharded", "ShardedPack"),
     "RemoteOptions": ("pixpack.storage.remote", "RemoteOptions"),
@@ -127,8 +127,8 @@ if TYPE_CHECKING:
     from .metadata.splits_file import make_splits
     from .metadata.subset import Subset
     from .read.export import export
+    from .read.open_any import open_pack as open
     from .read.pack import Pack
-    from .read.pack import open_pack as open
     from .read.sharded import ShardedPack
     from .read.verify import verify
     from .storage.remote import RemoteOptions

@@ -39,7 +39,8 @@ from . import format as fmt
 from .cache_manage import clear_cache, list_cache, remove_superseded
 from .errors import PackError, UsageError
 from .options import PackOptions
-from .read.pack import Pack, open_pack
+from .read.open_any import open_pack
+from .read.pack import Pack
 
 __all__ = ["cached", "cache_key", "default_cache_dir", "list_cache", "clear_cache"]
 

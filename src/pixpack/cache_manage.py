@@ -40,7 +40,7 @@ def is_key(name: str) -> bool:
 
 
 def _describe(path: Path) -> tuple[str, str, dict[str, Any], str | None]:
-    from .read.pack import open_pack
+    from .read.open_any import open_pack
 
     try:
         with open_pack(path) as pack:

@@ -33,7 +33,8 @@ from PIL import Image
 
 from .errors import UsageError
 from .optional import require
-from .read.pack import Pack, open_pack
+from .read.open_any import open_pack
+from .read.pack import Pack
 
 if TYPE_CHECKING:
     import torch

@@ -11,7 +11,7 @@ from pixpack import ops
 from pixpack.diagnose import bench
 from pixpack.errors import UsageError
 from pixpack.loader import Loader
-from pixpack.read.pack import open_pack
+from pixpack.read.open_any import open_pack
 
 
 def test_bench_counts_batches_across_epochs(small_pack: Path) -> None:

@@ -220,11 +220,11 @@ def test_a_dropped_dataset_leaves_no_threads_or_buffers(jpeg_photo_pack, monkeyp
         ds = pixpack.tf.dataset(jpeg_photo_pack, 4, pipeline=PIPELINE, workers=2)
         loader = pixpack.tf.loader_of(ds)
         assert sum(1 for _ in ds) == 6
-        assert _wait_for(lambda: loader._ring is None)  # noqa: B023
+        assert _wait_for(lambda ld=loader: ld._ring is None)
         for i, _ in enumerate(ds):  # an iteration left early
             if i == 1:
                 break
-        assert _wait_for(lambda: loader._ring is None)  # noqa: B023
+        assert _wait_for(lambda ld=loader: ld._ring is None)
         del ds, loader
     deadline = time.monotonic() + 10
     while loader_threads() > before and time.monotonic() < deadline:
@@ -326,7 +326,9 @@ def test_tf_prefetch_runs_the_loader_that_many_batches_ahead(jpeg_photo_pack):
 def test_autotune_is_off_unless_asked_for(jpeg_photo_pack, tf_prefetch, tuned):
     """tf.data's tuning thread held each epoch's end until its next wake; nothing in
     the dataset is tunable unless tf_prefetch=-1 (AUTOTUNE) asks for it."""
-    ds = pixpack.tf.dataset(jpeg_photo_pack, 8, pipeline=[ops.CenterCrop(32)], tf_prefetch=tf_prefetch)
+    ds = pixpack.tf.dataset(
+        jpeg_photo_pack, 8, pipeline=[ops.CenterCrop(32)], tf_prefetch=tf_prefetch
+    )
     assert ds.options().autotune.enabled is tuned
     derived = ds.map(lambda x, y: (x, y))
     assert derived.options().autotune.enabled is tuned  # options carry through

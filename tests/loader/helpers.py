@@ -9,7 +9,7 @@ import cv2
 import numpy as np
 
 from pixpack import format as fmt
-from pixpack.read.pack import open_pack
+from pixpack.read.open_any import open_pack
 from pixpack.write.writer import PackWriter
 
 

@@ -14,7 +14,7 @@ import torch
 import pixpack.loader.batching as batching
 from pixpack import ops
 from pixpack.loader import Loader
-from pixpack.read.pack import open_pack
+from pixpack.read.open_any import open_pack
 
 from .helpers import photo_images, write_pack
 

@@ -17,7 +17,7 @@ from pixpack.ops import (
     ToOutput,
     sample_rng,
 )
-from pixpack.read.pack import open_pack
+from pixpack.read.open_any import open_pack
 
 from .helpers import write_pack
 

@@ -34,7 +34,8 @@ from pixpack.errors import LoaderError, ResumeError, UsageError
 from pixpack.loader import Loader
 from pixpack.loader.ordering import epoch_order, shard
 from pixpack.ops import Normalize, RandomHorizontalFlip, RandomResizedCrop
-from pixpack.read.pack import Pack, open_pack
+from pixpack.read.open_any import open_pack
+from pixpack.read.pack import Pack
 
 from .helpers import photo_images, write_pack
 
@@ -393,7 +394,7 @@ RUNNER = r"""
 import json, os, shutil, signal, sys, time, traceback
 from pixpack.errors import LoaderError, TruncatedPackError
 from pixpack.loader import Loader
-from pixpack.read.pack import open_pack
+from pixpack.read.open_any import open_pack
 
 source, workdir, scenarios = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
 results = {}

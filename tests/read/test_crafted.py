@@ -15,7 +15,7 @@ from read_helpers import craft_index, craft_metadata
 from pixpack import format as fmt
 from pixpack.errors import CorruptPackError
 from pixpack.read.export import export
-from pixpack.read.pack import open_pack
+from pixpack.read.open_any import open_pack
 from pixpack.read.verify import verify
 
 

@@ -25,7 +25,7 @@ from pixpack.errors import PixpackError
 from pixpack.loader import Loader
 from pixpack.ops import RandomHorizontalFlip, RandomResizedCrop
 from pixpack.read.export import export
-from pixpack.read.pack import open_pack
+from pixpack.read.open_any import open_pack
 from pixpack.read.verify import verify
 
 CASES = 200

@@ -17,7 +17,7 @@ import pytest
 from pixpack import format as fmt
 from pixpack import sample_data
 from pixpack.errors import NotAPackError
-from pixpack.read.pack import open_pack
+from pixpack.read.open_any import open_pack
 from pixpack.write import pack
 from pixpack.write.writer import JOURNAL_DTYPE, partial_paths
 

@@ -19,7 +19,7 @@ import pytest
 from pixpack import format as fmt
 from pixpack import sample_data
 from pixpack.errors import NotAPackError, UsageError
-from pixpack.read.pack import open_pack
+from pixpack.read.open_any import open_pack
 from pixpack.write import CsvSource, ImageFolderSource, SequenceSource, pack
 from pixpack.write.packer import _Job, _results, _worker_kind
 from pixpack.write.writer import JOURNAL_DTYPE, partial_paths

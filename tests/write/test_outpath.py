@@ -15,7 +15,7 @@ import pytest
 from pixpack import format as fmt
 from pixpack.cli.main import main as cli_main
 from pixpack.errors import NotAPackError, OutputBusyError, UsageError
-from pixpack.read.pack import open_pack
+from pixpack.read.open_any import open_pack
 from pixpack.read.verify import verify
 from pixpack.write import pack
 from pixpack.write.outpath import OutLock, lock_path

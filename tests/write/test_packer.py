@@ -12,7 +12,7 @@ from PIL import Image
 from pixpack import format as fmt
 from pixpack.errors import EmptySourceError, ImageDecodeError, ResumeError, UsageError
 from pixpack.options import PackOptions
-from pixpack.read.pack import open_pack
+from pixpack.read.open_any import open_pack
 from pixpack.write import PackSummary, SequenceSource, pack
 from pixpack.write.writer import partial_paths
 

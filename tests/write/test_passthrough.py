@@ -12,7 +12,7 @@ from PIL import Image
 from pixpack import format as fmt
 from pixpack import pack
 from pixpack.options import PackOptions
-from pixpack.read.pack import open_pack
+from pixpack.read.open_any import open_pack
 from pixpack.write.passthrough import parse_layout, passthrough_bytes
 
 

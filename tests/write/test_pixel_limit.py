@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 
 from pixpack.errors import ImageDecodeError
-from pixpack.read.pack import open_pack
+from pixpack.read.open_any import open_pack
 from pixpack.write import pack
 from pixpack.write.imageio import load_image_info
 from pixpack.write.passthrough import store_as_is

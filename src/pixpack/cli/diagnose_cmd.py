@@ -92,7 +92,7 @@ def subset_of(path: str, where: str | None, split: str | None) -> Any:
     if where is None and split is None:
         return path
     from ..errors import UsageError
-    from ..read.pack import open_pack
+    from ..read.open_any import open_pack
 
     pack = open_pack(path)
     if where is not None and split is not None:

@@ -54,7 +54,7 @@ def _names(counts: dict[int, int], names: dict[int, str]) -> dict[str, int]:
 
 def pack_info(path: str) -> dict[str, Any]:
     """Everything ``pixpack info`` reports, computed from the header, index and metadata."""
-    from ..read.pack import open_pack
+    from ..read.open_any import open_pack
 
     with open_pack(path) as pack:
         header, meta, index = pack.header, pack.metadata, pack.index

@@ -27,7 +27,7 @@ def add_parsers(subparsers: Any) -> None:
 
 
 def run_merge(args: argparse.Namespace) -> int:
-    from ..read.pack import open_pack
+    from ..read.open_any import open_pack
     from ..write.merge import merge
 
     manifest = merge(args.out, args.inputs)

@@ -65,7 +65,7 @@ def add_parsers(subparsers: Any) -> None:
 
 def run_query(args: argparse.Namespace) -> int:
     from ..metadata.sql import condition
-    from ..read.pack import open_pack
+    from ..read.open_any import open_pack
 
     if (args.condition is None) == (args.sql is None):
         raise UsageError("give a CONDITION or --sql SELECT (one of the two).")
@@ -105,7 +105,7 @@ def _cell(value: Any) -> str:
 
 def run_split(args: argparse.Namespace) -> int:
     from ..metadata.splits_file import make_splits, splits_path
-    from ..read.pack import open_pack
+    from ..read.open_any import open_pack
 
     try:
         fractions = [float(f) for f in args.fractions.split(",")]

@@ -60,7 +60,7 @@ class BenchResult:
 
 def _open(pack: Any) -> Any:
     if isinstance(pack, (str, bytes)) or hasattr(pack, "__fspath__"):
-        from ..read.pack import open_pack
+        from ..read.open_any import open_pack
 
         return open_pack(pack)
     return pack

@@ -146,7 +146,7 @@ class Loader:
         if indices is None and hasattr(pack, "indices") and hasattr(pack, "pack"):
             pack, indices = pack.pack, pack.indices  # a Subset (a query, a split)
         if isinstance(pack, (str, os.PathLike)):
-            from ..read.pack import open_pack
+            from ..read.open_any import open_pack
 
             pack = open_pack(pack)
         self.pack = pack

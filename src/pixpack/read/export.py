@@ -22,7 +22,8 @@ import numpy as np
 
 from ..errors import CorruptPackError, OutputExistsError, UsageError
 from ..progress import Progress
-from .pack import Pack, open_pack
+from .open_any import open_pack
+from .pack import Pack
 
 __all__ = ["export", "class_dir_name", "class_dir_names"]
 

@@ -101,9 +101,9 @@ class DaskEngine:
         spec = self.spec
         try:
             if spec.address is None and spec.scheduler_file is None:
-                from ..options import default_workers
-
                 import dask
+
+                from ..options import default_workers
 
                 # Dask's statistical profiler samples every worker thread each 10 ms,
                 # taking the GIL from the packing task: off, a local cluster packed

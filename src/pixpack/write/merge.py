@@ -20,8 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from .. import shard_format as sf
-from ..shard_format import classes_agree, index_named
 from ..errors import OutputExistsError, UsageError
+from ..shard_format import classes_agree, index_named
 
 __all__ = ["merge", "manifest_for", "write_manifest", "shard_entry", "merged_classes"]
 

@@ -101,7 +101,7 @@ def with_classes_from(options: PackOptions) -> PackOptions:
     """``options`` with ``classes_from`` (another pack) replaced by that pack's classes."""
     if options.classes_from is None:
         return options
-    from ...read.pack import open_pack  # the write side reads a pack only here
+    from ...read.open_any import open_pack  # the write side reads a pack only here
 
     with open_pack(options.classes_from) as other:
         classes = list(other.classes)
