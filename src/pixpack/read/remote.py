@@ -135,13 +135,18 @@ class RemoteShards:
         name = posixpath.basename(entry["path"])
         return f"{where}-{int(entry['header_crc32']):08x}-{name}"
 
+    def _shard_header(self, url: str, entry: dict[str, Any]) -> np.void:
+        """The shard's header by a range read, checked against the manifest."""
+        raw = self.files.read_range(url, 0, fmt.HEADER_SIZE)
+        header = _check_header(url, raw, len(raw))
+        check_shard(url, entry, _fields(header), self.where)  # type: ignore[arg-type]
+        return header
+
     def shard_index(self, k: int, entry: dict[str, Any]) -> tuple[np.ndarray, int, int]:
         """Shard ``k``'s index (a copy), data offset and index offset, by range reads
         (or from the cached file when it is there), checked against the manifest."""
         url = self.shard_url(entry)
-        raw = self.files.read_range(url, 0, fmt.HEADER_SIZE)
-        header = _check_header(url, raw, len(raw))
-        check_shard(url, entry, _fields(header), self.where)  # type: ignore[arg-type]
+        header = self._shard_header(url, entry)
         start = int(header["index_offset"])
         n, size = int(header["num_samples"]), int(header["entry_size"])
         data = self.files.read_range(url, start, start + n * size) if n else b""
@@ -161,9 +166,7 @@ class RemoteShards:
         from ..metadata.view import Columns
 
         url = self.shard_url(entry)
-        raw = self.files.read_range(url, 0, fmt.HEADER_SIZE)
-        header = _check_header(url, raw, len(raw))
-        check_shard(url, entry, _fields(header), self.where)  # type: ignore[arg-type]
+        header = self._shard_header(url, entry)
         n, size = int(header["num_samples"]), int(header["entry_size"])
         start = int(header["index_offset"]) + n * size
         meta_at, meta_n = int(header["meta_offset"]), int(header["meta_nbytes"])
