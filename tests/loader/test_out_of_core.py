@@ -130,7 +130,10 @@ def loader_epoch_reads(path: Path, kind: str, read_ahead: int):
         read_ahead=read_ahead,
     )  # fmt: skip
     order = shard(epoch_order(len(pack), seed, 0, True), 0, WORLD, False)
-    stored = stored_bytes(pack, order)
+    # The loader starts the next epoch's first batches (prefetch=2) before this one
+    # ends; those bytes are read once too (and the next epoch will not read them).
+    early = shard(epoch_order(len(pack), seed, 1, True), 0, WORLD, False)[: 2 * 16]
+    stored = stored_bytes(pack, np.union1d(order, early))
     labels = []
     before = read_bytes()  # the Loader has read the index
     for x, y in loader:

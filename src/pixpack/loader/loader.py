@@ -10,12 +10,10 @@ each batch as torch tensors or NumPy arrays, and only the torch output imports t
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import os
 import secrets
 import weakref
-from collections import deque
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -29,9 +27,9 @@ from .batching import SamplePlan, SampleReader, fill_chunk, split_pipeline
 from .buffers import BatchBuffer
 from .distributed import agree, resolve_shard, shard_facts
 from .epoch_plan import EpochPlan
+from .epoch_run import EpochRun
 from .outputs import device_for, make_output
 from .pool import WorkerPool
-from .readahead import start_read_ahead
 from .ring import BufferRing
 from .sampling import check_indices
 from .shard_sampler import ShardSampler
@@ -185,6 +183,7 @@ class Loader:
         self._state = EpochState()
         self._ring: BufferRing | None = None
         self._active: weakref.ReferenceType[Any] | None = None
+        self._next: EpochRun | None = None  # the next iter()'s first batches, started early
         self._stage: Any = None  # a device.DeviceStage with CUDA
         # Where the pixels cross to the device as uint8 and are converted there.
         self._host_spec = self.spec
@@ -299,6 +298,8 @@ class Loader:
     def close(self) -> None:
         """Stop the running iteration, join the threads and free the buffers."""
         self._stop_active()
+        self._drop_run(self._next)
+        self._next = None
         self._finalizer.detach()
         self._pool.close(wait=True)
         self._ring = None
@@ -316,6 +317,8 @@ class Loader:
         gen = self._active() if self._active is not None else None
         if gen is not None and gen.gi_frame is not None:
             return
+        self._drop_run(self._next)
+        self._next = None
         self._ring = None
         self._pool.stop()
 
@@ -369,66 +372,18 @@ class Loader:
 
     def _iterate(self, epoch: int, start: int) -> Iterator[Batch]:
         o = self.options
-        order, slices = self._plan.rank_order(epoch, start)
-        ahead = start_read_ahead(self.pack, order, slices, o)
+        run = self._claim_run(epoch, start)
         ring = self._buffers()
-        stage = self._stage
-        pending: deque[tuple[BatchBuffer, list[Any]]] = deque()
-        cursor = 0
-        pool, reader, spec, chunk = self._pool, self._reader, self._host_spec, self._chunk
-        raise_errors = o.on_error == "raise"
         # Sharded, an all-failed batch is yielded empty: every rank the same batch count.
         keep_empty = o.world_size > 1
-        path = getattr(self.pack, "path", "pack")
         report = self._skips
         report.begin(epoch)
-
-        def schedule() -> None:
-            nonlocal cursor
-            while cursor < len(slices) and len(pending) < o.prefetch:
-                buf = ring.take()
-                if stage is not None:  # its last copy to the device may still be reading it
-                    stage.wait_reusable(buf)
-                start, stop = slices[cursor]
-                cursor += 1
-                if ahead is not None:
-                    ahead.advance(stop)
-                indices = order[start:stop]
-                n = stop - start
-                buf.size = n
-                buf.failures = []
-                if n and not self._intact(indices, buf, raise_errors, path):
-                    pending.append((buf, []))
-                    continue
-                buf.labels_np[:n] = self._targets[indices]
-                futures = [
-                    pool.submit(
-                        fill_chunk,
-                        reader,
-                        indices[a : a + chunk],
-                        epoch,
-                        buf,
-                        a,
-                        min(a + chunk, n),
-                        spec,
-                        raise_errors,
-                        path,
-                    )
-                    for a in range(0, n, chunk)
-                ]
-                pending.append((buf, futures))
-
-        # Loader threads are the parallelism: OpenCV's own pool would oversubscribe the
-        # cores, and even for one loader thread its fork/join per call costs more than
-        # it saves on images this small (workers=1 measured ~10% faster without it).
-        restore = contextlib.ExitStack()
-        restore.enter_context(single_threaded_opencv())
         try:
-            schedule()
-            while pending:
-                buf, futures = pending[0]
-                pool.wait(futures)
-                pending.popleft()
+            self._schedule(run)
+            while run.pending:
+                buf, futures = run.pending[0]
+                self._pool.wait(futures)
+                run.pending.popleft()
                 report.record(buf.failures)
                 if buf.ok[: buf.size].any() or not buf.size or keep_empty:
                     out = self._deliver(buf)
@@ -441,15 +396,66 @@ class Loader:
                 else:  # every sample failed: the position counts, nothing is yielded
                     self._state.yielded += 1
                 ring.give_back(buf)
-                schedule()
+                self._schedule(run)
             self._state.finished = True
             report.end()
         finally:
-            for _, futures in pending:
-                pool.cancel(futures)
-            if ahead is not None:
-                ahead.close()
-            restore.close()
+            run.close(self._pool)
+
+    def _run_key(self, epoch: int, start: int) -> tuple[Any, ...]:
+        """What decides an epoch's batches (:class:`.epoch_run.EpochRun`)."""
+        return (epoch, start, self._plan, self.options, self._reader.seed)
+
+    def _claim_run(self, epoch: int, start: int) -> EpochRun:
+        """The run of this ``iter()``: the one started early if it is this epoch's."""
+        key, early, self._next = self._run_key(epoch, start), self._next, None
+        if early is not None and early.key == key:
+            early.adopt()
+            return early
+        self._drop_run(early)
+        return EpochRun(key, self._plan, self.pack, self.options)
+
+    def _drop_run(self, run: EpochRun | None) -> None:
+        if run is not None:
+            run.close(self._pool, None if self._ring is None else self._ring.give_back)
+
+    def _schedule(self, run: EpochRun) -> None:
+        """Keep ``prefetch`` batches in flight: this epoch's, then (CPU output, once
+        this epoch's last batch is scheduled) the first ones of the next ``iter()``'s."""
+        prefetch = self.options.prefetch
+        run.schedule(prefetch - len(run.pending), self._submit)
+        if not run.all_scheduled or self._stage is not None:
+            return  # the CUDA path keeps its order of events: no batch of a later epoch
+        state = self._state
+        key = self._run_key(state.next_epoch, state.resume_position)
+        early = self._next
+        if early is not None and early.key != key:  # set_epoch() since it started
+            self._drop_run(early)
+            early = None
+        if early is None:
+            early = self._next = EpochRun(key, self._plan, self.pack, self.options, early=True)
+        early.schedule(prefetch - len(run.pending) - len(early.pending), self._submit)
+
+    def _submit(self, epoch: int, indices: np.ndarray) -> tuple[BatchBuffer, list[Any]]:
+        """Schedule one batch of ``indices`` into a free buffer."""
+        buf = self._buffers().take()
+        if self._stage is not None:  # its last copy to the device may still be reading it
+            self._stage.wait_reusable(buf)
+        n = len(indices)
+        buf.size = n
+        buf.failures = []
+        raise_errors = self.options.on_error == "raise"
+        path = getattr(self.pack, "path", "pack")
+        if n and not self._intact(indices, buf, raise_errors, path):
+            return buf, []
+        buf.labels_np[:n] = self._targets[indices]
+        reader, spec, chunk, pool = self._reader, self._host_spec, self._chunk, self._pool
+        futures = [
+            pool.submit(fill_chunk, reader, indices[a : a + chunk], epoch, buf, a,
+                        min(a + chunk, n), spec, raise_errors, path)
+            for a in range(0, n, chunk)
+        ]  # fmt: skip
+        return buf, futures
 
     def _intact(self, indices: np.ndarray, buf: BatchBuffer, raise_errors: bool, path: Any) -> bool:
         """Whether the pack file is still whole before a batch touches its index; if it

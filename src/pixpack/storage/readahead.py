@@ -91,12 +91,13 @@ class ReadAhead:
         with self._cond:
             return self._ahead
 
-    def close(self) -> None:
-        """Stop the thread and wait for it (bounded). Idempotent."""
+    def close(self, wait: bool = True) -> None:
+        """Stop the thread and wait for it (bounded; ``wait=False``: not at all, for
+        garbage collection, which may run in any thread). Idempotent."""
         with self._cond:
             self._stopped = True
             self._cond.notify()
-        if self._thread.is_alive() and self._thread is not threading.current_thread():
+        if wait and self._thread.is_alive() and self._thread is not threading.current_thread():
             self._thread.join(_JOIN_S)
 
     def _room(self, nbytes: int) -> bool:

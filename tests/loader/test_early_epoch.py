@@ -1,0 +1,158 @@
+"""The next epoch's first batches, started before the current one ends (loader/epoch_run.py).
+
+An early batch must be exactly the batch made on time, belong to its own epoch (its
+skipped samples, its errors), follow every change that decides the next epoch
+(set_epoch, a loaded state), and leave nothing running after close, rest or garbage
+collection.
+"""
+
+from __future__ import annotations
+
+import gc
+import threading
+
+import cv2
+import numpy as np
+import pytest
+
+from pixpack import opencv_threads
+from pixpack.loader import Loader
+from pixpack.ops import RandomHorizontalFlip, RandomResizedCrop
+
+from .helpers import photo_images, write_pack
+
+pytestmark = pytest.mark.timeout(60)
+
+
+def _loader(pack, **kw):
+    kw = {"seed": 3, "output": "numpy", "workers": 2, **kw}
+    return Loader(pack, 8, pipeline=[RandomResizedCrop(24), RandomHorizontalFlip()], **kw)
+
+
+def _epoch(it):
+    return [(x.copy(), y.copy()) for x, y in it]
+
+
+def _on_time(pack, epoch):
+    """Epoch ``epoch`` of a fresh loader: no batch of it was made early."""
+    loader = _loader(pack)
+    loader.set_epoch(epoch)
+    try:
+        return _epoch(loader)
+    finally:
+        loader.close()
+
+
+def _same(a, b):
+    assert len(a) == len(b)
+    for (xa, ya), (xb, yb) in zip(a, b, strict=True):
+        assert np.array_equal(ya, yb) and np.array_equal(xa, xb)
+
+
+def test_the_next_epoch_starts_early_with_the_same_batches(jpeg_pack):
+    loader = _loader(jpeg_pack)
+    first = _epoch(loader)
+    early = loader._next
+    assert early is not None and early.epoch == 1
+    assert len(early.pending) == loader.options.prefetch  # already decoding
+    second = _epoch(loader)
+    _same(first, _on_time(jpeg_pack, 0))
+    _same(second, _on_time(jpeg_pack, 1))
+    assert loader._next is not None and loader._next.epoch == 2
+    loader.close()
+
+
+def test_set_epoch_between_epochs_drops_the_early_batches(jpeg_pack):
+    loader = _loader(jpeg_pack)
+    _epoch(loader)
+    loader.set_epoch(5)
+    _same(_epoch(loader), _on_time(jpeg_pack, 5))
+    loader.close()
+
+
+def test_set_epoch_during_the_last_batches_restarts_the_early_run(jpeg_pack):
+    loader = _loader(jpeg_pack)
+    it = iter(loader)
+    for _ in range(len(loader) - 1):  # the last batch is scheduled: epoch 1 started
+        next(it)
+    assert loader._next is not None and loader._next.epoch == 1
+    loader.set_epoch(4)
+    _epoch(it)
+    assert loader._next.epoch == 4
+    _same(_epoch(loader), _on_time(jpeg_pack, 4))
+    loader.close()
+
+
+def test_a_state_loaded_between_epochs_resumes_exactly(jpeg_pack):
+    saved = _loader(jpeg_pack)
+    it = iter(saved)
+    for _ in range(3):
+        next(it)
+    state = saved.state_dict()
+    rest = _epoch(it)
+    loader = _loader(jpeg_pack)
+    _epoch(loader)  # epoch 1's first batches are under way
+    loader.load_state_dict(state)
+    _same(_epoch(loader), rest)
+    saved.close()
+    loader.close()
+
+
+def test_a_broken_off_epoch_keeps_the_next_epochs_batches_right(jpeg_pack):
+    loader = _loader(jpeg_pack)
+    _epoch(loader)
+    it = iter(loader)
+    next(it)
+    del it  # epoch 1 left early: the next iter() runs epoch 2
+    _same(_epoch(loader), _on_time(jpeg_pack, 2))
+    loader.close()
+
+
+@pytest.mark.filterwarnings("ignore:.*skipped 1 sample")
+def test_skipped_samples_are_reported_in_their_own_epoch(photos, tmp_path):
+    bad = 13  # in the second batch of every epoch: one that starts early
+    pack = write_pack(tmp_path / "bad.pixpack", photo_images(photos, 40), jpeg=True, garbage=bad)
+    loader = _loader(pack, shuffle=False, on_error="skip")
+    for epoch in range(3):
+        labels = np.concatenate([y for _, y in _epoch(loader)])
+        assert [i for i, _ in loader.skipped] == [bad], epoch
+        assert labels.tolist() == [i for i in range(40) if i != bad]
+    loader.close()
+
+
+def _loader_threads():
+    return [
+        t for t in threading.enumerate() if t.name.startswith("pixpack-loader") and t.is_alive()
+    ]
+
+
+@pytest.mark.parametrize("end", ["close", "rest", "garbage"])
+def test_nothing_is_left_running(jpeg_pack, end):
+    gc.collect()  # loaders other tests left to the collector
+    users = opencv_threads._users
+    cv2.setNumThreads(3)
+    try:
+        loader = _loader(jpeg_pack)
+        _epoch(loader)
+        # The early batches keep OpenCV on one thread: their chunks run OpenCV calls.
+        assert loader._next is not None and opencv_threads._users == users + 1
+        if end == "close":
+            loader.close()
+            assert loader._next is None
+        elif end == "rest":
+            loader._rest()
+            assert loader._next is None
+        else:
+            del loader
+            gc.collect()
+        assert opencv_threads._users == users
+        if users == 0:
+            assert cv2.getNumThreads() == 3  # restored
+        for t in _loader_threads():
+            t.join(5)
+        assert not _loader_threads()
+        if end == "rest":  # and the loader goes on where it was
+            _same(_epoch(loader), _on_time(jpeg_pack, 1))
+            loader.close()
+    finally:
+        cv2.setNumThreads(0)
