@@ -119,6 +119,34 @@ FINDINGS = {
   work, the cores also got slower during the run (the torch Loader 4,136 -> 3,615
   img/s, 445 -> 483 µs per image): ratios are taken within a round.
 """,
+    "1952cfe": """## What was found (this run)
+
+- **The Loader now starts the next epoch's first batches before the current epoch
+  ends** (`loader/epoch_run.py`, docs/loader.md "Epoch boundaries"). Measured with a
+  probe around every chunk (10 epochs, same pack and pipeline): the loader threads sat
+  idle 14 ms per epoch at the boundary through `pixpack.tf` (TensorFlow builds a new
+  iterator and only then calls the generator: 4 ms for `iter()`, 6 ms more to the
+  first call) and 2.4 ms for the NumPy Loader; with the early start, under 1 ms for
+  both. Ratios against the previous 5-round run on this VM (`0a15ed4`,
+  [2026-12-06-amd-epyc-2c-frameworks-2](2026-12-06-amd-epyc-2c-frameworks-2.md)):
+  the torch Loader itself got faster (5,858 -> 6,120 img/s), JAX 0.91x -> 0.92x,
+  NumPy 0.96x -> 0.97x, TF 0.83x -> 0.83x.
+- **Why TF did not move**: the threads that were idle at the boundary now wait for a
+  core instead. Per epoch (schedstat, quiet VM) the TF process used 653 ms of CPU
+  against 610 for the NumPy Loader: the main thread 29 against 9 ms (TensorFlow's
+  iterator and per-batch step), each loader thread ~12 ms more (311 against 299 ms in
+  the chunks), and the loader threads waited ~37 ms each for a core (against ~8);
+  1.77 cores busy against 1.85-1.88. A 1 ms sleep probe thread woke 0.49-0.54 ms late
+  at the 90th percentile under TF against 0.21 ms under NumPy: TensorFlow's step holds
+  the GIL and a core between the Loader's batches.
+- **Tried and not kept**: a dataset of `range(...).map(numpy_function)` +
+  `take_while` instead of `from_generator` (10 ms less per iterator and ~0.2 ms less
+  per batch measured alone) gained 0.7-7% (3 alternating pairs, ~4% on average), but
+  loses what `from_generator` gives: the generator is closed when TensorFlow drops an
+  iterator (a `break`, `take`), which gives the Loader's threads and buffers back,
+  and a second iterator ends the first instead of sharing its batches. `tf_prefetch=1`
+  (TensorFlow calls the generator from its own thread): 1-10% slower in 3 pairs.
+""",
     "0e7a811": """## What was found (this run)
 
 - **Every peer, current code** (3 rounds; the 5-round run of the pixpack rows and
