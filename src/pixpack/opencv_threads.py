@@ -24,8 +24,10 @@ _users = 0
 _saved = 0
 
 
-@contextlib.contextmanager
-def single_threaded_opencv() -> Iterator[None]:
+def hold() -> None:
+    """Count one more user (the first sets OpenCV to one thread); pair with
+    :func:`release`. For holders that are not one ``with`` block (a loader's batches
+    of its next epoch, started early)."""
     global _users, _saved
     import cv2
 
@@ -34,10 +36,23 @@ def single_threaded_opencv() -> Iterator[None]:
             _saved = cv2.getNumThreads()
             cv2.setNumThreads(1)
         _users += 1
+
+
+def release() -> None:
+    """One user fewer; the last one restores OpenCV's setting."""
+    global _users
+    import cv2
+
+    with _lock:
+        _users -= 1
+        if _users == 0:
+            cv2.setNumThreads(_saved)
+
+
+@contextlib.contextmanager
+def single_threaded_opencv() -> Iterator[None]:
+    hold()
     try:
         yield
     finally:
-        with _lock:
-            _users -= 1
-            if _users == 0:
-                cv2.setNumThreads(_saved)
+        release()

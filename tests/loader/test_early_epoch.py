@@ -9,6 +9,9 @@ collection.
 from __future__ import annotations
 
 import gc
+import subprocess
+import sys
+import textwrap
 import threading
 
 import cv2
@@ -156,3 +159,27 @@ def test_nothing_is_left_running(jpeg_pack, end):
             loader.close()
     finally:
         cv2.setNumThreads(0)
+
+
+def test_exit_with_early_batches_in_flight_is_quiet(jpeg_pack):
+    """A script that ends without closing its loader (the usual case) exits cleanly:
+    the early run gives OpenCV back while the interpreter still has its modules. With
+    TensorFlow loaded, the modules went first and the exit printed "Exception ignored"
+    (a context manager's generator collected after the module's globals)."""
+    pytest.importorskip("tensorflow")
+    code = textwrap.dedent(f"""
+        import contextlib
+        with contextlib.suppress(ImportError):
+            import triton  # before TensorFlow, as in tests/conftest.py
+        import tensorflow
+        from pixpack.loader import Loader
+        from pixpack.ops import RandomResizedCrop
+        loader = Loader({str(jpeg_pack.path)!r}, 8, pipeline=[RandomResizedCrop(24)],
+                        output="numpy", seed=1)
+        for _ in loader:
+            pass
+        assert loader._next is not None
+    """)
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "Exception ignored" not in done.stderr and "Traceback" not in done.stderr, done.stderr

@@ -14,7 +14,6 @@ batch made early is exactly the batch made on time.
 
 from __future__ import annotations
 
-import contextlib
 import weakref
 from collections import deque
 from collections.abc import Callable
@@ -22,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from ..opencv_threads import single_threaded_opencv
+from .. import opencv_threads
 from .readahead import start_read_ahead
 
 __all__ = ["EpochRun"]
@@ -50,8 +49,10 @@ class EpochRun:
         self.order, self.slices = plan.rank_order(self.epoch, start)
         self.pending: deque[tuple[Any, list[Any]]] = deque()
         self._cursor = 0
-        self._opencv = contextlib.ExitStack()
-        self._opencv.enter_context(single_threaded_opencv())
+        opencv_threads.hold()
+        # Released by close(), or when the run is collected or the interpreter exits
+        # (a finalizer runs while the modules it needs still exist).
+        self._opencv = weakref.finalize(self, opencv_threads.release)
         self._pack, self._options = pack, options
         # An early run reads only the batches it schedules (each faults in its own
         # bytes): the read-ahead, up to read_ahead_bytes of this epoch, waits until
@@ -100,7 +101,7 @@ class EpochRun:
         if self.ahead is not None:
             self.ahead.close()
             self.ahead = None
-        self._opencv.close()
+        self._opencv()  # once: a finalizer runs at most once
 
 
 def _stop(ahead: Any) -> None:
