@@ -411,3 +411,25 @@ def test_concurrent_decodes_agree(jpegs: dict[str, bytes]) -> None:
         )
     for a, b in zip(serial, threaded, strict=True):
         np.testing.assert_array_equal(a, b)
+
+
+@needs_native
+def test_decode_into_a_reused_scratch_buffer(jpegs: dict[str, bytes]) -> None:
+    """``scratch``: the result is a view of the start of the caller's buffer (no array
+    per image), the same pixels; a buffer too short is a UsageError naming the size."""
+    scratch = np.zeros(10**6, np.uint8)
+    for name, data in jpegs.items():
+        h, w, _ = jpeg.jpeg_shape(data)
+        boxes = ((h // 8, w // 8, h // 2 + 1, w // 2 + 1), None, (0, 0, h, w))
+        for region, scale in zip(boxes, (2, 1, 8), strict=True):
+            ref = jpeg.decode_jpeg(data, region=region, scale=scale)
+            got = jpeg.decode_jpeg(data, region=region, scale=scale, scratch=scratch)
+            assert np.shares_memory(got, scratch) and got.ctypes.data == scratch.ctypes.data
+            np.testing.assert_array_equal(got, ref, err_msg=f"{name} {region} {scale}")
+    data = jpegs["420_q75"]
+    need = jpeg.decode_jpeg(data).nbytes
+    with pytest.raises(UsageError, match=f"at least {need} bytes"):
+        jpeg.decode_jpeg(data, scratch=np.zeros(need - 1, np.uint8))
+    # out= keeps its exact shape: a longer flat buffer is still refused there
+    with pytest.raises(UsageError):
+        jpeg.decode_jpeg(data, out=np.zeros(need + 1, np.uint8))

@@ -326,14 +326,14 @@ static PyObject *py_decode(PyObject *self, PyObject *args, PyObject *kwargs)
 {
     (void)self;
     static char *kwlist[] = {"data", "out", "scale", "top", "left", "height", "width",
-                             "channels", "fast", "strict", NULL};
+                             "channels", "fast", "strict", "scratch", NULL};
     Py_buffer in;
     PyObject *out_obj = Py_None;
-    int scale = 1, channels = 0, fast = 0, strict = 1;
+    int scale = 1, channels = 0, fast = 0, strict = 1, scratch = 0;
     long top = 0, left = 0, height = 0, width = 0;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "y*|O$illllipp", kwlist, &in, &out_obj,
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "y*|O$illllippp", kwlist, &in, &out_obj,
                                      &scale, &top, &left, &height, &width, &channels, &fast,
-                                     &strict))
+                                     &strict, &scratch))
         return NULL;
     if (scale != 1 && scale != 2 && scale != 4 && scale != 8) {
         PyBuffer_Release(&in);
@@ -385,7 +385,9 @@ static PyObject *py_decode(PyObject *self, PyObject *args, PyObject *kwargs)
             0)
             goto fail;
         have_out = 1;
-        int ok = out.itemsize == 1 && out.len == nbytes &&
+        /* scratch: a reused 1-D buffer, at least as long; the result is its start. */
+        int at_least = scratch && out.ndim == 1;
+        int ok = out.itemsize == 1 && (at_least ? out.len >= nbytes : out.len == nbytes) &&
                  (out.format == NULL || strcmp(out.format, "B") == 0);
         if (ok && out.ndim == 3)
             ok = out.shape[0] == h && out.shape[1] == w && out.shape[2] == c;
@@ -394,9 +396,15 @@ static PyObject *py_decode(PyObject *self, PyObject *args, PyObject *kwargs)
         else if (ok && out.ndim != 1)
             ok = 0;
         if (!ok) {
-            PyErr_Format(ArgError,
-                         "out must be a writable C-contiguous uint8 buffer of shape (%zd, %zd, %zd)",
-                         h, w, c);
+            if (scratch)
+                PyErr_Format(ArgError,
+                             "scratch must be a writable 1-D uint8 buffer of at least %zd bytes",
+                             nbytes);
+            else
+                PyErr_Format(
+                    ArgError,
+                    "out must be a writable C-contiguous uint8 buffer of shape (%zd, %zd, %zd)", h,
+                    w, c);
             PyBuffer_Release(&out);
             goto fail;
         }

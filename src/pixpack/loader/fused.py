@@ -162,7 +162,9 @@ class FusedPlan:
             if span is None:  # JPEG: the box only, at the reduced DCT scale
                 decode, choose_scale = read.jpeg_codec()
                 scale = choose_scale(box[2], box[3], *self.size)
-                img = decode(read.pack.sample_bytes(index), region=box, scale=scale)
+                bound = int(read.height[index]) * int(read.width[index]) * 3
+                img = decode(read.pack.sample_bytes(index), region=box, scale=scale,
+                             scratch=_scratch(bound))  # fmt: skip
                 box = (0, 0, img.shape[0], img.shape[1])
             else:  # lossless: the bands of rows the box covers
                 buffer, offset, nbytes, shape = span
@@ -191,8 +193,11 @@ def _span_buffers(pack: Any, indices: np.ndarray) -> tuple[Any, np.ndarray, Any,
 
 def _scratch(nbytes: int) -> np.ndarray:
     """This thread's reused decode buffer, at least ``nbytes`` long: decoded samples are
-    resized into their slot at once, and a fresh ~0.5 MB array per sample would cost
-    its page faults every time (glibc returns such blocks to the kernel)."""
+    resized into their slot at once, and a fresh ~0.2-0.5 MB array per sample would
+    cost its page faults every time once glibc returns such blocks to the kernel (it
+    does above a fixed ``M_MMAP_THRESHOLD``: TensorFlow sets 128 KB, and through
+    ``pixpack.tf`` each loader thread then took ~1,100 page faults per 2,000-image
+    epoch, and its unmaps, ~5% more CPU in its chunks)."""
     buf = getattr(_local, "scratch", None)
     if buf is None or buf.size < nbytes:
         buf = _local.scratch = np.empty(nbytes, np.uint8)

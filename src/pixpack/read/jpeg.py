@@ -191,6 +191,7 @@ def decode_jpeg(
     out: np.ndarray | None = None,
     fast: bool = False,
     backend: Backend | None = None,
+    scratch: np.ndarray | None = None,
 ) -> np.ndarray:
     """Decode ``region`` of a JPEG at DCT scale ``1/scale`` into an HWC uint8 array.
 
@@ -200,6 +201,13 @@ def decode_jpeg(
     RGB otherwise. ``out``: a C-contiguous uint8 array of ``output_shape(...)`` to
     decode into (returned). ``fast`` uses the IFAST IDCT (slightly less accurate).
     ``backend`` forces a back-end; by default the native one when it was built.
+    ``scratch``: a 1-D uint8 array the caller reuses, at least as long as the result
+    (``height * width * 3`` of the image is always enough); the native back-end
+    decodes into its start and returns a view of it (valid until the next decode
+    into it): a fresh array per image costs page faults once glibc hands such blocks
+    to the kernel (it does at 128 KB once anything fixes ``M_MMAP_THRESHOLD``, as
+    TensorFlow 2.21 does when a dataset first runs a Python function). Other back-ends
+    ignore it.
     """
     _check_scale(scale)
     if channels is not None:
@@ -222,6 +230,8 @@ def decode_jpeg(
                 "the native JPEG decoder is not built; reinstall pixpack with the "
                 "libjpeg-turbo headers present (apt-get install libjpeg-dev)."
             )
+        if out is None and scratch is not None:
+            return _decode_native(data, region, scale, channels, scratch, fast, into=True)
         return _decode_native(data, region, scale, channels, out, fast)
     if backend not in ("simplejpeg", "pil"):
         raise UsageError(f"backend must be 'native', 'simplejpeg' or 'pil' (got {backend!r}).")
@@ -235,6 +245,7 @@ def _decode_native(
     channels: int | None,
     out: np.ndarray | None,
     fast: bool,
+    into: bool = False,
 ) -> np.ndarray:
     assert _native is not None
     top = left = height = width = 0  # 0 height/width: to the image edge
@@ -251,9 +262,12 @@ def _decode_native(
             width=width,
             channels=channels or 0,
             fast=fast,
+            scratch=into,
         )
     except _native.ArgError as exc:
         raise UsageError(str(exc)) from None
+    if into:  # ``out`` is the caller's scratch: the result is its start
+        return out[: h * w * c].reshape(h, w, c)
     if out is not None:
         return out
     return np.frombuffer(buf, dtype=np.uint8).reshape(h, w, c)
