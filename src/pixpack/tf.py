@@ -1,11 +1,12 @@
 """``pixpack.tf``: a pixpack :class:`~pixpack.Loader` as a ``tf.data.Dataset``.
 
 A thin adapter: the Loader (``output="numpy"``) makes every batch; this module only
-describes its batches to TensorFlow and hands them over. It yields whole batches,
-never samples: ``from_generator`` costs a Python call per element, so per-sample
-elements re-batched by ``tf.data`` are far slower (tensorflow#56258, #14480). Pure
-Python, so nothing here breaks when TensorFlow is upgraded. TensorFlow is imported
-on the first call, never at ``import pixpack.tf``.
+describes its batches to TensorFlow and hands them over
+(:mod:`pixpack.frameworks.tf_source`: ``from_generator``'s op without its per-epoch
+and per-batch overhead). It yields whole batches, never samples: a Python call per
+element, re-batched by ``tf.data``, is far slower (tensorflow#56258, #14480). Pure
+Python over public TensorFlow API, so nothing here is compiled against TensorFlow.
+TensorFlow is imported on the first call, never at ``import pixpack.tf``.
 
 Each iteration of the dataset (each ``for`` loop, each Keras epoch) runs the Loader's
 next epoch; the Loader stays reachable through :func:`loader_of` for
@@ -23,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from .errors import UsageError
+from .frameworks.tf_source import iterator_dataset
 from .optional import require
 
 __all__ = ["dataset", "loader_of", "output_signature", "epoch_callback"]
@@ -72,7 +74,7 @@ def dataset(
     loader = _loader(source, batch_size, pipeline, layout, input_context, loader_kwargs)
     signature = output_signature(loader)
     static = signature[1].shape[0]
-    ds = tf.data.Dataset.from_generator(_epochs(loader, static), output_signature=signature)
+    ds = iterator_dataset(tf, _epochs(loader, static), signature)
     options = tf.data.Options()
     if tf_prefetch:
         ds = ds.prefetch(tf_prefetch)
@@ -167,8 +169,8 @@ def _always_full(loader: Any) -> bool:
 def _epochs(loader: Any, static: int | None) -> Callable[[], Iterator[Any]]:
     """The generator callable: one call per iteration of the dataset, one epoch each.
 
-    tf.data keeps this callable, and the Loader with it, as long as the process lives
-    (from_generator's registry), so the Loader gives back its threads and buffers
+    TensorFlow keeps this callable, and the Loader with it, as long as the process
+    lives (its py_func registry), so the Loader gives back its threads and buffers
     (``Loader._rest``) once no epoch has started for :data:`REST_AFTER_S` after one
     ended (:class:`_Rest`): back-to-back epochs keep them (making 4 x 38 MB of buffers
     again each epoch cost ~5% of the CPU per image), a dropped dataset frees them soon
