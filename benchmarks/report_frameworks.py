@@ -119,6 +119,29 @@ FINDINGS = {
   work, the cores also got slower during the run (the torch Loader 4,136 -> 3,615
   img/s, 445 -> 483 µs per image): ratios are taken within a round.
 """,
+    "eaf9c4f": """## What was found (this run)
+
+- **Two TF-path costs removed since `1952cfe`**
+  ([2026-12-06-amd-epyc-2c-frameworks-early](2026-12-06-amd-epyc-2c-frameworks-early.md)):
+  (1) TensorFlow 2.21 fixes glibc's `M_MMAP_THRESHOLD` at 128 KB (one `mallopt` call
+  the first time a dataset runs a Python function, seen with an `LD_PRELOAD` shim), so
+  every decoded JPEG region of 128 KB or more became a fresh `mmap`/`munmap`: ~1,100
+  page faults per loader thread per epoch (15 for the NumPy Loader) and ~5% more CPU
+  in the chunks; JPEG regions now decode into one reused buffer per thread. (2) The
+  dataset runs TensorFlow's `GeneratorDataset` op directly instead of
+  `from_generator`'s `flat_map` around it (5.5 against 8.6-8.9 ms per new iterator,
+  15-16.5 against 22-24 ms per 32 batches, measured alone).
+- **Ratios**: TF / torch 0.83x -> **0.87x** (0.73-0.96 per round: the 0.9 target is
+  met in 2 of 5 rounds, not by the median), JAX 0.92x -> **0.93x** (0.90-0.97: at or
+  above 0.9 in every round), NumPy 0.97x -> 0.95x. This round of runs was noisier
+  (NumPy 4,958-6,105 img/s).
+- **What is left for TF**: its Python function runs on one of TensorFlow's threads,
+  not the caller's (checked: `Dummy-1`/`Dummy-2`), so every batch crosses threads and
+  the GIL twice; measured alone that is ~0.5 ms per batch against ~0.1 ms for a
+  TensorFlow-only source (`from_tensors(...).repeat()`), and under load it competes
+  with the Loader's two threads for the GIL and the two cores (1.72 cores busy against
+  1.83-1.86).
+""",
     "1952cfe": """## What was found (this run)
 
 - **The Loader now starts the next epoch's first batches before the current epoch
