@@ -235,7 +235,8 @@ class _Rest:
 
     def _fire(self, generation: int) -> None:
         # Under the lock: an epoch starting now waits until the rest is done (both are
-        # quick: Loader._rest never blocks), so it never loses what it just made.
+        # quick: Loader._rest waits only for chunks of the next epoch already running),
+        # so it never loses what it just made.
         with self._lock:
             if generation != self._generation:
                 return  # an epoch started since: it is using the buffers

@@ -36,9 +36,9 @@ def _epoch(it):
     return [(x.copy(), y.copy()) for x, y in it]
 
 
-def _on_time(pack, epoch):
+def _on_time(pack, epoch, seed=3):
     """Epoch ``epoch`` of a fresh loader: no batch of it was made early."""
-    loader = _loader(pack)
+    loader = _loader(pack, seed=seed)
     loader.set_epoch(epoch)
     try:
         return _epoch(loader)
@@ -108,6 +108,95 @@ def test_a_broken_off_epoch_keeps_the_next_epochs_batches_right(jpeg_pack):
     next(it)
     del it  # epoch 1 left early: the next iter() runs epoch 2
     _same(_epoch(loader), _on_time(jpeg_pack, 2))
+    loader.close()
+
+
+def test_a_state_with_another_seed_drops_the_early_batches(jpeg_pack):
+    """A loader built with seed=None continues a saved run's seed: the early batches,
+    made with the drawn seed, must not be used (the run's key holds the seed)."""
+    saved = _loader(jpeg_pack, seed=5)
+    _epoch(saved)
+    state = saved.state_dict()  # epoch 1 from its start, seed 5
+    loader = _loader(jpeg_pack, seed=None)
+    _epoch(loader)
+    assert loader._next is not None and loader._next.epoch == 1
+    loader.load_state_dict(state)
+    _same(_epoch(loader), _epoch(saved))
+    saved.close()
+    loader.close()
+
+
+def test_in_flight_batches_stay_within_prefetch(jpeg_pack, monkeypatch):
+    """This epoch's batches and the next one's share the ``prefetch`` budget."""
+    seen = []
+    real = Loader._schedule
+
+    def checked(self, run):
+        real(self, run)
+        early = self._next.pending if self._next is not None else ()
+        seen.append(len(run.pending) + len(early))
+
+    monkeypatch.setattr(Loader, "_schedule", checked)
+    for prefetch in (1, 2, 3):
+        seen.clear()
+        loader = _loader(jpeg_pack, prefetch=prefetch)
+        for _ in range(2):
+            _epoch(loader)
+        assert max(seen) == prefetch, (prefetch, seen)
+        loader.close()
+
+
+def test_dropped_early_batches_give_their_buffers_back(jpeg_pack):
+    """Early batches dropped by set_epoch return their buffers: epochs keep cycling
+    through ``prefetch + 2`` buffers instead of allocating new ones."""
+    loader = _loader(jpeg_pack, prefetch=2)
+    _epoch(loader)
+    ring = loader._ring
+    made, make = [], ring._make
+    ring._make = lambda: made.append(1) or make()
+    for epoch in (3, 1, 4, 1, 5):
+        assert loader._next is not None
+        loader.set_epoch(epoch)  # the early run (the next epoch in order) is dropped
+        for _ in loader:
+            pass
+    assert loader._ring is ring and not made
+    loader.close()
+
+
+def test_a_failure_starting_the_next_epoch_belongs_to_that_epoch(jpeg_pack):
+    """The check that the pack is whole fails for the next epoch's first batch while
+    it is started early: the current epoch still yields every batch, and the error
+    comes from the next epoch; once the check passes again, nothing is missing."""
+    from pixpack.errors import LoaderError, TruncatedPackError
+    from pixpack.read.open_any import open_pack
+
+    pack = open_pack(jpeg_pack.path)
+
+    def first_of_epoch_1(seed):
+        """Epoch 1's first sample, when no batch of epoch 0 starts with it (the check
+        looks at a batch's first sample): then only the early batch meets it."""
+        plan = _loader(pack, seed=seed)._plan
+        (order0, slices0), (order1, _) = plan.rank_order(0), plan.rank_order(1)
+        first = int(order1[0])
+        return None if first in {int(order0[a]) for a, _ in slices0} else first
+
+    seed, first = next((s, f) for s in range(50) if (f := first_of_epoch_1(s)) is not None)
+    broken = [True]
+    real = pack.check_intact
+
+    def check(sample=None):  # the batch-level check (the loader's thread), not the reads'
+        if broken[0] and sample == first and threading.current_thread() is threading.main_thread():
+            raise TruncatedPackError(f"sample {sample}: shard truncated (simulated)", pack.path)
+        return real(sample)
+
+    pack.check_intact = check
+    loader = _loader(pack, seed=seed)
+    _same(_epoch(loader), _on_time(jpeg_pack, 0, seed))  # every batch, no error
+    with pytest.raises(LoaderError, match=f"sample {first}"):
+        next(iter(loader))  # epoch 1, its own first batch
+    broken[0] = False
+    loader.set_epoch(1)
+    _same(_epoch(loader), _on_time(jpeg_pack, 1, seed))
     loader.close()
 
 

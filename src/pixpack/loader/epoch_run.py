@@ -83,10 +83,10 @@ class EpochRun:
         """Schedule up to ``room`` more batches, in order."""
         while room > 0 and self._cursor < len(self.slices):
             start, stop = self.slices[self._cursor]
-            self._cursor += 1
             if self.ahead is not None:
                 self.ahead.advance(stop)
             self.pending.append(submit(self.epoch, self.order[start:stop]))
+            self._cursor += 1  # only once scheduled: a failed submit leaves the batch to come
             room -= 1
 
     def close(self, pool: Any, give_back: Callable[[Any], None] | None = None) -> None:

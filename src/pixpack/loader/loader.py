@@ -298,9 +298,11 @@ class Loader:
     def close(self) -> None:
         """Stop the running iteration, join the threads and free the buffers."""
         self._stop_active()
+        # Closed first: an iteration in another thread that starts an early run after
+        # this sees it and drops the run itself (Loader._schedule).
+        self._finalizer.detach()
         self._drop_run(self._next)
         self._next = None
-        self._finalizer.detach()
         self._pool.close(wait=True)
         self._ring = None
 
@@ -430,11 +432,22 @@ class Loader:
         key = self._run_key(state.next_epoch, state.resume_position)
         early = self._next
         if early is not None and early.key != key:  # set_epoch() since it started
+            self._next = None
             self._drop_run(early)
             early = None
-        if early is None:
-            early = self._next = EpochRun(key, self._plan, self.pack, self.options, early=True)
-        early.schedule(prefetch - len(run.pending) - len(early.pending), self._submit)
+        try:
+            if early is None:
+                early = self._next = EpochRun(key, self._plan, self.pack, self.options, early=True)
+                if not self._finalizer.alive:  # close() from another thread meanwhile
+                    raise LoaderError("the loader was closed")
+            early.schedule(prefetch - len(run.pending) - len(early.pending), self._submit)
+        except BaseException as exc:
+            # The next epoch's problem (a truncated shard, a closed loader), not this
+            # one's: forget the early run; its iter() starts afresh and meets the error.
+            self._next = None
+            self._drop_run(early)
+            if not isinstance(exc, Exception):
+                raise  # KeyboardInterrupt, SystemExit
 
     def _submit(self, epoch: int, indices: np.ndarray) -> tuple[BatchBuffer, list[Any]]:
         """Schedule one batch of ``indices`` into a free buffer."""
