@@ -69,6 +69,25 @@ def test_a_dropped_iterator_is_closed_at_once():
     assert make.closed == [0, 1]
 
 
+def test_a_dropped_iterator_is_closed_even_if_referenced_elsewhere():
+    """TensorFlow's finalize closes the Python iterator itself (the Loader's epoch ends
+    and gives back its threads), not garbage collection: here another reference keeps
+    the generator alive."""
+    make = Epochs()
+    kept = []
+
+    def keep():
+        kept.append(make())
+        return kept[-1]
+
+    ds = iterator_dataset(tf, keep, SIGNATURE)
+    it = iter(ds)
+    next(it)
+    del it
+    gc.collect()
+    assert make.closed == [0] and kept[0].gi_frame is None
+
+
 def test_two_iterators_draw_from_their_own_iterators():
     make = Epochs()
     ds = iterator_dataset(tf, make, SIGNATURE)

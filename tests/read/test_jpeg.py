@@ -433,3 +433,9 @@ def test_decode_into_a_reused_scratch_buffer(jpegs: dict[str, bytes]) -> None:
     # out= keeps its exact shape: a longer flat buffer is still refused there
     with pytest.raises(UsageError):
         jpeg.decode_jpeg(data, out=np.zeros(need + 1, np.uint8))
+    readonly = np.zeros(need, np.uint8)
+    readonly.flags.writeable = False
+    for bad in (bytearray(need), np.zeros(2 * need, np.uint8)[::2], readonly,
+                np.zeros((need, 1), np.uint8), np.zeros(need, np.int16)):  # fmt: skip
+        with pytest.raises(UsageError, match="scratch must be"):
+            jpeg.decode_jpeg(data, scratch=bad)

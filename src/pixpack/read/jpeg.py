@@ -222,6 +222,18 @@ def decode_jpeg(
             "out must be a writable C-contiguous uint8 numpy array of output_shape(...) "
             f"(got {type(out).__name__} {getattr(out, 'dtype', '')} {getattr(out, 'shape', '')})."
         )
+    if scratch is not None and not (
+        isinstance(scratch, np.ndarray)
+        and scratch.dtype == np.uint8
+        and scratch.ndim == 1
+        and scratch.flags.c_contiguous
+        and scratch.flags.writeable
+    ):
+        raise UsageError(
+            "scratch must be a writable 1-D C-contiguous uint8 numpy array (got "
+            f"{type(scratch).__name__} {getattr(scratch, 'dtype', '')} "
+            f"{getattr(scratch, 'shape', '')})."
+        )
     if backend is None:
         backend = "native" if _native is not None else "simplejpeg"
     if backend == "native":
