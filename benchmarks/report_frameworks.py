@@ -119,6 +119,26 @@ FINDINGS = {
   work, the cores also got slower during the run (the torch Loader 4,136 -> 3,615
   img/s, 445 -> 483 µs per image): ratios are taken within a round.
 """,
+    "f96bbaa": """## What was found (the two runs at this revision)
+
+- **Two runs at the final revision of the session**, after the review fixes (a failed
+  early start stays in its epoch; `decode_jpeg(scratch=)` checks its buffer): every
+  peer, 3 rounds
+  ([2026-12-06-amd-epyc-2c-frameworks-all-2](2026-12-06-amd-epyc-2c-frameworks-all-2.md)),
+  and the pixpack rows with Keras + RandomCrop, 5 rounds
+  ([2026-12-06-amd-epyc-2c-frameworks-final](2026-12-06-amd-epyc-2c-frameworks-final.md)).
+  TF / torch **0.82x** and **0.84x**, JAX / torch **0.83x** and **0.85x**, NumPy /
+  torch 0.99x and 0.94x. The 5-round run at `eaf9c4f` an hour earlier gave 0.87x and
+  0.93x with the same code paths ([...-source](2026-12-06-amd-epyc-2c-frameworks-source.md)):
+  on this shared VM the torch row alone moved 4,894-6,521 img/s between rounds of one
+  run, and single-round ratios range 0.74-1.10 (TF) and 0.80-1.16 (JAX). Over the four
+  runs of the day after the early epoch start, TF sits at 0.82-0.87x and JAX at
+  0.83-0.93x: neither meets the 0.9x target reliably.
+- **Against the peers** (all-peer run): pixpack-TF is 9.0x Keras + RandomCrop, 11.3x
+  Keras + RandomZoom, 10.0x tf.data with `tf.image` on the source JPEGs (5.6x when
+  tf.data does not antialias, 6.4x on the pack's own 256 px JPEGs); pixpack NumPy
+  6.6x Grain threads and 8.6x Grain processes; pixpack-JAX 6.3x Grain into JAX.
+""",
     "eaf9c4f": """## What was found (this run)
 
 - **Two TF-path costs removed since `1952cfe`**
