@@ -105,5 +105,4 @@ class EpochRun:
 
 
 def _stop(ahead: Any) -> None:
-    if ahead is not None:
-        ahead.close(wait=False)
+    ahead.close(wait=False)

@@ -301,8 +301,7 @@ class Loader:
         # Closed first: an iteration in another thread that starts an early run after
         # this sees it and drops the run itself (Loader._schedule).
         self._finalizer.detach()
-        self._drop_run(self._next)
-        self._next = None
+        self._drop_next()
         self._pool.close(wait=True)
         self._ring = None
 
@@ -319,8 +318,7 @@ class Loader:
         gen = self._active() if self._active is not None else None
         if gen is not None and gen.gi_frame is not None:
             return
-        self._drop_run(self._next)
-        self._next = None
+        self._drop_next()
         self._ring = None
         self._pool.stop()
 
@@ -421,6 +419,11 @@ class Loader:
         if run is not None:
             run.close(self._pool, None if self._ring is None else self._ring.give_back)
 
+    def _drop_next(self) -> None:
+        """Cancel the next epoch's early batches, if any."""
+        run, self._next = self._next, None
+        self._drop_run(run)
+
     def _schedule(self, run: EpochRun) -> None:
         """Keep ``prefetch`` batches in flight: this epoch's, then (CPU output, once
         this epoch's last batch is scheduled) the first ones of the next ``iter()``'s."""
@@ -430,24 +433,21 @@ class Loader:
             return  # the CUDA path keeps its order of events: no batch of a later epoch
         state = self._state
         key = self._run_key(state.next_epoch, state.resume_position)
-        early = self._next
-        if early is not None and early.key != key:  # set_epoch() since it started
-            self._next = None
-            self._drop_run(early)
-            early = None
+        if self._next is not None and self._next.key != key:  # set_epoch() since it started
+            self._drop_next()
+        scheduled = False
         try:
-            if early is None:
-                early = self._next = EpochRun(key, self._plan, self.pack, self.options, early=True)
-                if not self._finalizer.alive:  # close() from another thread meanwhile
-                    raise LoaderError("the loader was closed")
-            early.schedule(prefetch - len(run.pending) - len(early.pending), self._submit)
-        except BaseException as exc:
-            # The next epoch's problem (a truncated shard, a closed loader), not this
-            # one's: forget the early run; its iter() starts afresh and meets the error.
-            self._next = None
-            self._drop_run(early)
-            if not isinstance(exc, Exception):
-                raise  # KeyboardInterrupt, SystemExit
+            if self._next is None:
+                self._next = EpochRun(key, self._plan, self.pack, self.options, early=True)
+            if self._finalizer.alive:  # else close() ran in another thread meanwhile
+                early = self._next
+                early.schedule(prefetch - len(run.pending) - len(early.pending), self._submit)
+                scheduled = True
+        except Exception:
+            pass  # the next epoch's problem (a truncated shard): its iter() meets it afresh
+        finally:
+            if not scheduled:  # also on KeyboardInterrupt, which goes on up
+                self._drop_next()
 
     def _submit(self, epoch: int, indices: np.ndarray) -> tuple[BatchBuffer, list[Any]]:
         """Schedule one batch of ``indices`` into a free buffer."""

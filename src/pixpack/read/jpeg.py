@@ -36,7 +36,7 @@ because those rows are never read.
 from __future__ import annotations
 
 import io
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 
@@ -212,23 +212,12 @@ def decode_jpeg(
     _check_scale(scale)
     if channels is not None:
         _channels(channels, 3)
-    if out is not None and not (
-        isinstance(out, np.ndarray)
-        and out.dtype == np.uint8
-        and out.flags.c_contiguous
-        and out.flags.writeable
-    ):
+    if out is not None and not _writable_uint8(out):
         raise UsageError(
             "out must be a writable C-contiguous uint8 numpy array of output_shape(...) "
             f"(got {type(out).__name__} {getattr(out, 'dtype', '')} {getattr(out, 'shape', '')})."
         )
-    if scratch is not None and not (
-        isinstance(scratch, np.ndarray)
-        and scratch.dtype == np.uint8
-        and scratch.ndim == 1
-        and scratch.flags.c_contiguous
-        and scratch.flags.writeable
-    ):
+    if scratch is not None and not (_writable_uint8(scratch) and scratch.ndim == 1):
         raise UsageError(
             "scratch must be a writable 1-D C-contiguous uint8 numpy array (got "
             f"{type(scratch).__name__} {getattr(scratch, 'dtype', '')} "
@@ -248,6 +237,16 @@ def decode_jpeg(
     if backend not in ("simplejpeg", "pil"):
         raise UsageError(f"backend must be 'native', 'simplejpeg' or 'pil' (got {backend!r}).")
     return _decode_fallback(data, region, scale, channels, out, fast, backend)
+
+
+def _writable_uint8(a: Any) -> bool:
+    """A writable C-contiguous uint8 numpy array (what ``out`` and ``scratch`` take)."""
+    return (
+        isinstance(a, np.ndarray)
+        and a.dtype == np.uint8
+        and a.flags.c_contiguous
+        and a.flags.writeable
+    )
 
 
 def _decode_native(

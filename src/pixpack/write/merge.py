@@ -21,7 +21,6 @@ from typing import Any
 
 from .. import shard_format as sf
 from ..errors import OutputExistsError, UsageError
-from ..shard_format import classes_agree, index_named
 
 __all__ = ["merge", "manifest_for", "write_manifest", "shard_entry", "merged_classes"]
 
@@ -58,7 +57,7 @@ def merged_classes(metas: list[dict[str, Any]]) -> list[str]:
     named after their labels (``"0"``, ``"1"`` ... up to each pack's largest label: a
     dataset without ``.classes``), the longest, which the others begin."""
     lists = [list(m.get("classes") or []) for m in metas]
-    if lists and all(index_named(c) for c in lists):
+    if lists and all(sf.index_named(c) for c in lists):
         return max(lists, key=len)
     return lists[0] if lists else []
 
@@ -67,7 +66,7 @@ def _check_same(paths: list[Path], metas: list[dict[str, Any]]) -> None:
     first, ref = paths[0], metas[0]
     classes = merged_classes(metas)
     for path, meta in zip(paths[1:], metas[1:], strict=True):
-        if not (classes_agree(meta, classes) and classes_agree(ref, classes)):
+        if not (sf.classes_agree(meta, classes) and sf.classes_agree(ref, classes)):
             raise UsageError(
                 f"{path}: its classes {_short(meta.get('classes'))} differ from {first}'s "
                 f"{_short(ref.get('classes'))}; re-pack it with --classes-from {first}."
