@@ -28,6 +28,7 @@ setup(
         Extension(
             "pixpack._native._jpeg",
             sources=["src/pixpack/_native/jpeg_roi.c"],
+            depends=["src/pixpack/_native/jpeg_api.h"],
             libraries=["jpeg"],
             extra_compile_args=["-O3", "-std=c99"],
             optional=True,
@@ -42,7 +43,8 @@ setup(
         Extension(
             "pixpack._native._resample",
             sources=["src/pixpack/_native/resample.c", "src/pixpack/_native/draw.c"],
-            depends=["src/pixpack/_native/glue.h", "src/pixpack/_native/draw.h"],
+            depends=["src/pixpack/_native/glue.h", "src/pixpack/_native/draw.h",
+                     "src/pixpack/_native/jpeg_api.h"],
             libraries=["m"],
             extra_compile_args=["-O3", "-std=c99", "-ffp-contract=off"],
             optional=True,

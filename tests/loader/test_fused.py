@@ -250,10 +250,13 @@ def test_native_draws_equal_the_python_ops():
 
 
 def test_jpeg_samples_decode_into_the_threads_scratch(jpeg_pack, monkeypatch):
-    """No array per JPEG sample: each is decoded into its thread's reused buffer (a
-    fresh one per sample cost page faults and unmaps once TensorFlow had fixed glibc's
-    mmap threshold: ~1,100 faults per loader thread per 2,000-image epoch)."""
+    """No array per JPEG sample: one read per sample (a checksum-checking pack's) is
+    decoded into its thread's reused buffer (a fresh one per sample cost page faults
+    and unmaps once TensorFlow had fixed glibc's mmap threshold: ~1,100 faults per
+    loader thread per 2,000-image epoch)."""
     from pixpack.read import jpeg
+
+    jpeg_pack = open_pack(jpeg_pack.path, check_checksums=True)
 
     seen = []
     real = jpeg.decode_jpeg

@@ -30,6 +30,10 @@
  *     `out`, when given, must be a writable C-contiguous uint8 buffer of exactly
  *     h*w*c bytes (shape (h, w, c), (h, w) for c == 1, or flat); else a new
  *     bytearray is returned.
+ *
+ * C API (jpeg_api.h, the capsule _strip_api): decode_strip, the same decode into a
+ * caller's growing buffer as whole rows of the decoded strip (no row copy), for the
+ * loader's chunk path in pixpack._native._resample.
  */
 
 #define PY_SSIZE_T_CLEAN
@@ -41,6 +45,8 @@
 #include <string.h>
 
 #include <jpeglib.h>
+
+#include "jpeg_api.h"
 
 static PyObject *ArgError; /* ValueError subclass: a bad region / out / argument. */
 
@@ -101,6 +107,11 @@ typedef struct {
     JDIMENSION box_top, box_left, box_h, box_w;
     int out_c;
     unsigned char *out; /* destination, box_h * box_w * out_c bytes */
+    /* strip mode (decode_strip): decode into *grow (realloc'd to fit, *grow_cap its
+     * size) as whole rows of the strip, and say where the box lies in them */
+    unsigned char **grow;
+    size_t *grow_cap;
+    size_t strip_stride, col_skip;
     char bad_arg[256];  /* set when the request (not the data) is invalid */
 } job_t;
 
@@ -219,7 +230,26 @@ static int job_run(job_t *job)
         col_skip = job->box_left - xoff;
     }
     const JDIMENSION strip_w = cinfo->output_width;
-    const int direct = (col_skip == 0 && strip_w == job->box_w);
+    size_t row_bytes = (size_t)job->box_w * c;
+    int direct = (col_skip == 0 && strip_w == job->box_w);
+    if (job->grow) { /* strip mode: the strip's rows as they are, no copy */
+        size_t need = (size_t)job->box_h * strip_w * c;
+        if (need > *job->grow_cap) {
+            unsigned char *grown = (unsigned char *)realloc(*job->grow, need);
+            if (!grown) {
+                snprintf(job->err.message, sizeof(job->err.message), "out of memory");
+                job_destroy(job);
+                return -1;
+            }
+            *job->grow = grown;
+            *job->grow_cap = need;
+        }
+        job->out = *job->grow;
+        row_bytes = (size_t)strip_w * c;
+        job->strip_stride = row_bytes;
+        job->col_skip = col_skip;
+        direct = 1;
+    }
 
     if (job->box_top > 0) {
         JDIMENSION done = jpeg_skip_scanlines(cinfo, job->box_top);
@@ -242,7 +272,6 @@ static int job_run(job_t *job)
         job_destroy(job);
         return -1;
     }
-    const size_t row_bytes = (size_t)job->box_w * c;
     JDIMENSION y = 0;
     while (y < job->box_h) {
         JDIMENSION want = job->box_h - y;
@@ -434,6 +463,45 @@ fail:
     return NULL;
 }
 
+/* ------------------------------------------------------------------------ */
+/* C API (jpeg_api.h): the loader's chunk path decodes without Python objects.  */
+
+static int decode_strip(const unsigned char *data, size_t size, int scale, long top, long left,
+                        long height, long width, unsigned char **buf, size_t *cap,
+                        pixpack_strip_t *out)
+{
+    if (scale != 1 && scale != 2 && scale != 4 && scale != 8)
+        return -1;
+    job_t *job = (job_t *)calloc(1, sizeof(job_t));
+    if (!job)
+        return -1;
+    job->data = data;
+    job->size = size;
+    job->scale = scale;
+    job->err.strict = 1;
+    job->top = top;
+    job->left = left;
+    job->height = height;
+    job->width = width;
+    job->grow = buf;
+    job->grow_cap = cap;
+    int rc = job_plan(job);
+    if (rc == 0)
+        rc = job_run(job);
+    if (rc == 0) {
+        out->h = (int)job->box_h;
+        out->w = (int)job->box_w;
+        out->c = job->out_c;
+        out->stride = job->strip_stride;
+        out->col_skip = job->col_skip;
+    }
+    job_destroy(job);
+    free(job);
+    return rc;
+}
+
+static const pixpack_jpeg_api_t strip_api = {PIXPACK_JPEG_API_VERSION, decode_strip};
+
 static PyMethodDef methods[] = {
     {"header", py_header, METH_O,
      "header(data) -> (height, width, components) of a JPEG, without decoding it."},
@@ -463,6 +531,12 @@ PyMODINIT_FUNC PyInit__jpeg(void)
         return NULL;
     }
     Py_INCREF(ArgError);
+    PyObject *api = PyCapsule_New((void *)&strip_api, PIXPACK_JPEG_API_NAME, NULL);
+    if (!api || PyModule_AddObject(m, "_strip_api", api) < 0) {
+        Py_XDECREF(api);
+        Py_DECREF(m);
+        return NULL;
+    }
     PyModule_AddIntConstant(m, "LIBJPEG_TURBO_VERSION_NUMBER", LIBJPEG_TURBO_VERSION_NUMBER);
     PyModule_AddIntConstant(m, "JPEG_LIB_VERSION", JPEG_LIB_VERSION);
     return m;

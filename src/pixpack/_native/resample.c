@@ -5,6 +5,8 @@
  *   resize(src, box, dst, alpha=None, beta=None, chw=False, flip=0, antialias=True,
  *          sigma=(0, 0), radius=(0, 0))
  *   resize_chunk(buffer, jobs, dst, alpha, beta, chw, antialias, ok)
+ *   resize_jpeg_chunk(buffer, jobs, dst, alpha, beta, chw, antialias, ok)
+ *     (decoding through pixpack._native._jpeg's C API, jpeg_api.h)
  *
  * The filter is torchvision's (torch's _upsample_bilinear2d_aa, PIL's): a separable
  * triangle of half-width max(scale, 1) source pixels with half-pixel centres, so a
@@ -33,6 +35,7 @@
 
 #include "draw.h"
 #include "glue.h"
+#include "jpeg_api.h"
 
 #include <limits.h>
 #include <math.h>
@@ -105,15 +108,18 @@ static void scratch_destroy(void *p)
     free(s);
 }
 
-static scratch_t *thread_scratch(void)
+/* This thread's block under `key` (the resize scratch, or the JPEG chunk path's strip). */
+static scratch_t *thread_block(pthread_key_t key)
 {
-    scratch_t *s = (scratch_t *)pthread_getspecific(scratch_key);
-    if (!s && (s = (scratch_t *)calloc(1, sizeof *s)) && pthread_setspecific(scratch_key, s)) {
+    scratch_t *s = (scratch_t *)pthread_getspecific(key);
+    if (!s && (s = (scratch_t *)calloc(1, sizeof *s)) && pthread_setspecific(key, s)) {
         free(s);
         s = NULL;
     }
     return s;
 }
+
+static scratch_t *thread_scratch(void) { return thread_block(scratch_key); }
 
 /* At least `bytes` of this thread's scratch (contents kept only when it does not grow),
  * or NULL without memory. */
@@ -898,67 +904,105 @@ static Py_buffer *get_buffers(PyObject *obj, Py_ssize_t *count)
     return bufs;
 }
 
+/* What a chunk call holds: its source buffers, jobs table, batch and ok flags. */
+typedef struct {
+    Py_buffer *bufs;
+    Py_ssize_t nbufs, n, cols;
+    int multi, chw, antialias;
+    PyObject *alpha, *beta; /* borrowed */
+    Py_buffer jobs, dst, ok;
+} chunk_args_t;
+
+static void chunk_release(chunk_args_t *a)
+{
+    PyBuffer_Release(&a->ok);
+    PyBuffer_Release(&a->dst);
+    PyBuffer_Release(&a->jobs);
+    release_buffers(a->bufs, a->nbufs);
+}
+
+/* Parse a chunk call (buffer, jobs, dst, alpha, beta, chw, antialias, ok), hold its
+ * buffers and check the jobs table ((n, cols) C-contiguous int64, one more column with
+ * a tuple of buffers) and ok ((n,) writable bytes). Returns 0, or -1 with an
+ * exception set and nothing held. */
+static int chunk_acquire(chunk_args_t *a, PyObject *args, PyObject *kwargs, Py_ssize_t cols,
+                         const char *who)
+{
+    static char *kwlist[] = {"buffer", "jobs", "dst", "alpha", "beta",
+                             "chw",    "antialias", "ok", NULL};
+    PyObject *buf_obj, *jobs_obj, *dst_obj, *ok_obj;
+    memset(a, 0, sizeof *a);
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OOOOOppO", kwlist, &buf_obj, &jobs_obj,
+                                     &dst_obj, &a->alpha, &a->beta, &a->chw, &a->antialias,
+                                     &ok_obj))
+        return -1;
+    a->multi = PyTuple_Check(buf_obj);
+    a->cols = a->multi ? cols + 1 : cols;
+    a->bufs = get_buffers(buf_obj, &a->nbufs);
+    if (a->bufs == NULL)
+        return -1;
+    if (PyObject_GetBuffer(jobs_obj, &a->jobs, PyBUF_RECORDS_RO) < 0) {
+        release_buffers(a->bufs, a->nbufs);
+        return -1;
+    }
+    if (PyObject_GetBuffer(dst_obj, &a->dst, PyBUF_RECORDS) < 0) {
+        PyBuffer_Release(&a->jobs);
+        release_buffers(a->bufs, a->nbufs);
+        return -1;
+    }
+    if (PyObject_GetBuffer(ok_obj, &a->ok, PyBUF_RECORDS) < 0) {
+        PyBuffer_Release(&a->dst);
+        PyBuffer_Release(&a->jobs);
+        release_buffers(a->bufs, a->nbufs);
+        return -1;
+    }
+    const Py_buffer *jb = &a->jobs, *okb = &a->ok;
+    a->n = jb->ndim == 2 ? jb->shape[0] : -1;
+    if (a->n < 0 || jb->shape[1] != a->cols || jb->itemsize != 8 ||
+        !(is_format(jb, 'q') || is_format(jb, 'l')) || jb->strides[1] != 8 ||
+        jb->strides[0] != 8 * a->cols) {
+        PyErr_Format(PyExc_ValueError,
+                     "%s: jobs must be a C-contiguous (n, %zd) int64, (n, %zd) with a tuple of "
+                     "buffers", who, cols, cols + 1);
+        chunk_release(a);
+        return -1;
+    }
+    if (okb->ndim != 1 || okb->shape[0] < a->n || okb->itemsize != 1 || okb->readonly) {
+        PyErr_Format(PyExc_ValueError, "%s: ok must be a writable (n,) bool array", who);
+        chunk_release(a);
+        return -1;
+    }
+    return 0;
+}
+
 static PyObject *py_resize_chunk(PyObject *self, PyObject *args, PyObject *kwargs)
 {
     (void)self;
-    static char *kwlist[] = {"buffer", "jobs", "dst", "alpha", "beta",
-                             "chw",    "antialias", "ok", NULL};
-    PyObject *buf_obj, *jobs_obj, *dst_obj, *alpha, *beta, *ok_obj;
-    int chw, antialias;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OOOOOppO", kwlist, &buf_obj, &jobs_obj,
-                                     &dst_obj, &alpha, &beta, &chw, &antialias, &ok_obj))
+    chunk_args_t a;
+    if (chunk_acquire(&a, args, kwargs, J_COLS, "resize_chunk") < 0)
         return NULL;
-    int multi = PyTuple_Check(buf_obj);
-    Py_ssize_t cols = multi ? J_COLS + 1 : J_COLS, nbufs = 0;
-    Py_buffer jb, d, okb;
-    Py_buffer *bufs = get_buffers(buf_obj, &nbufs);
-    if (bufs == NULL)
-        return NULL;
-    if (PyObject_GetBuffer(jobs_obj, &jb, PyBUF_RECORDS_RO) < 0) {
-        release_buffers(bufs, nbufs);
-        return NULL;
-    }
-    if (PyObject_GetBuffer(dst_obj, &d, PyBUF_RECORDS) < 0) {
-        PyBuffer_Release(&jb);
-        release_buffers(bufs, nbufs);
-        return NULL;
-    }
-    if (PyObject_GetBuffer(ok_obj, &okb, PyBUF_RECORDS) < 0) {
-        PyBuffer_Release(&d);
-        PyBuffer_Release(&jb);
-        release_buffers(bufs, nbufs);
-        return NULL;
-    }
+    const Py_buffer d = a.dst;
+    const int multi = a.multi;
+    const Py_ssize_t cols = a.cols, n = a.n, nbufs = a.nbufs;
+    const Py_buffer *bufs = a.bufs;
     PyObject *result = NULL;
     job_t proto;
     memset(&proto, 0, sizeof proto);
     int kind = out_kind(&d);
-    Py_ssize_t n = jb.ndim == 2 ? jb.shape[0] : -1;
-    if (n < 0 || jb.shape[1] != cols || jb.itemsize != 8 ||
-        !(is_format(&jb, 'q') || is_format(&jb, 'l')) ||
-        jb.strides[1] != 8 || jb.strides[0] != 8 * cols) {
-        PyErr_SetString(PyExc_ValueError, "resize_chunk: jobs must be a C-contiguous (n, 11) "
-                                          "int64, (n, 12) with a tuple of buffers");
-        goto done;
-    }
     if (d.ndim != 4 || kind < 0) {
         PyErr_SetString(PyExc_ValueError,
                         "resize_chunk: dst must be (n, C, H, W) or (n, H, W, C), float32 or "
                         "integer pixels");
         goto done;
     }
-    if (okb.ndim != 1 || okb.shape[0] < n || okb.itemsize != 1 || okb.readonly) {
-        PyErr_SetString(PyExc_ValueError, "resize_chunk: ok must be a writable (n,) bool array");
+    if (set_output(&proto, &d, 1, a.chw, kind) < 0 ||
+        parse_affine(a.alpha, a.beta, proto.out_c, proto.alpha, proto.beta, "resize_chunk") < 0)
         goto done;
-    }
-    if (set_output(&proto, &d, 1, chw, kind) < 0 ||
-        parse_affine(alpha, beta, proto.out_c, proto.alpha, proto.beta, "resize_chunk") < 0)
-        goto done;
-    proto.fy = proto.fx = (axis_filter_t){antialias, 0.0, 0};
+    proto.fy = proto.fx = (axis_filter_t){a.antialias, 0.0, 0};
     int status = 0;
     Py_BEGIN_ALLOW_THREADS
-    const int64_t *rows = (const int64_t *)jb.buf;
-    uint8_t *ok = (uint8_t *)okb.buf;
+    const int64_t *rows = (const int64_t *)a.jobs.buf;
+    uint8_t *ok = (uint8_t *)a.ok.buf;
     for (Py_ssize_t i = 0; i < n && status == 0; i++) {
         const int64_t *r = rows + i * cols;
         job_t j = proto;
@@ -997,10 +1041,101 @@ static PyObject *py_resize_chunk(PyObject *self, PyObject *args, PyObject *kwarg
     Py_END_ALLOW_THREADS
     result = none_or_nomemory(status);
 done:
-    PyBuffer_Release(&okb);
-    PyBuffer_Release(&d);
-    PyBuffer_Release(&jb);
-    release_buffers(bufs, nbufs);
+    chunk_release(&a);
+    return result;
+}
+
+/* ---- JPEG samples of a chunk: decode the box (jpeg_api.h) and resize, one GIL release ----
+ * Per sample from Python this was two GIL round trips and ~15 us of Python; with the
+ * GIL held by anything else (a training step, TensorFlow's iterator) the loader's
+ * threads then queued for it between samples. */
+
+/* jobs columns: offset, nbytes, top, left, box_h, box_w (full resolution), flip,
+ * slot, scale; with a tuple of buffers a 10th column says which one. */
+enum { K_OFF, K_LEN, K_TOP, K_LEFT, K_BH, K_BW, K_FLIP, K_SLOT, K_SCALE, K_COLS };
+
+static const pixpack_jpeg_api_t *jpeg_api; /* imported on first use, with the GIL */
+static pthread_key_t strip_key;            /* this thread's decode buffer (a scratch_t) */
+
+static PyObject *py_resize_jpeg_chunk(PyObject *self, PyObject *args, PyObject *kwargs)
+{
+    (void)self;
+    if (!jpeg_api) {
+        const pixpack_jpeg_api_t *api =
+            (const pixpack_jpeg_api_t *)PyCapsule_Import(PIXPACK_JPEG_API_NAME, 0);
+        if (!api)
+            return NULL;
+        if (api->version != PIXPACK_JPEG_API_VERSION)
+            return PyErr_Format(PyExc_ImportError, "pixpack._native._jpeg is of another build");
+        jpeg_api = api;
+    }
+    chunk_args_t a;
+    if (chunk_acquire(&a, args, kwargs, K_COLS, "resize_jpeg_chunk") < 0)
+        return NULL;
+    PyObject *result = NULL;
+    job_t proto;
+    memset(&proto, 0, sizeof proto);
+    const int kind = out_kind(&a.dst);
+    if (a.dst.ndim != 4 || (kind != OUT_F32 && kind != OUT_U8)) {
+        PyErr_SetString(PyExc_ValueError, "resize_jpeg_chunk: dst must be (n, C, H, W) or "
+                                          "(n, H, W, C), float32 or uint8");
+        goto done;
+    }
+    if (set_output(&proto, &a.dst, 1, a.chw, kind) < 0 ||
+        parse_affine(a.alpha, a.beta, proto.out_c, proto.alpha, proto.beta, "resize_jpeg_chunk") < 0)
+        goto done;
+    proto.fy = proto.fx = (axis_filter_t){a.antialias, 0.0, 0};
+    proto.item = 1;
+    int status = 0;
+    Py_BEGIN_ALLOW_THREADS
+    const int64_t *rows = (const int64_t *)a.jobs.buf;
+    uint8_t *ok = (uint8_t *)a.ok.buf;
+    scratch_t *strip = thread_block(strip_key);
+    if (!strip)
+        status = -1;
+    for (Py_ssize_t i = 0; i < a.n && status == 0; i++) {
+        const int64_t *r = rows + i * a.cols;
+        int64_t which = a.multi ? r[K_COLS] : 0;
+        ok[i] = 0;
+        if (which < 0 || which >= a.nbufs)
+            continue;
+        const Py_buffer *b = &a.bufs[which];
+        /* The decoder checks the region against the image; here only what it trusts. */
+        if (r[K_OFF] < 0 || r[K_LEN] <= 0 || r[K_OFF] > (int64_t)b->len ||
+            r[K_LEN] > (int64_t)b->len - r[K_OFF] || r[K_SLOT] < 0 || r[K_SLOT] >= a.dst.shape[0] ||
+            r[K_TOP] < 0 || r[K_LEFT] < 0 || r[K_BH] < 1 || r[K_BW] < 1 ||
+            r[K_TOP] > INT_MAX || r[K_LEFT] > INT_MAX || r[K_BH] > INT_MAX || r[K_BW] > INT_MAX)
+            continue;
+        pixpack_strip_t px;
+        unsigned char *block = (unsigned char *)strip->buf;
+        int rc = jpeg_api->decode_strip((const unsigned char *)b->buf + r[K_OFF],
+                                        (size_t)r[K_LEN], (int)r[K_SCALE], (long)r[K_TOP],
+                                        (long)r[K_LEFT], (long)r[K_BH], (long)r[K_BW], &block,
+                                        &strip->cap, &px);
+        strip->buf = (char *)block;
+        if (rc < 0 || (px.c != proto.out_c && px.c != 1))
+            continue; /* the general path decodes it again and reports why */
+        job_t j = proto;
+        j.src_c = px.c;
+        j.s_row = (Py_ssize_t)px.stride;
+        j.src = (const char *)block + px.col_skip * (size_t)px.c;
+        j.box_h = px.h;
+        j.box_w = px.w;
+        j.dst = (char *)a.dst.buf + r[K_SLOT] * a.dst.strides[0];
+        j.flip = (int)(r[K_FLIP] & 3);
+        status = resample(&j);
+        ok[i] = (uint8_t)(status == 0);
+    }
+    if (strip && strip->cap > SCRATCH_KEEP) {
+        free(strip->buf);
+        strip->buf = NULL;
+        strip->cap = 0;
+    }
+    scratch_trim();
+    Py_END_ALLOW_THREADS
+    result = none_or_nomemory(status);
+done:
+    chunk_release(&a);
     return result;
 }
 
@@ -1043,6 +1178,14 @@ static PyMethodDef methods[] = {
      "(offset, height, width, channels, itemsize, top, left, box_h, box_w, flip, slot)\n"
      "into buffer; row i goes to dst[slot]. ok[i] is set False (and nothing written)\n"
      "for a row that does not fit the buffer, its own shape or dst."},
+    {"resize_jpeg_chunk", (PyCFunction)(void (*)(void))py_resize_jpeg_chunk,
+     METH_VARARGS | METH_KEYWORDS,
+     "resize_jpeg_chunk(buffer, jobs, dst, alpha, beta, chw, antialias, ok)\n\n"
+     "For n JPEG samples in one GIL release: decode the region at 1/scale (as\n"
+     "_jpeg.decode does, strictly) and resize() all of it into dst[slot]. jobs: (n, 9)\n"
+     "int64 rows (offset, nbytes, top, left, box_h, box_w, flip, slot, scale) into\n"
+     "buffer. ok[i] is False for a row that failed (corrupt data, a region outside the\n"
+     "image, a span outside the buffer): nothing else is reported; decode it again."},
     {NULL, NULL, 0, NULL},
 };
 
@@ -1052,7 +1195,8 @@ static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_resample",
 
 PyMODINIT_FUNC PyInit__resample(void)
 {
-    if (pthread_key_create(&scratch_key, scratch_destroy) != 0)
+    if (pthread_key_create(&scratch_key, scratch_destroy) != 0 ||
+        pthread_key_create(&strip_key, scratch_destroy) != 0)
         return PyErr_NoMemory();
 #ifdef HAVE_AVX2_PATH
     __builtin_cpu_init();
