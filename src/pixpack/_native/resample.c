@@ -679,6 +679,8 @@ static void finish_row(const job_t *j, const float *rows, Py_ssize_t stride, int
         if (cpu_avx2)
             x = vfinish3_avx2(rows, stride, plane, k, w, ow, maxv, j->alpha, j->beta, (float *)d);
 #endif
+        if (x == ow)
+            return;
         for (int ch = 0; ch < 3; ch++)
             vfinish(rows + ch * plane + x, stride, k, w, ow - x, maxv, j->alpha[ch], j->beta[ch],
                     acc + ch * plane);
