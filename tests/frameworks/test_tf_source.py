@@ -56,6 +56,28 @@ def test_each_iteration_draws_a_new_iterator_to_its_end():
     assert make.started == [0, 1] and make.closed == [0, 1]
 
 
+def test_building_the_dataset_logs_no_warning():
+    """Every pixpack.tf.dataset builds one source: a TensorFlow warning there (an
+    argument named ``_`` is "not a valid node name") reached every user's log."""
+    import logging
+
+    seen: list[str] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            seen.append(record.getMessage())
+
+    logger = tf.get_logger()
+    handler = Keep(logging.WARNING)
+    logger.addHandler(handler)
+    try:
+        ds = iterator_dataset(tf, Epochs(), SIGNATURE)
+        assert _values(ds)
+    finally:
+        logger.removeHandler(handler)
+    assert seen == []
+
+
 def test_a_dropped_iterator_is_closed_at_once():
     make = Epochs()
     ds = iterator_dataset(tf, make, SIGNATURE)

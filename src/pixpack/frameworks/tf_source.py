@@ -38,7 +38,8 @@ def iterator_dataset(tf: Any, make: Callable[[], Iterator[Any]], signature: tupl
     dtypes = [s.dtype for s in signature]
     scalar = tf.TensorSpec((), tf.int64)
 
-    def init(_: Any) -> Any:
+    # (an argument named ``_`` made TensorFlow warn "not a valid node name" per dataset)
+    def init(unused: Any) -> Any:
         return tf.numpy_function(live.start, [], tf.int64, stateful=True)
 
     def next_element(key: Any) -> Any:
