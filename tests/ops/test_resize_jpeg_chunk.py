@@ -133,6 +133,8 @@ def test_rows_it_cannot_do_are_flagged_not_raised(blob):
         (o + 1, n - 1, 0, 0, 8, 8, 0, 3, 1),  # not a JPEG at this offset
         (o, n, 0, 0, 2**31, 8, 0, 3, 1),  # a damaged index's sizes
         (o, n, 2**62, 0, 8, 8, 0, 3, 1),
+        (o, n, 0, 0, 8, 8, 0, 3, 2**32 + 2),  # a scale that wraps to 2 in 32 bits
+        (o, n, 0, 0, 8, 8, 0, 3, -(2**32) + 4),
         (offsets[2], lengths[2], 0, 0, 8, 8, 0, 3, 1),  # grey: fine (replicated)
     ]
     work = np.full((4, 3, 16, 16), -7.0, np.float32)
@@ -171,6 +173,43 @@ def test_bad_arguments_raise_value_errors(blob):
     with pytest.raises(ValueError, match="ok"):
         resample.resize_jpeg_chunk(data, row, np.zeros((1, 3, 8, 8), np.float32), None, None,
                                    True, True, np.zeros(1, np.int64))  # fmt: skip
+
+
+@pytest.mark.parametrize("chunk", ["resize_chunk", "resize_jpeg_chunk"])
+def test_a_strided_ok_array_is_refused(blob, chunk):
+    """ok is written as contiguous bytes: a strided or reversed view would be written
+    past its end (found under ASan), so it is a ValueError like any other bad shape."""
+    data, offsets, lengths, _ = blob
+    cols = 11 if chunk == "resize_chunk" else 9
+    jobs = np.zeros((4, cols), np.int64)
+    work = np.zeros((4, 3, 8, 8), np.float32)
+    for ok in (np.zeros(4, np.bool_)[::-1], np.zeros(8, np.bool_)[::2]):
+        with pytest.raises(ValueError, match="ok must be"):
+            getattr(resample, chunk)(data, jobs, work, None, None, True, True, ok)
+
+
+def test_works_in_a_process_that_never_imported_the_jpeg_module(blob, tmp_path):
+    """The decoder comes from pixpack._native._jpeg's capsule, which must be imported
+    by the call itself (PyCapsule_Import only looks up attributes)."""
+    import subprocess
+    import sys
+
+    data, offsets, lengths, _ = blob
+    (tmp_path / "data.bin").write_bytes(data)
+    code = "\n".join([
+        "import sys, numpy as np",
+        "from pixpack._native import _resample as R",
+        "assert 'pixpack._native._jpeg' not in sys.modules",
+        f"data = open({str(tmp_path / 'data.bin')!r}, 'rb').read()",
+        f"rows = np.array([({offsets[0]}, {lengths[0]}, 0, 0, 64, 64, 0, 0, 1)], np.int64)",
+        "ok = np.zeros(1, bool)",
+        "R.resize_jpeg_chunk(data, rows, np.zeros((1, 8, 8, 3), np.uint8), None, None, "
+        "False, True, ok)",
+        "print(ok.tolist())",
+    ])
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[True]"
 
 
 def test_threads_decode_at_once_and_agree(blob):

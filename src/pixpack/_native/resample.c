@@ -969,8 +969,11 @@ static int chunk_acquire(chunk_args_t *a, PyObject *args, PyObject *kwargs, Py_s
         chunk_release(a);
         return -1;
     }
-    if (okb->ndim != 1 || okb->shape[0] < a->n || okb->itemsize != 1 || okb->readonly) {
-        PyErr_Format(PyExc_ValueError, "%s: ok must be a writable (n,) bool array", who);
+    /* ok[i] is written as contiguous bytes: a strided view would be written past */
+    if (okb->ndim != 1 || okb->shape[0] < a->n || okb->itemsize != 1 || okb->readonly ||
+        okb->strides[0] != 1) {
+        PyErr_Format(PyExc_ValueError, "%s: ok must be a writable contiguous (n,) bool array",
+                     who);
         chunk_release(a);
         return -1;
     }
@@ -1063,6 +1066,11 @@ static PyObject *py_resize_jpeg_chunk(PyObject *self, PyObject *args, PyObject *
 {
     (void)self;
     if (!jpeg_api) {
+        /* PyCapsule_Import only walks attributes: the submodule must be imported first */
+        PyObject *mod = PyImport_ImportModule("pixpack._native._jpeg");
+        if (!mod)
+            return NULL;
+        Py_DECREF(mod);
         const pixpack_jpeg_api_t *api =
             (const pixpack_jpeg_api_t *)PyCapsule_Import(PIXPACK_JPEG_API_NAME, 0);
         if (!api)
@@ -1106,8 +1114,9 @@ static PyObject *py_resize_jpeg_chunk(PyObject *self, PyObject *args, PyObject *
         if (r[K_OFF] < 0 || r[K_LEN] <= 0 || r[K_OFF] > (int64_t)b->len ||
             r[K_LEN] > (int64_t)b->len - r[K_OFF] || r[K_SLOT] < 0 || r[K_SLOT] >= a.dst.shape[0] ||
             r[K_TOP] < 0 || r[K_LEFT] < 0 || r[K_BH] < 1 || r[K_BW] < 1 ||
-            r[K_TOP] > INT_MAX || r[K_LEFT] > INT_MAX || r[K_BH] > INT_MAX || r[K_BW] > INT_MAX)
-            continue;
+            r[K_TOP] > INT_MAX || r[K_LEFT] > INT_MAX || r[K_BH] > INT_MAX || r[K_BW] > INT_MAX ||
+            (r[K_SCALE] != 1 && r[K_SCALE] != 2 && r[K_SCALE] != 4 && r[K_SCALE] != 8))
+            continue; /* (the scale checked before the int cast, which would wrap it) */
         pixpack_strip_t px;
         unsigned char *block = (unsigned char *)strip->buf;
         int rc = jpeg_api->decode_strip((const unsigned char *)b->buf + r[K_OFF],
