@@ -78,6 +78,27 @@ def test_building_the_dataset_logs_no_warning():
     assert seen == []
 
 
+def test_batches_are_made_on_the_thread_that_asks_for_them():
+    """The Python ``next`` runs on the iterating thread (like a NumPy Loader's), not
+    handed to one of tf.data's threads and back for every batch (with the options
+    pixpack.tf.dataset sets by default: no prefetch injected by tf.data)."""
+    import threading
+
+    threads: list[int] = []
+
+    def make():
+        for i in range(3):
+            threads.append(threading.get_ident())
+            yield (np.zeros((2, 3), np.float32), np.array([0, i], np.int64))
+
+    options = tf.data.Options()
+    options.experimental_optimization.inject_prefetch = False
+    options.autotune.enabled = False
+    ds = iterator_dataset(tf, make, SIGNATURE).with_options(options)
+    assert len(_values(ds)) == 3
+    assert threads == [threading.get_ident()] * 3
+
+
 def test_a_dropped_iterator_is_closed_at_once():
     make = Epochs()
     ds = iterator_dataset(tf, make, SIGNATURE)
