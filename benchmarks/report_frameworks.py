@@ -119,6 +119,22 @@ FINDINGS = {
   work, the cores also got slower during the run (the torch Loader 4,136 -> 3,615
   img/s, 445 -> 483 µs per image): ratios are taken within a round.
 """,
+    "fd38fac": """## What was found (this run)
+
+- **After the TF source's batches moved to the iterating thread** (`fd38fac`: a
+  `MapDataset` with `use_inter_op_parallelism=False` over the `GeneratorDataset`'s keys,
+  so the Python `next` no longer runs on a tf.data thread), 5 rounds: TF / torch
+  **0.83x** (0.76-1.02 per round), JAX / torch **1.04x** (0.87-1.18), NumPy / torch
+  1.00x; pixpack-TF / Keras + RandomCrop 11.6x. A noisy run: every row's CPU time per
+  image rose and fell together between rounds (torch 253-310 µs, TF 272-365 µs for the
+  same work), i.e. the machine, not the code, set most of the spread. Measured in one
+  process, alternating 2-epoch windows of the two sources (16 pairs, twice): the new
+  source +0.6% and +2.4% img/s (medians of paired ratios); alone, 0.49-0.63 against
+  0.72-0.74 ms per batch.
+- **Four runs after the JPEG chunk path**: TF / torch 0.86x, 0.91x, 0.90x (0.8955) and
+  0.83x; JAX / torch 0.90x, 1.00x, 0.93x and 1.04x. JAX meets the 0.9x target in all
+  four; TF does not reliably.
+""",
     "d0740ad": """## What was found (this run)
 
 - **The pixpack rows and Keras + RandomCrop at the session's final code** (`d0740ad`;
