@@ -91,12 +91,39 @@ def test_batches_are_made_on_the_thread_that_asks_for_them():
             threads.append(threading.get_ident())
             yield (np.zeros((2, 3), np.float32), np.array([0, i], np.int64))
 
-    options = tf.data.Options()
-    options.experimental_optimization.inject_prefetch = False
-    options.autotune.enabled = False
-    ds = iterator_dataset(tf, make, SIGNATURE).with_options(options)
+    ds = iterator_dataset(tf, make, SIGNATURE)  # (no read-ahead injected by tf.data)
     assert len(_values(ds)) == 3
     assert threads == [threading.get_ident()] * 3
+
+
+def test_an_iterator_that_ended_is_not_asked_again():
+    """StopIteration ends a TensorFlow iterator for good, as with from_generator, even
+    when the Python iterator would yield again (not a generator); it is closed then."""
+
+    class Flaky:
+        def __init__(self) -> None:
+            self.calls, self.closed = 0, False
+
+        def __iter__(self):
+            return self
+
+        def __next__(self):
+            self.calls += 1
+            if self.calls == 3:
+                raise StopIteration
+            return (np.zeros((2, 3), np.float32), np.array([0, self.calls], np.int64))
+
+        def close(self) -> None:
+            self.closed = True
+
+    made: list[Flaky] = []
+    ds = iterator_dataset(tf, lambda: made.append(Flaky()) or made[-1], SIGNATURE)
+    it = iter(ds)
+    got = [int(next(it)[1][1]) for _ in range(2)]
+    for _ in range(2):
+        with pytest.raises(StopIteration):
+            next(it)
+    assert got == [1, 2] and made[0].calls == 3 and made[0].closed
 
 
 def test_a_dropped_iterator_is_closed_at_once():

@@ -87,7 +87,12 @@ def iterator_dataset(tf: Any, make: Callable[[], Iterator[Any]], signature: tupl
         use_inter_op_parallelism=False,
         preserve_cardinality=False,
     )
+    # tf.data would inject a prefetch after the MapDataset, reading each Python iterator
+    # one element ahead on its own thread; the source reads only what is asked for.
+    options = tf.data.Options()
+    options.experimental_optimization.inject_prefetch = False
     ds = tf.data.experimental.from_variant(variant, structure=tuple(signature))
+    ds = ds.with_options(options)
     setattr(ds, _KEEP_ATTR, (functions, live))
     return ds
 
@@ -114,7 +119,11 @@ class _Live:
             iterator = self._iterators.get(int(key))
         if iterator is None:  # finished already
             raise StopIteration
-        return tuple(next(iterator))  # StopIteration ends TensorFlow's iterator
+        try:
+            return tuple(next(iterator))
+        except StopIteration:  # ends TensorFlow's iterator, for good (as from_generator)
+            self.finish(key)  # an iterator that would yield again is not asked again
+            raise
 
     def finish(self, key: np.int64) -> np.int64:
         with self._lock:
