@@ -119,6 +119,17 @@ FINDINGS = {
   work, the cores also got slower during the run (the torch Loader 4,136 -> 3,615
   img/s, 445 -> 483 µs per image): ratios are taken within a round.
 """,
+    "9c5c56a": """## What was found (this run)
+
+- **The session's final code** (`9c5c56a`; the source change after `fd38fac` only
+  affects callers of the bare source), 5 rounds in a noisy hour (NumPy 5,637-7,470
+  img/s between rounds): TF / torch **0.90x** (0.898: the median misses the target;
+  0.70-1.07 per round), JAX / torch **0.91x** (0.86-0.97), NumPy / torch 0.97x;
+  pixpack-TF / Keras + RandomCrop 12.9x.
+- **Five runs after the JPEG chunk path**: TF / torch 0.86x, 0.91x, 0.90x (0.8955),
+  0.83x, 0.90x (0.898); JAX / torch 0.90x, 1.00x, 0.93x, 1.04x, 0.91x. JAX meets the
+  0.9x target in all five; TF reaches it in one.
+""",
     "fd38fac": """## What was found (this run)
 
 - **After the TF source's batches moved to the iterating thread** (`fd38fac`: a
