@@ -360,6 +360,16 @@ def test_choose_scale_exhaustive_grid() -> None:
         jpeg.choose_scale(0, 10, 5, 5)
 
 
+def test_choose_scales_agrees_with_choose_scale() -> None:
+    """The loader's chunk path picks the scales of a whole chunk at once."""
+    rh, rw = np.meshgrid(np.arange(1, 200, 3), np.arange(1, 200, 7), indexing="ij")
+    rh, rw = rh.ravel().astype(np.int64), rw.ravel().astype(np.int64)
+    for oh, ow in ((1, 1), (7, 23), (24, 24), (39, 5)):
+        got = jpeg.choose_scales(rh, rw, oh, ow)
+        want = [jpeg.choose_scale(int(h), int(w), oh, ow) for h, w in zip(rh, rw, strict=True)]
+        assert got.tolist() == want
+
+
 # -- threads ------------------------------------------------------------------------
 
 

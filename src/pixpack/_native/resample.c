@@ -133,15 +133,18 @@ static char *scratch(scratch_t *s, size_t bytes)
     return s->buf;
 }
 
-static void scratch_trim(void)
+/* Free this thread's block under `key` if it grew past SCRATCH_KEEP. */
+static void block_trim(pthread_key_t key)
 {
-    scratch_t *s = (scratch_t *)pthread_getspecific(scratch_key);
+    scratch_t *s = (scratch_t *)pthread_getspecific(key);
     if (s && s->cap > SCRATCH_KEEP) {
         free(s->buf);
         s->buf = NULL;
         s->cap = 0;
     }
 }
+
+static void scratch_trim(void) { block_trim(scratch_key); }
 
 /* ---- filter taps ---- */
 
@@ -943,19 +946,11 @@ static int chunk_acquire(chunk_args_t *a, PyObject *args, PyObject *kwargs, Py_s
     a->bufs = get_buffers(buf_obj, &a->nbufs);
     if (a->bufs == NULL)
         return -1;
-    if (PyObject_GetBuffer(jobs_obj, &a->jobs, PyBUF_RECORDS_RO) < 0) {
-        release_buffers(a->bufs, a->nbufs);
-        return -1;
-    }
-    if (PyObject_GetBuffer(dst_obj, &a->dst, PyBUF_RECORDS) < 0) {
-        PyBuffer_Release(&a->jobs);
-        release_buffers(a->bufs, a->nbufs);
-        return -1;
-    }
-    if (PyObject_GetBuffer(ok_obj, &a->ok, PyBUF_RECORDS) < 0) {
-        PyBuffer_Release(&a->dst);
-        PyBuffer_Release(&a->jobs);
-        release_buffers(a->bufs, a->nbufs);
+    /* (a Py_buffer not acquired is still zeroed: chunk_release skips it) */
+    if (PyObject_GetBuffer(jobs_obj, &a->jobs, PyBUF_RECORDS_RO) < 0 ||
+        PyObject_GetBuffer(dst_obj, &a->dst, PyBUF_RECORDS) < 0 ||
+        PyObject_GetBuffer(ok_obj, &a->ok, PyBUF_RECORDS) < 0) {
+        chunk_release(a);
         return -1;
     }
     const Py_buffer *jb = &a->jobs, *okb = &a->ok;
@@ -1137,11 +1132,7 @@ static PyObject *py_resize_jpeg_chunk(PyObject *self, PyObject *args, PyObject *
         status = resample(&j);
         ok[i] = (uint8_t)(status == 0);
     }
-    if (strip && strip->cap > SCRATCH_KEEP) {
-        free(strip->buf);
-        strip->buf = NULL;
-        strip->cap = 0;
-    }
+    block_trim(strip_key);
     scratch_trim();
     Py_END_ALLOW_THREADS
     result = none_or_nomemory(status);

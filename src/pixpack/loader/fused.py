@@ -37,6 +37,7 @@ from typing import Any
 import numpy as np
 
 from .. import format as fmt
+from ..read.jpeg import choose_scales
 from .convert import OutputSpec
 
 try:
@@ -178,26 +179,19 @@ class FusedPlan:
         """Decode and resize the JPEG samples at ``sel`` in one native call, each at
         the largest DCT scale that still covers the output (:func:`choose_scale`);
         return the positions it could not do (left to the general path)."""
-        out_h, out_w = self.size
-        bh, bw = boxes[sel, 2], boxes[sel, 3]
-        scale = np.ones(sel.size, np.int64)
-        for d in (2, 4, 8):  # the largest that fits wins: ascending, overwriting
-            scale[(bh >= out_h * d) & (bw >= out_w * d)] = d
-        table = np.empty((sel.size, 10 if len(buffers) > 1 else 9), np.int64)
+        multi = len(buffers) > 1  # a sharded pack: a 10th column names each row's shard
+        table = np.empty((sel.size, 10 if multi else 9), np.int64)
         table[:, 0] = offsets[sel]
         table[:, 1] = nbytes[sel]
         table[:, 2:7] = boxes[sel]
         table[:, 7] = sel
-        table[:, 8] = scale
+        table[:, 8] = choose_scales(boxes[sel, 2], boxes[sel, 3], *self.size)
+        if multi:
+            table[:, 9] = which[sel]
         done = np.zeros(sel.size, np.bool_)
         try:
-            if len(buffers) == 1:
-                _resize_jpeg_chunk(buffers[0], table, work, alpha, beta, chw, self.antialias,
-                                   done)  # fmt: skip
-            else:
-                table[:, 9] = which[sel]
-                _resize_jpeg_chunk(tuple(buffers), table, work, alpha, beta, chw,
-                                   self.antialias, done)  # fmt: skip
+            _resize_jpeg_chunk(tuple(buffers) if multi else buffers[0], table, work, alpha,
+                               beta, chw, self.antialias, done)  # fmt: skip
         except MemoryError:
             done[:] = False  # the general path tries each again, and reports
         ok[sel[done]] = True

@@ -46,6 +46,7 @@ __all__ = [
     "SCALES",
     "native_available",
     "choose_scale",
+    "choose_scales",
     "scaled_box",
     "output_shape",
     "jpeg_shape",
@@ -93,6 +94,16 @@ def choose_scale(region_h: int, region_w: int, out_h: int, out_w: int) -> int:
         if region_h >= out_h * d and region_w >= out_w * d:
             return d
     return 1
+
+
+def choose_scales(
+    region_h: np.ndarray, region_w: np.ndarray, out_h: int, out_w: int
+) -> np.ndarray:
+    """:func:`choose_scale` for arrays of regions (int64), for a chunk of samples."""
+    scale = np.ones(np.shape(region_h), np.int64)
+    for d in (2, 4, 8):  # ascending, overwriting: the largest that fits wins
+        scale[(region_h >= out_h * d) & (region_w >= out_w * d)] = d
+    return scale
 
 
 def _check_scale(scale: int) -> None:
